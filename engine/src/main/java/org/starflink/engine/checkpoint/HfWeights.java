@@ -73,8 +73,8 @@ final class HfWeights {
         }
         Safetensors.TensorHeader header = tensors.header(name);
         if (!Arrays.equals(header.shape(), expectedShape)) {
-            throw new EngineException(tensors.dir() + ": shape mismatch: " + name + " is " + header.shapeText() + " but config needs "
-                    + Arrays.toString(expectedShape));
+            throw new EngineException(tensors.dir() + ": shape mismatch: " + name + " is " + header.shapeText()
+                    + " but config needs " + Arrays.toString(expectedShape));
         }
         return tensors.read(name);
     }
@@ -83,8 +83,8 @@ final class HfWeights {
         for (String name : tensors.names()) {
             Matcher matcher = LAYER_INDEX.matcher(name);
             if (matcher.find() && Long.parseLong(matcher.group(1)) >= config.layers()) {
-                throw new EngineException(tensors.dir() + ": tensor " + name + " is beyond config.json's num_hidden_layers "
-                        + config.layers());
+                throw new EngineException(tensors.dir() + ": tensor " + name
+                        + " is beyond config.json's num_hidden_layers " + config.layers());
             }
         }
     }

@@ -26,7 +26,7 @@ import java.util.stream.Collectors;
  */
 public final class Safetensors implements AutoCloseable {
     private static final String METADATA_KEY = "__metadata__";
-    /** Largest single mapping; a tensor is widened window by window so that no mapping exceeds 2 GiB. */
+    /** Largest single mapping; a tensor is widened window by window since one mapping cannot exceed 2 GiB. */
     private static final long MAX_WINDOW_BYTES = 1L << 30;
     /** The safetensors format's own limit on the JSON header. */
     private static final long MAX_HEADER_BYTES = 100L << 20;
@@ -55,16 +55,24 @@ public final class Safetensors implements AutoCloseable {
     private final FileChannel channel;
     private final long dataStart;
     private final Map<String, TensorHeader> tensors;
+    private final long windowBytes;
 
-    private Safetensors(Path file, FileChannel channel, long dataStart, Map<String, TensorHeader> tensors) {
+    private Safetensors(Path file, FileChannel channel, long dataStart, Map<String, TensorHeader> tensors,
+                        long windowBytes) {
         this.file = file;
         this.channel = channel;
         this.dataStart = dataStart;
         this.tensors = tensors;
+        this.windowBytes = windowBytes;
     }
 
     /** Opens and validates {@code file}; every problem is an {@link EngineException} naming the file. */
     public static Safetensors open(Path file) {
+        return open(file, MAX_WINDOW_BYTES);
+    }
+
+    /** As {@link #open(Path)}, mapping at most {@code windowBytes} at a time (small in tests, to cross windows). */
+    static Safetensors open(Path file, long windowBytes) {
         FileChannel channel;
         try {
             channel = FileChannel.open(file, StandardOpenOption.READ);
@@ -91,7 +99,7 @@ public final class Safetensors implements AutoCloseable {
             byte[] header = new byte[(int) headerLength];
             channel.map(FileChannel.MapMode.READ_ONLY, Long.BYTES, headerLength).get(header);
             Map<String, TensorHeader> tensors = parseHeader(file, header, dataSize);
-            return new Safetensors(file, channel, Long.BYTES + headerLength, tensors);
+            return new Safetensors(file, channel, Long.BYTES + headerLength, tensors, windowBytes);
         } catch (IOException e) {
             closeQuietly(channel);
             throw new EngineException(file + ": cannot read safetensors file (" + e + ")", e);
@@ -135,7 +143,7 @@ public final class Safetensors implements AutoCloseable {
             throw fail(file, "tensor " + name + " has " + count + " elements, more than one Java array holds");
         }
         float[] values = new float[(int) count];
-        long windowElements = MAX_WINDOW_BYTES / dtype.bytes;
+        long windowElements = windowBytes / dtype.bytes;
         try {
             for (long done = 0; done < count; done += windowElements) {
                 int n = (int) Math.min(windowElements, count - done);
