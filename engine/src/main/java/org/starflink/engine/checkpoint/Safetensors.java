@@ -42,6 +42,15 @@ public final class Safetensors implements AutoCloseable {
      * @param dataEnd   one past the last byte, relative to the start of the data section
      */
     public record TensorHeader(String dtype, long[] shape, long dataBegin, long dataEnd) {
+        public TensorHeader {
+            shape = shape.clone();
+        }
+
+        @Override
+        public long[] shape() {
+            return shape.clone();
+        }
+
         public long elementCount() {
             return Arrays.stream(shape).reduce(1L, Math::multiplyExact);
         }

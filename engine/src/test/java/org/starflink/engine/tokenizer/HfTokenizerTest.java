@@ -9,7 +9,12 @@ import org.starflink.engine.testing.RandomHfCheckpoint;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -90,6 +95,32 @@ class HfTokenizerTest {
         }
         streamed.append(decoder.flush());
         assertEquals(MIXED, streamed.toString());
+    }
+
+    /** The {@link Tokenizer} contract promises thread safety; one model's tokenizer serves every operator. */
+    @Test
+    void encodesAndDecodesConcurrently() throws Exception {
+        int[] expected = tokenizer.encode(MIXED);
+        ExecutorService pool = Executors.newFixedThreadPool(4);
+        try {
+            List<Future<Boolean>> results = new ArrayList<>();
+            for (int task = 0; task < 16; task++) {
+                results.add(pool.submit(() -> {
+                    for (int i = 0; i < 200; i++) {
+                        int[] ids = tokenizer.encode(MIXED);
+                        if (!Arrays.equals(expected, ids) || !MIXED.equals(tokenizer.decode(ids))) {
+                            return false;
+                        }
+                    }
+                    return true;
+                }));
+            }
+            for (Future<Boolean> result : results) {
+                assertTrue(result.get());
+            }
+        } finally {
+            pool.shutdownNow();
+        }
     }
 
     @Test
