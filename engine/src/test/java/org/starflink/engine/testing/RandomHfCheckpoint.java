@@ -11,6 +11,7 @@ import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Random;
 import java.util.Set;
@@ -259,6 +260,8 @@ public final class RandomHfCheckpoint {
         private ObjectNode config() {
             ObjectNode config = JSON.createObjectNode();
             config.putArray("architectures").add(architecture);
+            // transformers' AutoConfig keys on model_type: "llama" for LlamaForCausalLM, "qwen2" for Qwen2...
+            config.put("model_type", architecture.replace("ForCausalLM", "").toLowerCase(Locale.ROOT));
             config.put("hidden_size", dim)
                     .put("intermediate_size", hidden)
                     .put("num_hidden_layers", layers)
