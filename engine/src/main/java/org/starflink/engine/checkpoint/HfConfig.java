@@ -54,25 +54,24 @@ public final class HfConfig {
         int maxPositions = requiredInt("max_position_embeddings");
         refuseSlidingWindow(architecture, maxPositions);
         int vocabSize = requiredInt("vocab_size");
+        int hiddenDim = requiredInt("intermediate_size");
+        int layers = requiredInt("num_hidden_layers");
+        int kvHeads = optionalInt(json, "num_key_value_heads", heads);
+        int headDim = optionalInt(json, "head_dim", dim / heads);
+        double ropeTheta = ropeTheta();
+        RopeScaling ropeScaling = ropeScaling();
+        double rmsNormEps = optionalDouble("rms_norm_eps", 1e-6);
+        boolean tied = json.path("tie_word_embeddings").asBoolean(false);
         TokenIds ids = new TokenIds(dir, vocabSize);
-        return new ModelConfig(
-                architecture,
-                dim,
-                requiredInt("intermediate_size"),
-                requiredInt("num_hidden_layers"),
-                heads,
-                optionalInt(json, "num_key_value_heads", heads),
-                optionalInt(json, "head_dim", dim / heads),
-                vocabSize,
-                maxPositions,
-                ropeTheta(),
-                RopeStyle.HALVES,
-                ropeScaling(),
-                optionalDouble("rms_norm_eps", 1e-6),
-                architecture.equals(QWEN2),
-                json.path("tie_word_embeddings").asBoolean(false),
-                ids.bos(),
-                ids.eos());
+        int bos = ids.bos();
+        Set<Integer> eos = ids.eos();
+        try {
+            return new ModelConfig(architecture, dim, hiddenDim, layers, heads, kvHeads, headDim, vocabSize,
+                    maxPositions, ropeTheta, RopeStyle.HALVES, ropeScaling, rmsNormEps, architecture.equals(QWEN2),
+                    tied, bos, eos);
+        } catch (EngineException e) {
+            throw new EngineException(file + ": " + e.getMessage(), e);
+        }
     }
 
     private String architecture() {

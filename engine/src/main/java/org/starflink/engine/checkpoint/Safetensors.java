@@ -8,7 +8,6 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.MappedByteBuffer;
 import java.nio.channels.FileChannel;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
@@ -97,7 +96,7 @@ public final class Safetensors implements AutoCloseable {
                     .order(ByteOrder.LITTLE_ENDIAN);
             long headerLength = lengthBytes.getLong(0);
             long dataSize = fileSize - Long.BYTES - headerLength;
-            if (headerLength <= 0 || dataSize < 0) {
+            if (headerLength < 0 || dataSize < 0) {
                 throw fail(file, "header length " + Long.toUnsignedString(headerLength)
                         + " is beyond the file (" + fileSize + " bytes)");
             }

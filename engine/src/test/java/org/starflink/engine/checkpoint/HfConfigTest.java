@@ -144,6 +144,12 @@ class HfConfigTest {
     }
 
     @Test
+    void namesTheFileWhenTheModelConfigRejectsTheShape() {
+        assertMessage(fails(minimal("LlamaForCausalLM").put("num_key_value_heads", 3)),
+                "config.json: invalid model config: heads (8) must be a multiple of kv heads (3)");
+    }
+
+    @Test
     void reportsAMissingRequiredField() {
         ObjectNode json = minimal("LlamaForCausalLM");
         json.remove("intermediate_size");
