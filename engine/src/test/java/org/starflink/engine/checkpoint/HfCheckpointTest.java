@@ -119,6 +119,16 @@ class HfCheckpointTest {
     }
 
     @Test
+    void checkpointLoaderRecognisesAHuggingFaceFolder() throws IOException {
+        RandomHfCheckpoint written = RandomHfCheckpoint.builder().writeTo(dir);
+
+        Model model = CheckpointLoader.load(dir, null);
+        ((HfTokenizer) model.tokenizer()).close();
+
+        assertArrayEquals(written.tensor("model.norm.weight"), model.weights().finalNorm());
+    }
+
+    @Test
     void reportsAMissingConfig() throws IOException {
         RandomHfCheckpoint.builder().writeTo(dir);
         Files.delete(dir.resolve("config.json"));

@@ -1,0 +1,39 @@
+package org.starflink.engine.checkpoint;
+
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.Objects;
+import java.util.concurrent.ConcurrentHashMap;
+import org.starflink.engine.backend.Backend;
+import org.starflink.engine.backend.BackendKind;
+import org.starflink.engine.model.Model;
+
+/**
+ * Loads each model once per JVM and shares it, with one backend per kind, among every caller (all Flink
+ * operators of a TaskManager, all requests of a batch). Backends live until the JVM ends: they hold the
+ * weights in native memory, which is exactly what must not be reloaded per operator or per request.
+ */
+public final class ModelRegistry {
+    private record ModelKey(Path model, Path tokenizer) {
+    }
+
+    private record BackendKey(Model model, BackendKind kind) {
+    }
+
+    private static final Map<ModelKey, Model> MODELS = new ConcurrentHashMap<>();
+    private static final Map<BackendKey, Backend> BACKENDS = new ConcurrentHashMap<>();
+
+    private ModelRegistry() {
+    }
+
+    public static Model model(Path model, Path tokenizer) {
+        ModelKey key = new ModelKey(model.toAbsolutePath().normalize(),
+                tokenizer == null ? null : tokenizer.toAbsolutePath().normalize());
+        return MODELS.computeIfAbsent(key, k -> CheckpointLoader.load(k.model(), k.tokenizer()));
+    }
+
+    public static Backend backend(Model model, BackendKind kind) {
+        Objects.requireNonNull(model);
+        return BACKENDS.computeIfAbsent(new BackendKey(model, kind), k -> k.kind().create(k.model()));
+    }
+}

@@ -1,0 +1,103 @@
+package org.starflink.engine.star;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.IntConsumer;
+import java.util.stream.IntStream;
+import org.starflink.engine.EngineException;
+import org.starflink.engine.forward.KvCache;
+import org.starflink.engine.forward.Transformer;
+import org.starflink.engine.generate.GenerationResult;
+import org.starflink.engine.generate.Generator;
+import org.starflink.engine.generate.SamplingParams;
+import org.starflink.engine.generate.Timings;
+import org.starflink.engine.model.Model;
+
+/**
+ * Question answering over a long context, in one process, in Star or global mode. The token contract (other
+ * tools compare against it): context tokens = BOS + tokenize(context); blocks are consecutive runs of b of
+ * them; the anchor is their first a; question tokens = tokenize(question), no BOS, at positions N, N+1, ...
+ */
+public final class LongContextGenerator {
+    private final Model model;
+    private final Transformer transformer;
+    private final BlockEncoder encoder;
+
+    public LongContextGenerator(Model model, Transformer transformer) {
+        this.model = model;
+        this.transformer = transformer;
+        this.encoder = new BlockEncoder(transformer);
+    }
+
+    public int[] contextTokens(String context) {
+        return IntStream.concat(IntStream.of(model.config().bosId()),
+                IntStream.of(model.tokenizer().encode(context))).toArray();
+    }
+
+    public int[] questionTokens(String question) {
+        int[] tokens = model.tokenizer().encode(question);
+        if (tokens.length == 0) {
+            throw new EngineException("the question is empty");
+        }
+        return tokens;
+    }
+
+    /**
+     * The layout a mode uses: one block of the whole context for global; for Star the given block and anchor
+     * sizes, each defaulting as in the paper (block = ceil(N / 4), anchor = block).
+     */
+    public static BlockLayout layoutFor(AttentionMode mode, Integer blockSize, Integer anchorSize, int contextLength) {
+        if (mode == AttentionMode.GLOBAL) {
+            return BlockLayout.global(contextLength);
+        }
+        int block = blockSize != null ? blockSize : Math.max(1, (contextLength + 3) / 4);
+        return new BlockLayout(block, anchorSize != null ? anchorSize : block);
+    }
+
+    /** Phase 1: the anchor once, then every block against it. */
+    public EncodedContext encode(int[] contextTokens, BlockLayout layout) {
+        long start = System.nanoTime();
+        List<ContextBlock> blocks = layout.split(contextTokens);
+        KvCache anchor = blocks.size() > 1 ? encoder.encodeAnchor(layout.anchor(contextTokens)) : null;
+        List<KvCache> caches = new ArrayList<>(blocks.size());
+        for (ContextBlock block : blocks) {
+            caches.add(encoder.encode(block, anchor));
+        }
+        return new EncodedContext(contextTokens.length, caches, System.nanoTime() - start);
+    }
+
+    /** Phase 2 over an encoded context. */
+    public StarSession session(EncodedContext context, int expectedTokens) {
+        return new StarSession(new QueryHost(transformer, context.length(), expectedTokens), transformer.backend(),
+                context.blocks());
+    }
+
+    /**
+     * Encodes the context, then answers the question. Timings count phase 1 and the question's pass as prefill.
+     *
+     * @param layout            the blocks to cut the context into ({@link #layoutFor} for a mode)
+     * @param allowBeyondWindow run even when context + question + answer exceed the model's trained window
+     */
+    public GenerationResult generate(int[] contextTokens, int[] questionTokens, BlockLayout layout,
+                                     SamplingParams params, boolean allowBeyondWindow, IntConsumer onToken) {
+        checkWindow(contextTokens.length + questionTokens.length, params.maxNewTokens(), allowBeyondWindow);
+        EncodedContext encoded = encode(contextTokens, layout);
+        GenerationResult result = new Generator(model.tokenizer(), model.config().eosIds())
+                .generate(session(encoded, questionTokens.length + params.maxNewTokens()), questionTokens, params,
+                        onToken);
+        Timings t = result.timings();
+        Timings withPhase1 = new Timings(contextTokens.length + t.prefillTokens(),
+                encoded.encodeNanos() + t.prefillNanos(), t.decodeTokens(), t.decodeNanos());
+        return new GenerationResult(result.tokens(), result.text(), result.finishReason(), withPhase1);
+    }
+
+    /** Rejects a request that would run past the model's context window unless explicitly allowed. */
+    public void checkWindow(int promptTokens, int maxNewTokens, boolean allowBeyondWindow) {
+        int window = model.config().maxPositions();
+        if (!allowBeyondWindow && promptTokens + maxNewTokens > window) {
+            throw new EngineException("prompt of " + promptTokens + " tokens + " + maxNewTokens
+                    + " new tokens exceeds the model's context window of " + window
+                    + " (allow it explicitly to run past the window)");
+        }
+    }
+}

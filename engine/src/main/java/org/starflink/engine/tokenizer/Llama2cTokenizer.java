@@ -1,0 +1,130 @@
+package org.starflink.engine.tokenizer;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.starflink.engine.EngineException;
+
+/**
+ * llama2.c's tokenizer.bin: SentencePiece-style BPE with byte fallback, encoded exactly as run.c does it.
+ * File: int32 max_token_length, then per token: float32 merge score, int32 length, UTF-8 bytes.
+ */
+public final class Llama2cTokenizer implements Tokenizer {
+    private static final int BOS = 1;
+    private static final int EOS = 2;
+    /** Byte b falls back to token b + 3 (ids 0..2 are unk, BOS, EOS). */
+    private static final int BYTE_FALLBACK_OFFSET = 3;
+
+    private final String[] pieces;
+    private final float[] scores;
+    private final Map<String, Integer> idsByPiece;
+
+    private Llama2cTokenizer(String[] pieces, float[] scores) {
+        this.pieces = pieces;
+        this.scores = scores;
+        this.idsByPiece = new HashMap<>();
+        for (int i = 0; i < pieces.length; i++) {
+            idsByPiece.putIfAbsent(pieces[i], i);
+        }
+    }
+
+    public static Llama2cTokenizer load(Path file, int vocabSize) {
+        byte[] data;
+        try {
+            data = Files.readAllBytes(file);
+        } catch (IOException e) {
+            throw new EngineException("cannot read tokenizer " + file + ": " + e.getMessage(), e);
+        }
+        ByteBuffer in = ByteBuffer.wrap(data).order(ByteOrder.LITTLE_ENDIAN);
+        String[] pieces = new String[vocabSize];
+        float[] scores = new float[vocabSize];
+        try {
+            in.getInt(); // max_token_length: not needed in Java
+            for (int i = 0; i < vocabSize; i++) {
+                scores[i] = in.getFloat();
+                int length = in.getInt();
+                if (length < 0 || length > in.remaining()) {
+                    throw new EngineException("corrupt tokenizer " + file + ": token " + i + " has length " + length);
+                }
+                byte[] bytes = new byte[length];
+                in.get(bytes);
+                pieces[i] = new String(bytes, StandardCharsets.UTF_8);
+            }
+        } catch (java.nio.BufferUnderflowException e) {
+            throw new EngineException("truncated tokenizer " + file + ": expected " + vocabSize + " tokens");
+        }
+        return new Llama2cTokenizer(pieces, scores);
+    }
+
+    @Override
+    public int vocabSize() {
+        return pieces.length;
+    }
+
+    @Override
+    public int[] encode(String text) {
+        List<Integer> tokens = new ArrayList<>();
+        if (!text.isEmpty()) {
+            tokens.add(idsByPiece.get(" ")); // run.c's dummy prefix
+        }
+        text.codePoints().forEach(cp -> {
+            String ch = new String(Character.toChars(cp));
+            Integer id = idsByPiece.get(ch);
+            if (id != null) {
+                tokens.add(id);
+            } else {
+                for (byte b : ch.getBytes(StandardCharsets.UTF_8)) {
+                    tokens.add((b & 0xff) + BYTE_FALLBACK_OFFSET);
+                }
+            }
+        });
+        // Greedily merge the adjacent pair whose concatenation is the best-scoring vocabulary entry.
+        while (true) {
+            float bestScore = Float.NEGATIVE_INFINITY;
+            int bestId = -1;
+            int bestIndex = -1;
+            for (int i = 0; i + 1 < tokens.size(); i++) {
+                Integer merged = idsByPiece.get(pieces[tokens.get(i)] + pieces[tokens.get(i + 1)]);
+                if (merged != null && scores[merged] > bestScore) {
+                    bestScore = scores[merged];
+                    bestId = merged;
+                    bestIndex = i;
+                }
+            }
+            if (bestIndex < 0) {
+                break;
+            }
+            tokens.set(bestIndex, bestId);
+            tokens.remove(bestIndex + 1);
+        }
+        return tokens.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    @Override
+    public String decode(int[] tokens) {
+        java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+        int previous = -1;
+        for (int token : tokens) {
+            if (token != BOS && token != EOS) {
+                String piece = pieces[token];
+                if (previous == BOS && piece.startsWith(" ")) {
+                    piece = piece.substring(1); // run.c strips the dummy prefix's space after BOS
+                }
+                if (piece.length() == 6 && piece.startsWith("<0x") && piece.endsWith(">")) {
+                    bytes.write(Integer.parseInt(piece.substring(3, 5), 16));
+                } else {
+                    bytes.writeBytes(piece.getBytes(StandardCharsets.UTF_8));
+                }
+            }
+            previous = token;
+        }
+        return bytes.toString(StandardCharsets.UTF_8);
+    }
+}
