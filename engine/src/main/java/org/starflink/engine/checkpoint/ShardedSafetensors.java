@@ -12,8 +12,9 @@ import java.util.Set;
 
 /**
  * The tensors of a Hugging Face checkpoint directory: either one {@value #SINGLE_FILE} or several shards listed
- * by {@value #INDEX_FILE}, whose {@code weight_map} names the shard of every tensor. Opening validates every
- * shard's header and that each shard holds the tensors the index assigns to it.
+ * by {@value #INDEX_FILE}, whose {@code weight_map} names the shard of every tensor (the single file wins when
+ * both exist, as in transformers). Opening validates every shard's header and that each shard holds the tensors
+ * the index assigns to it; the index, not the shards, decides which tensors exist.
  */
 public final class ShardedSafetensors implements AutoCloseable {
     public static final String SINGLE_FILE = "model.safetensors";
