@@ -1,13 +1,12 @@
 package org.starflink.engine.checkpoint;
 
+import java.nio.file.Files;
+import java.nio.file.Path;
 import org.starflink.engine.EngineException;
 import org.starflink.engine.model.Model;
 import org.starflink.engine.model.ModelConfig;
 import org.starflink.engine.model.ModelWeights;
 import org.starflink.engine.tokenizer.HfTokenizer;
-
-import java.nio.file.Files;
-import java.nio.file.Path;
 
 /**
  * Loads a Hugging Face checkpoint directory (config.json, safetensors weights, tokenizer.json) of a supported

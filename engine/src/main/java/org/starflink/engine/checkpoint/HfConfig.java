@@ -1,17 +1,16 @@
 package org.starflink.engine.checkpoint;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import org.starflink.engine.EngineException;
-import org.starflink.engine.model.ModelConfig;
-import org.starflink.engine.model.RopeScaling;
-import org.starflink.engine.model.RopeStyle;
-
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import org.starflink.engine.EngineException;
+import org.starflink.engine.model.ModelConfig;
+import org.starflink.engine.model.RopeScaling;
+import org.starflink.engine.model.RopeStyle;
 
 /**
  * Turns a Hugging Face checkpoint's config.json into a {@link ModelConfig}, refusing every setting the engine's
@@ -132,19 +131,16 @@ public final class HfConfig {
         }
         String type = scaling.hasNonNull("rope_type") ? scaling.get("rope_type").asText()
                 : scaling.path("type").asText("default");
-        switch (type) {
-            case "default":
-                return null;
-            case "llama3":
-                return new RopeScaling(
-                        requiredNumber(scaling, "rope_scaling.factor", "factor"),
-                        requiredNumber(scaling, "rope_scaling.low_freq_factor", "low_freq_factor"),
-                        requiredNumber(scaling, "rope_scaling.high_freq_factor", "high_freq_factor"),
-                        (int) requiredNumber(scaling, "rope_scaling.original_max_position_embeddings",
-                                "original_max_position_embeddings"));
-            default:
-                throw fail("unsupported rope scaling type " + type + " (supported: llama3)");
-        }
+        return switch (type) {
+            case "default" -> null;
+            case "llama3" -> new RopeScaling(
+                    requiredNumber(scaling, "rope_scaling.factor", "factor"),
+                    requiredNumber(scaling, "rope_scaling.low_freq_factor", "low_freq_factor"),
+                    requiredNumber(scaling, "rope_scaling.high_freq_factor", "high_freq_factor"),
+                    (int) requiredNumber(scaling, "rope_scaling.original_max_position_embeddings",
+                            "original_max_position_embeddings"));
+            default -> throw fail("unsupported rope scaling type " + type + " (supported: llama3)");
+        };
     }
 
     private int requiredInt(String field) {

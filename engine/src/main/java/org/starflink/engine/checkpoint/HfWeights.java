@@ -1,15 +1,14 @@
 package org.starflink.engine.checkpoint;
 
-import org.starflink.engine.EngineException;
-import org.starflink.engine.model.LayerWeights;
-import org.starflink.engine.model.ModelConfig;
-import org.starflink.engine.model.ModelWeights;
-
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import org.starflink.engine.EngineException;
+import org.starflink.engine.model.LayerWeights;
+import org.starflink.engine.model.ModelConfig;
+import org.starflink.engine.model.ModelWeights;
 
 /**
  * Reads a Llama-family checkpoint's tensors by their Hugging Face names into {@link ModelWeights}, checking each

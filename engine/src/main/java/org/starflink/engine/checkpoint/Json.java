@@ -3,12 +3,11 @@ package org.starflink.engine.checkpoint;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import org.starflink.engine.EngineException;
-
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import org.starflink.engine.EngineException;
 
 /** Parses the JSON of a checkpoint (config files, safetensors headers) with one-line errors that name the source. */
 final class Json {

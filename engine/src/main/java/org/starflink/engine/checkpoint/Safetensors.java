@@ -1,8 +1,6 @@
 package org.starflink.engine.checkpoint;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import org.starflink.engine.EngineException;
-
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -16,6 +14,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Set;
 import java.util.stream.Collectors;
+import org.starflink.engine.EngineException;
 
 /**
  * One .safetensors file, memory-mapped: an 8-byte little-endian header length, a JSON header that gives each

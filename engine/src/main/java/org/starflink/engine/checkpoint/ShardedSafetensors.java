@@ -1,14 +1,13 @@
 package org.starflink.engine.checkpoint;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import org.starflink.engine.EngineException;
-
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Set;
+import org.starflink.engine.EngineException;
 
 /**
  * The tensors of a Hugging Face checkpoint directory: either one {@value #SINGLE_FILE} or several shards listed

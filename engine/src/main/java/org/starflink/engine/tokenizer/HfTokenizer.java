@@ -3,13 +3,12 @@ package org.starflink.engine.tokenizer;
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import org.starflink.engine.EngineException;
-
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Map;
+import org.starflink.engine.EngineException;
 
 /**
  * A Hugging Face tokenizer.json, run by DJL's binding of the Rust tokenizers library. Loaded from a local file

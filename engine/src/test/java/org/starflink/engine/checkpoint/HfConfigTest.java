@@ -1,24 +1,23 @@
 package org.starflink.engine.checkpoint;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-import org.starflink.engine.EngineException;
-import org.starflink.engine.model.ModelConfig;
-import org.starflink.engine.model.RopeScaling;
-
-import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.util.Set;
-
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.starflink.engine.checkpoint.SafetensorsTest.assertMessage;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.starflink.engine.EngineException;
+import org.starflink.engine.model.ModelConfig;
+import org.starflink.engine.model.RopeScaling;
 
 /** config.json parsing alone: written by hand, without weights or tokenizer. */
 class HfConfigTest {

@@ -1,7 +1,14 @@
 package org.starflink.engine.checkpoint;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Path;
+import java.util.List;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -12,14 +19,6 @@ import org.starflink.engine.model.Model;
 import org.starflink.engine.testing.FloatFormat;
 import org.starflink.engine.testing.RandomHfCheckpoint;
 import org.starflink.engine.tokenizer.HfTokenizer;
-
-import java.io.IOException;
-import java.io.InputStream;
-import java.nio.file.Path;
-import java.util.List;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The Hugging Face path end to end: random checkpoints written by {@link RandomHfCheckpoint}, loaded by
@@ -36,16 +35,13 @@ class HfReferenceLogitsTest {
 
     /** The checkpoints make_logits.py was run on; java.util.Random makes them identical on every JVM. */
     static RandomHfCheckpoint.Builder checkpoint(String name) {
-        switch (name) {
-            case "llama3-gqa-bf16":
-                return RandomHfCheckpoint.builder()
-                        .llama3Scaling(true).dim(64).heads(8).kvHeads(2).hidden(96).layers(3);
-            case "qwen2-f16-tied":
-                return RandomHfCheckpoint.builder().architecture("Qwen2ForCausalLM").qkvBias(true).tied(true)
-                        .format(FloatFormat.F16).sharded(false);
-            default:
-                throw new IllegalArgumentException(name);
-        }
+        return switch (name) {
+            case "llama3-gqa-bf16" -> RandomHfCheckpoint.builder()
+                    .llama3Scaling(true).dim(64).heads(8).kvHeads(2).hidden(96).layers(3);
+            case "qwen2-f16-tied" -> RandomHfCheckpoint.builder().architecture("Qwen2ForCausalLM").qkvBias(true)
+                    .tied(true).format(FloatFormat.F16).sharded(false);
+            default -> throw new IllegalArgumentException(name);
+        };
     }
 
     @ParameterizedTest

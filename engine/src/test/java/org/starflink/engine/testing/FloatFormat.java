@@ -17,14 +17,11 @@ public enum FloatFormat {
 
     /** {@code value} rounded to this format and widened back: exactly what a reader must get. */
     public float round(float value) {
-        switch (this) {
-            case F16:
-                return halfToFloat(toHalf(value));
-            case BF16:
-                return Float.intBitsToFloat((toBf16(value) & 0xffff) << 16);
-            default:
-                return value;
-        }
+        return switch (this) {
+            case F16 -> halfToFloat(toHalf(value));
+            case BF16 -> Float.intBitsToFloat((toBf16(value) & 0xffff) << 16);
+            case F32 -> value;
+        };
     }
 
     /** Little-endian bytes of {@code values} in this format, as in a safetensors data section. */
@@ -34,7 +31,7 @@ public enum FloatFormat {
             switch (this) {
                 case F16 -> out.putShort(toHalf(value));
                 case BF16 -> out.putShort(toBf16(value));
-                default -> out.putFloat(value);
+                case F32 -> out.putFloat(value);
             }
         }
         return out.array();
