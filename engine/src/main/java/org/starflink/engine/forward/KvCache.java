@@ -63,6 +63,17 @@ public final class KvCache {
         return new KvSpan(positions[layer], keys[layer], values[layer], lengths[layer]);
     }
 
+    /** A new cache holding tokens [from, to) of this one, every layer. */
+    public KvCache copyRange(int from, int to) {
+        KvCache copy = new KvCache(layers, width, to - from);
+        for (int l = 0; l < layers; l++) {
+            copy.append(l, Arrays.copyOfRange(positions[l], from, to),
+                    Arrays.copyOfRange(keys[l], from * width, to * width),
+                    Arrays.copyOfRange(values[l], from * width, to * width));
+        }
+        return copy;
+    }
+
     /** Bytes of K and V held, for metrics. */
     public long bytes() {
         long total = 0;
