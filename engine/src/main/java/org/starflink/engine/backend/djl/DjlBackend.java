@@ -239,6 +239,11 @@ public final class DjlBackend implements Backend {
         return x.div(meanSquare.add(config.rmsNormEps()).sqrt()).mul(weight);
     }
 
+    /** Native arrays alive under this backend (weights + anything a call forgot to close): for leak tests. */
+    public int liveNativeArrays() {
+        return manager.getManagedArrays().size();
+    }
+
     @Override
     public void close() {
         manager.close();
