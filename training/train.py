@@ -1,0 +1,222 @@
+"""Train the synthetic long-context Llama on packed rows of task documents.
+
+    python3 training/train.py --out DIR [--star-p 0.5] [--time-budget 480 | --steps N] [--rows 8] [--seq 16384]
+
+Each row of --seq tokens packs several documents ([BOS] context, question, answer, EOS, optional extra
+question/answer pairs) of log-uniform target length in [--min-len, --seq]. Attention is a flex_attention block
+mask: causal inside a document; with probability --star-p a document gets the Star mask instead (its context
+tokens see only the anchor = first b tokens of the document and their own block, b drawn per document from
+{ceil(N/4), ceil(N/2), ceil(N/8), 512, 1024, 2048} below N; question/answer tokens see everything before them).
+RoPE positions restart at 0 in every document.
+Loss = mean CE over answer tokens (incl. EOS) + --aux-w * mean CE over the other tokens.
+Data come from DataLoader workers (CPU), so the GPU never waits on Python generation.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tasks  # noqa: E402
+from model import Cfg, Llama, param_count, save_hf  # noqa: E402
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+BOS, EOS, PAD = 1, 2, 0
+
+
+class RowStream(torch.utils.data.IterableDataset):
+    def __init__(self, tok_path, seq, rows, star_p, min_len, seed):
+        self.tok_path, self.seq, self.rows, self.star_p, self.min_len, self.seed = tok_path, seq, rows, star_p, min_len, seed
+
+    def __iter__(self):
+        from tokenizers import Tokenizer
+        wi = torch.utils.data.get_worker_info()
+        wid = wi.id if wi else 0
+        tok = Tokenizer.from_file(self.tok_path)
+        enc = lambda s: tok.encode(s, add_special_tokens=False).ids  # noqa: E731
+        count = lambda s: len(enc(s))  # noqa: E731
+        rnd = random.Random(self.seed * 1000 + wid)
+        counter = [0]
+
+        def next_seed():
+            counter[0] += 1
+            return (1 << 62) + (self.seed << 48) + (wid << 36) + counter[0]
+
+        while True:
+            batch = [self.make_row(rnd, enc, count, next_seed) for _ in range(self.rows)]
+            yield {k: torch.from_numpy(np.stack([b[k] for b in batch])) for k in batch[0]}
+
+    def make_row(self, rnd, enc, count, next_seed):
+        L = self.seq
+        ids = np.full(L, PAD, np.int32)
+        pos = np.zeros(L, np.int32)
+        doc = np.full(L, -1, np.int32)
+        blk = np.full(L, -1, np.int32)
+        anc = np.zeros(L, np.int32)
+        cls = np.zeros(L, np.int8)  # class of the token at this index: 0 none, 1 aux, 2 answer
+        cur, d = 0, 0
+        while L - cur >= self.min_len + 120:
+            rem = L - cur
+            T = int(math.exp(rnd.uniform(math.log(self.min_len), math.log(L))))
+            T = min(T, rem - 120)
+            kind = tasks.KINDS[rnd.randrange(len(tasks.KINDS))]
+            inst = tasks.build(kind, T, next_seed(), count, n_extra=rnd.randrange(3))
+            ctx = [BOS] + enc(inst.context)
+            parts = [(ctx, 1, True)]
+            for q, a in [(inst.question, inst.answer)] + list(inst.extra_qa):
+                qi, ai = enc(q), enc(" " + a) + [EOS]
+                if sum(len(p[0]) for p in parts) + len(qi) + len(ai) > rem:
+                    break
+                parts += [(qi, 1, False), (ai, 2, False)]
+            if len(parts) == 1:
+                break
+            N = len(ctx)
+            star = rnd.random() < self.star_p
+            if star:
+                opts = [b for b in (-(-N // 4), -(-N // 2), -(-N // 8), 512, 1024, 2048) if 64 <= b < N]
+                b = rnd.choice(opts) if opts else N
+            p = 0
+            for toks, c, is_ctx in parts:
+                n = len(toks)
+                sl = slice(cur, cur + n)
+                ids[sl] = toks
+                pos[sl] = np.arange(p, p + n)
+                doc[sl] = d
+                cls[sl] = c
+                if is_ctx and star:
+                    blk[sl] = np.arange(n) // b
+                    anc[sl] = b
+                cur += n
+                p += n
+            cls[cur - p] = 0  # BOS is never predicted
+            d += 1
+        doc[cur:] = d  # padding: its own document
+        # targets: next token within the same document
+        tgt = np.full(L, -100, np.int64)
+        same = doc[1:] == doc[:-1]
+        tgt[:-1] = np.where(same & (cls[1:] > 0), ids[1:], -100)
+        tcls = np.zeros(L, np.int8)
+        tcls[:-1] = np.where(same, cls[1:], 0)
+        return {"ids": ids, "pos": pos, "doc": doc, "blk": blk, "anc": anc, "tgt": tgt, "tcls": tcls}
+
+
+def make_block_mask(doc, pos, blk, anc):
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    def mask_mod(b, h, q, kv):
+        same = doc[b, q] == doc[b, kv]
+        causal = q >= kv
+        bq = blk[b, q]
+        star_ok = (bq < 0) | (bq == blk[b, kv]) | (pos[b, kv] < anc[b, q])
+        return same & causal & star_ok
+
+    B, L = doc.shape
+    return create_block_mask(mask_mod, B, None, L, L, device=doc.device, _compile=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--tokenizer", default=os.path.join(os.path.dirname(__file__), "..", "models",
+                                                        "starflink-synth-14m", "tokenizer.json"))
+    ap.add_argument("--star-p", type=float, default=0.0)
+    ap.add_argument("--time-budget", type=float, default=0, help="seconds of training (0: use --steps)")
+    ap.add_argument("--deadline", type=float, default=0, help="absolute unix time to stop training")
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--rows", type=int, default=8)
+    ap.add_argument("--seq", type=int, default=16384)
+    ap.add_argument("--min-len", type=int, default=400)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--aux-w", type=float, default=0.1)
+    ap.add_argument("--workers", type=int, default=6)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--save-every", type=float, default=150, help="seconds between interim HF saves")
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    torch.manual_seed(args.seed)
+    t_start = time.time()
+    dev = "cuda"
+    torch.backends.cuda.matmul.allow_tf32 = True
+    cfg = Cfg(max_pos=args.seq)
+    model = Llama(cfg).to(dev)
+    print(f"params {param_count(model) / 1e6:.2f}M", flush=True)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1, fused=True)
+
+    ds = RowStream(os.path.abspath(args.tokenizer), args.seq, args.rows, args.star_p, args.min_len, args.seed)
+    dl = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=args.workers, prefetch_factor=4,
+                                     pin_memory=True, persistent_workers=True)
+
+    def loss_fn(ids, pos, bm, tgt, tcls):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            h = model.forward_train(ids, pos, bm)
+            logits = model.logits(h)
+        logits = logits.float().view(-1, cfg.vocab_size)
+        t = tgt.view(-1)
+        ce = F.cross_entropy(logits, t, reduction="none", ignore_index=-100)
+        c = tcls.view(-1)
+        ans, aux = (c == 2).float(), (c == 1).float()
+        l_ans = (ce * ans).sum() / ans.sum().clamp(min=1)
+        l_aux = (ce * aux).sum() / aux.sum().clamp(min=1)
+        acc = ((logits.argmax(-1) == t).float() * ans).sum() / ans.sum().clamp(min=1)
+        return l_ans + args.aux_w * l_aux, l_ans, l_aux, acc
+
+    closs = torch.compile(loss_fn)
+    deadline = args.deadline or (t_start + args.time_budget if args.time_budget else 0)
+    log = open(os.path.join(args.out, "loss_log.jsonl"), "w")
+    step, t_train0, last_save, tokens = 0, None, time.time(), 0
+    it = iter(dl)
+    while True:
+        b = next(it)
+        b = {k: v.to(dev, non_blocking=True) for k, v in b.items()}
+        bm = make_block_mask(b["doc"], b["pos"], b["blk"], b["anc"])
+        if t_train0 is None:
+            t_train0 = time.time()
+        if deadline:
+            prog = (time.time() - t_train0) / max(1.0, deadline - t_train0)
+        else:
+            prog = step / args.steps
+        if prog >= 1.0:
+            break
+        lr = args.lr * min(1.0, (step + 1) / args.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(prog, 1.0))))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        loss, l_ans, l_aux, acc = closs(b["ids"].long(), b["pos"], bm, b["tgt"], b["tcls"])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        tokens += int(b["ids"].numel())
+        step += 1
+        if step % 10 == 0 or step == 1:
+            rec = {"step": step, "t": round(time.time() - t_start, 1), "lr": round(lr, 6), "loss": round(loss.item(), 4),
+                   "ans_loss": round(l_ans.item(), 4), "aux_loss": round(l_aux.item(), 4),
+                   "ans_tok_acc": round(acc.item(), 4), "grad_norm": round(gn.item(), 3),
+                   "tok_per_s": round(tokens / max(1e-6, time.time() - t_train0))}
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            if step % 50 == 0 or step == 1:
+                print(json.dumps(rec), flush=True)
+        if time.time() - last_save > args.save_every:
+            save_hf(model, os.path.join(args.out, "hf"))
+            last_save = time.time()
+    save_hf(model, os.path.join(args.out, "hf"))
+    meta = {"steps": step, "tokens": tokens, "train_seconds": round(time.time() - t_train0, 1),
+            "total_seconds": round(time.time() - t_start, 1), "args": vars(args), "params": param_count(model),
+            "gpu": torch.cuda.get_device_name()}
+    json.dump(meta, open(os.path.join(args.out, "train_meta.json"), "w"), indent=2)
+    print("done", json.dumps(meta), flush=True)
+    os._exit(0)  # don't wait on persistent workers
+
+
+if __name__ == "__main__":
+    main()
