@@ -4,7 +4,7 @@
 #   bash training/device_run.sh TRAIN_SECONDS EVAL_N [EVAL_TIME_LIMIT]
 set -u
 TRAIN_S=${1:-360}; EVAL_N=${2:-30}; EVAL_LIMIT=${3:-150}
-export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false TORCHINDUCTOR_COMPILE_THREADS=6
 T0=$(date +%s)
 nvidia-smi --query-gpu=name,memory.used,clocks.sm --format=csv,noheader; nproc
 TOKDIR=models/starflink-synth-14m
@@ -16,21 +16,23 @@ for v in global:0.0 mixed:0.5; do
       > $W/train_$name.log 2>&1 &
 done
 wait
-tail -n 3 $W/train_global.log $W/train_mixed.log
+grep -v -i -e warn -e create_block_mask $W/train_global.log | head -20; tail -n 3 $W/train_global.log $W/train_mixed.log
 for name in global mixed; do
   cp $TOKDIR/tokenizer.json $TOKDIR/tokenizer_config.json $TOKDIR/special_tokens_map.json $W/$name/hf/
 done
 echo "train done at +$(( $(date +%s) - T0 ))s"
 for name in global mixed; do
   python3 training/evaluate.py --model $W/$name/hf --out $W/$name/eval.json --n $EVAL_N --procs 7 \
-      --fixed-blocks 1024 512 --gen-check 4 --gen-len 8192 --time-limit $EVAL_LIMIT > $W/eval_$name.log 2>&1 &
+      --fixed-blocks 1024 --gen-check 4 --gen-len 8192 --time-limit $EVAL_LIMIT > $W/eval_$name.log 2>&1 &
 done
 wait
 cat $W/eval_global.log $W/eval_mixed.log | grep -v -i warn
 echo "eval done at +$(( $(date +%s) - T0 ))s"
 for name in global mixed; do
-  python3 training/hf_export.py --model $W/$name/hf --out $W/$name/hf_logits.json 2>&1 | grep -v -i -e warn -e Loading
+  python3 training/hf_export.py --model $W/$name/hf --out $W/$name/hf_logits.json > $W/hf_$name.log 2>&1 &
 done
+wait
+grep -v -i -e warn -e Loading $W/hf_global.log $W/hf_mixed.log
 for name in global mixed; do
   [ -z "${SMOKE:-}" ] && cp $W/$name/hf/model-0000*.safetensors $OUT/ 2>/dev/null
   for f in $OUT/model-0000*-of-*.safetensors; do [ -e "$f" ] && mv "$f" "$OUT/${name}__$(basename $f)"; done

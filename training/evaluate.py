@@ -148,7 +148,7 @@ def main():
     torch.backends.cudnn.allow_tf32 = not args.no_tf32
     model = load_hf(args.model, device=args.device, dtype=torch.float32)
     tok_path = os.path.join(args.model, "tokenizer.json")
-    jobs = [(k, T, i) for T in args.lengths for k in args.kinds for i in range(args.n)]
+    jobs = [(k, T, i) for i in range(args.n) for T in args.lengths for k in args.kinds]  # i-major: a time stop keeps every cell
     with Pool(args.procs, initializer=_init, initargs=(tok_path,)) as pool:
         insts = pool.map(make_instance, jobs, chunksize=4)
     print(f"{len(insts)} instances in {time.time() - t0:.1f}s", flush=True)

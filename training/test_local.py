@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tasks  # noqa: E402
 from evaluate import context_kv_global, context_kv_star  # noqa: E402
 from model import Cfg, Llama, load_hf, save_hf  # noqa: E402
-from train import RowStream  # noqa: E402
+from train import RowStream, make_block_mask  # noqa: E402
 
 TOK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models", "starflink-synth-14m", "tokenizer.json")
 
@@ -65,9 +65,17 @@ def main():
         return same & (q >= kv) & ((bq < 0) | (bq == blk[bb, kv]) | (pos[bb, kv] < anc[bb, q]))
 
     bm = create_block_mask(mask_mod, 1, None, L, L, device="cpu", _compile=False)
+    Lp = -(-L // 128) * 128  # the eager tile builder (used in training) on a padded copy
+    pad = lambda t, v: torch.cat([t, torch.full((1, Lp - L), v, dtype=t.dtype)], 1)  # noqa: E731
+    bm2 = make_block_mask(pad(doc, 2), pad(pos, 0), pad(blk, -1), pad(anc, 0))
+    with torch.no_grad():
+        h2 = m.forward_train(pad(ids, 0), pad(pos, 0), bm2)[:, :L]
     with torch.no_grad():
         h = m.forward_train(ids, pos, bm)
         lt = m.logits(h)[0]
+    d2 = (m.logits(h2)[0] - lt).abs().max().item()
+    print(f"eager tile block mask vs create_block_mask: max |dlogit| = {d2:.2e}")
+    assert d2 < 1e-5
     cur = 0
     for ctx, qa, b in meta:
         N = len(ctx)

@@ -109,18 +109,46 @@ class RowStream(torch.utils.data.IterableDataset):
         return {"ids": ids, "pos": pos, "doc": doc, "blk": blk, "anc": anc, "tgt": tgt, "tcls": tcls}
 
 
-def make_block_mask(doc, pos, blk, anc):
-    from torch.nn.attention.flex_attention import create_block_mask
-
+def mask_mod_for(doc, pos, blk, anc):
     def mask_mod(b, h, q, kv):
         same = doc[b, q] == doc[b, kv]
         causal = q >= kv
         bq = blk[b, q]
         star_ok = (bq < 0) | (bq == blk[b, kv]) | (pos[b, kv] < anc[b, q])
         return same & causal & star_ok
+    return mask_mod
 
+
+def make_block_mask(doc, pos, blk, anc, bs=128, mask_mod=None):
+    """BlockMask built eagerly (no compile): the dense mask of one row at a time, reduced to 128x128 tiles
+    (empty / full / partial); partial tiles are refined in the kernel by the same mask_mod."""
+    from torch.nn.attention.flex_attention import BlockMask
     B, L = doc.shape
-    return create_block_mask(mask_mod, B, None, L, L, device=doc.device, _compile=True)
+    nb = L // bs
+    ar = torch.arange(L, device=doc.device)
+    causal = ar[:, None] >= ar[None, :]
+    partial_l, full_l = [], []
+    for r in range(B):
+        d, p, bl, an = doc[r], pos[r], blk[r], anc[r]
+        m = (d[:, None] == d[None, :]) & causal & ((bl[:, None] < 0) | (bl[:, None] == bl[None, :]) | (p[None, :] < an[:, None]))
+        mb = m.view(nb, bs, nb, bs)
+        anyb = mb.any(dim=3).any(dim=1)
+        allb = mb.all(dim=3).all(dim=1)
+        partial_l.append(anyb & ~allb)
+        full_l.append(allb)
+    partial = torch.stack(partial_l)[:, None]  # [B, 1, nb, nb]
+    full = torch.stack(full_l)[:, None]
+
+    def idx(x):
+        num = x.sum(-1).to(torch.int32)
+        ind = torch.argsort((~x).to(torch.int8), dim=-1, stable=True).to(torch.int32)
+        return num, ind
+
+    kv_num, kv_ind = idx(partial)
+    f_num, f_ind = idx(full)
+    return BlockMask.from_kv_blocks(kv_num, kv_ind, f_num, f_ind, BLOCK_SIZE=bs,
+                                    mask_mod=mask_mod or mask_mod_for(doc, pos, blk, anc),
+                                    seq_lengths=(L, L))
 
 
 def main():
@@ -140,24 +168,26 @@ def main():
     ap.add_argument("--aux-w", type=float, default=0.1)
     ap.add_argument("--workers", type=int, default=6)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--no-compile", action="store_true", help="(CPU smoke tests) eager flex attention, no compile")
     ap.add_argument("--save-every", type=float, default=150, help="seconds between interim HF saves")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.manual_seed(args.seed)
     t_start = time.time()
-    dev = "cuda"
+    dev = args.device
     torch.backends.cuda.matmul.allow_tf32 = True
     cfg = Cfg(max_pos=args.seq)
     model = Llama(cfg).to(dev)
     print(f"params {param_count(model) / 1e6:.2f}M", flush=True)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1, fused=True)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1, fused=(dev == "cuda"))
 
     ds = RowStream(os.path.abspath(args.tokenizer), args.seq, args.rows, args.star_p, args.min_len, args.seed)
     dl = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=args.workers, prefetch_factor=4,
-                                     pin_memory=True, persistent_workers=True)
+                                     pin_memory=(dev == "cuda"), persistent_workers=True)
 
     def loss_fn(ids, pos, bm, tgt, tcls):
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=(dev == "cuda")):
             h = model.forward_train(ids, pos, bm)
             logits = model.logits(h)
         logits = logits.float().view(-1, cfg.vocab_size)
@@ -170,15 +200,27 @@ def main():
         acc = ((logits.argmax(-1) == t).float() * ans).sum() / ans.sum().clamp(min=1)
         return l_ans + args.aux_w * l_aux, l_ans, l_aux, acc
 
-    closs = torch.compile(loss_fn)
+    closs = loss_fn if args.no_compile else torch.compile(loss_fn)
     deadline = args.deadline or (t_start + args.time_budget if args.time_budget else 0)
     log = open(os.path.join(args.out, "loss_log.jsonl"), "w")
     step, t_train0, last_save, tokens = 0, None, time.time(), 0
+    mbuf = {k: torch.zeros(args.rows, args.seq, dtype=torch.int32, device=dev) for k in ("doc", "pos", "blk", "anc")}
+    mask_mod = mask_mod_for(mbuf["doc"], mbuf["pos"], mbuf["blk"], mbuf["anc"])
     it = iter(dl)
+    print(f"setup {time.time() - t_start:.1f}s", flush=True)
     while True:
+        tb = time.time()
         b = next(it)
+        if step < 3:
+            print(f"step {step}: batch wait {time.time() - tb:.2f}s", flush=True)
         b = {k: v.to(dev, non_blocking=True) for k, v in b.items()}
-        bm = make_block_mask(b["doc"], b["pos"], b["blk"], b["anc"])
+        tm = time.time()
+        for k in mbuf:  # fixed buffers: the same mask_mod closure every step, so compile never re-traces it
+            mbuf[k].copy_(b[k])
+        bm = make_block_mask(mbuf["doc"], mbuf["pos"], mbuf["blk"], mbuf["anc"], mask_mod=mask_mod)
+        if step < 3 and dev == "cuda":
+            torch.cuda.synchronize()
+            print(f"step {step}: block mask {time.time() - tm:.2f}s (t={time.time() - t_start:.1f})", flush=True)
         if t_train0 is None:
             t_train0 = time.time()
         if deadline:
@@ -190,13 +232,16 @@ def main():
         lr = args.lr * min(1.0, (step + 1) / args.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(prog, 1.0))))
         for g in opt.param_groups:
             g["lr"] = lr
-        loss, l_ans, l_aux, acc = closs(b["ids"].long(), b["pos"], bm, b["tgt"], b["tcls"])
+        loss, l_ans, l_aux, acc = closs(b["ids"].long(), mbuf["pos"], bm, b["tgt"], b["tcls"])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         tokens += int(b["ids"].numel())
         step += 1
+        if step <= 3 and dev == "cuda":
+            torch.cuda.synchronize()
+            print(f"step {step} done t={time.time() - t_start:.1f}", flush=True)
         if step % 10 == 0 or step == 1:
             rec = {"step": step, "t": round(time.time() - t_start, 1), "lr": round(lr, 6), "loss": round(loss.item(), 4),
                    "ans_loss": round(l_ans.item(), 4), "aux_loss": round(l_aux.item(), 4),
@@ -212,7 +257,7 @@ def main():
     save_hf(model, os.path.join(args.out, "hf"))
     meta = {"steps": step, "tokens": tokens, "train_seconds": round(time.time() - t_train0, 1),
             "total_seconds": round(time.time() - t_start, 1), "args": vars(args), "params": param_count(model),
-            "gpu": torch.cuda.get_device_name()}
+            "gpu": torch.cuda.get_device_name() if dev == "cuda" else "cpu"}
     json.dump(meta, open(os.path.join(args.out, "train_meta.json"), "w"), indent=2)
     print("done", json.dumps(meta), flush=True)
     os._exit(0)  # don't wait on persistent workers

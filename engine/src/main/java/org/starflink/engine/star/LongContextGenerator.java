@@ -54,13 +54,19 @@ public final class LongContextGenerator {
         return new BlockLayout(block, anchorSize != null ? anchorSize : block);
     }
 
-    /** Phase 1: the anchor once, then every block against it. */
+    /**
+     * Phase 1: block 0, then every other block against the anchor. The anchor (a <= b) is a prefix of block 0,
+     * and causal attention makes its KV exactly the first a entries of block 0's: in one process it is never
+     * encoded twice. (A worker that holds other blocks but not block 0 uses {@link BlockEncoder#encodeAnchor}.)
+     */
     public EncodedContext encode(int[] contextTokens, BlockLayout layout) {
         long start = System.nanoTime();
         List<ContextBlock> blocks = layout.split(contextTokens);
-        KvCache anchor = blocks.size() > 1 ? encoder.encodeAnchor(layout.anchor(contextTokens)) : null;
         List<KvCache> caches = new ArrayList<>(blocks.size());
-        for (ContextBlock block : blocks) {
+        KvCache blockZero = encoder.encode(blocks.get(0), null);
+        caches.add(blockZero);
+        KvCache anchor = blockZero.copyRange(0, layout.anchor(contextTokens).length);
+        for (ContextBlock block : blocks.subList(1, blocks.size())) {
             caches.add(encoder.encode(block, anchor));
         }
         return new EncodedContext(contextTokens.length, caches, System.nanoTime() - start);

@@ -63,6 +63,16 @@ class BackendConsistencyTest {
                 AttentionPartial actualAttention = djl.attend(expected.q(), positions, kv);
                 check("attention output", expectedAttention.output(), actualAttention.output());
                 check("attention lse", expectedAttention.lse(), actualAttention.lse());
+                // Few rows (decode, phase-2 requests) take the backend's in-place path.
+                int[] decodeRows = {positions[0], positions[rows - 1]};
+                float[] decodeQ = new float[2 * config.queryWidth()];
+                System.arraycopy(expected.q(), 0, decodeQ, 0, config.queryWidth());
+                System.arraycopy(expected.q(), (rows - 1) * config.queryWidth(), decodeQ, config.queryWidth(),
+                        config.queryWidth());
+                AttentionPartial expectedDecode = reference.attend(decodeQ, decodeRows, kv);
+                AttentionPartial actualDecode = djl.attend(decodeQ, decodeRows, kv);
+                check("decode attention output", expectedDecode.output(), actualDecode.output());
+                check("decode attention lse", expectedDecode.lse(), actualDecode.lse());
 
                 float[] next = reference.finishLayer(layer, x, expectedAttention.output());
                 check("finishLayer", next, djl.finishLayer(layer, x, expectedAttention.output()));

@@ -15,6 +15,7 @@ import java.util.List;
 import org.starflink.engine.EngineException;
 import org.starflink.engine.attention.AttentionPartial;
 import org.starflink.engine.backend.Backend;
+import org.starflink.engine.backend.JavaAttention;
 import org.starflink.engine.backend.QkvProjection;
 import org.starflink.engine.forward.KvSpan;
 import org.starflink.engine.forward.Rope;
@@ -32,7 +33,12 @@ import org.starflink.engine.model.ModelWeights;
  */
 public final class DjlBackend implements Backend {
     /** Attention scores are materialized per chunk of query rows; this caps one chunk's score tensor. */
-    private static final long MAX_SCORE_ELEMENTS = 32L << 20;
+    private static final long MAX_SCORE_ELEMENTS = 4L << 20;
+    /**
+     * Up to this many query rows, attention runs in Java over the keys in place: copying S keys into libtorch
+     * costs more than one pass over them (measured on stories260K: 1.1 ms per call through DJL at S = 300).
+     */
+    private static final int JAVA_ATTENTION_MAX_ROWS = 4;
 
     private final ModelConfig config;
     private final float[] tokenEmbedding;
@@ -139,6 +145,9 @@ public final class DjlBackend implements Backend {
         if (keyCount == 0) {
             return AttentionPartial.empty(rows, heads, hd);
         }
+        if (rows <= JAVA_ATTENTION_MAX_ROWS) {
+            return JavaAttention.attend(config, q, queryPositions, kv);
+        }
         float[] output = new float[rows * heads * hd];
         float[] lse = new float[rows * heads];
         int chunk = (int) Math.max(1, Math.min(rows, MAX_SCORE_ELEMENTS / ((long) heads * keyCount)));
@@ -183,17 +192,19 @@ public final class DjlBackend implements Backend {
                     scope.full(maskShape, Float.NEGATIVE_INFINITY));
             scores = scores.add(mask); // [T, S] broadcasts over [Hkv, G]
         }
-        // A row with no visible key has max -inf; clamping keeps exp() at 0 instead of NaN, lse becomes -inf.
-        NDArray max = scores.max(new int[] {-1}, true).maximum(-Float.MAX_VALUE);
-        NDArray weights = scores.sub(max).exp();
-        NDArray sum = weights.sum(new int[] {-1}, true);
-        NDArray out = weights.matMul(v).div(sum);                 // [Hkv, G, T, hd]
-        NDArray rowLse = max.add(sum.log()).squeeze(-1);          // [Hkv, G, T]
+        // softmax is one fused, max-subtracted kernel; the row's lse follows from its largest probability:
+        // p_max = exp(max - lse), so lse = max - log(p_max) (p_max >= 1/S: no underflow). A row with no visible
+        // key softmaxes to NaN; it is zeroed below with lse = -inf.
+        NDArray max = scores.max(new int[] {-1}, true);
+        NDArray probabilities = scores.softmax(-1);
+        NDArray out = probabilities.matMul(v);                                          // [Hkv, G, T, hd]
+        NDArray rowLse = max.sub(probabilities.max(new int[] {-1}, true).log()).squeeze(-1); // [Hkv, G, T]
         float[] outRows = out.transpose(2, 0, 1, 3).toFloatArray(); // [T, Hkv, G, hd] = [T, H, hd]
         float[] lseRows = rowLse.transpose(2, 0, 1).toFloatArray(); // [T, H]
         for (int rh = 0; rh < rows * heads; rh++) {
-            if (lseRows[rh] == Float.NEGATIVE_INFINITY) {
-                java.util.Arrays.fill(outRows, rh * hd, (rh + 1) * hd, 0f); // 0/0 above
+            if (!(lseRows[rh] > Float.NEGATIVE_INFINITY)) { // -inf or NaN: no visible key
+                lseRows[rh] = Float.NEGATIVE_INFINITY;
+                java.util.Arrays.fill(outRows, rh * hd, (rh + 1) * hd, 0f);
             }
         }
         System.arraycopy(outRows, 0, output, start * heads * hd, outRows.length);

@@ -1,0 +1,77 @@
+package org.starflink.benchmarks;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import org.starflink.engine.backend.Backend;
+import org.starflink.engine.backend.BackendKind;
+import org.starflink.engine.forward.Transformer;
+import org.starflink.engine.model.Model;
+import org.starflink.engine.star.BlockLayout;
+import org.starflink.engine.star.EncodedContext;
+import org.starflink.engine.star.LongContextGenerator;
+import org.starflink.engine.testing.RandomModels;
+import org.starflink.engine.testing.SharedModels;
+
+/**
+ * Phase 1 of Star Attention (blocks of b = 1K, anchor = b, anchor encoded once) against a global prefill of the
+ * same context, in the same engine and the same run, at growing context lengths. Global attention is quadratic
+ * in the length; Star's phase 1 is linear (each block attends to at most 2b keys).
+ *
+ * <p>Usage: bin/benchmark star [--model stories260K|synthetic-100M] [--lengths 1024,2048,...] [--csv FILE]
+ */
+public final class StarVsGlobalBenchmark {
+    public static void main(String[] args) throws IOException {
+        String modelName = option(args, "--model", "stories260K");
+        List<Integer> lengths = new ArrayList<>();
+        for (String n : option(args, "--lengths", "1024,2048,4096,8192,16384").split(",")) {
+            lengths.add(Integer.parseInt(n.trim()));
+        }
+        int blockSize = Integer.parseInt(option(args, "--block-size", "1024"));
+        String csv = option(args, "--csv", null);
+
+        Model model = modelName.equals("synthetic-100M") ? EngineBenchmark.synthetic100M()
+                : SharedModels.stories260K();
+        Backend backend = BackendKind.DJL.create(model);
+        LongContextGenerator generator = new LongContextGenerator(model, new Transformer(backend));
+        System.out.println("# Phase 1: Star (b = a = " + blockSize + ", anchor reused) vs global prefill, "
+                + modelName + ", backend " + backend.name() + ", one process, blocks encoded one after another");
+        System.out.println("# machine: " + Machine.describe());
+        System.out.printf("%8s %7s %12s %12s %14s %10s%n", "tokens", "blocks", "global s", "star s",
+                "star s/block", "global/star");
+        generator.encode(RandomModels.tokens(new Random(0), blockSize, model.config().vocabSize()),
+                BlockLayout.of(blockSize)); // warm-up
+        List<String> rows = new ArrayList<>();
+        rows.add("model,tokens,block_size,blocks,global_s,star_s,star_s_per_block");
+        for (int length : lengths) {
+            int[] context = RandomModels.tokens(new Random(length), length, model.config().vocabSize());
+            EncodedContext star = generator.encode(context, BlockLayout.of(blockSize));
+            EncodedContext global = generator.encode(context, BlockLayout.global(length));
+            double starSeconds = star.encodeNanos() / 1e9;
+            double globalSeconds = global.encodeNanos() / 1e9;
+            int blocks = star.blocks().size();
+            System.out.printf("%8d %7d %12.2f %12.2f %14.3f %10.2f%n", length, blocks, globalSeconds, starSeconds,
+                    starSeconds / blocks, globalSeconds / starSeconds);
+            rows.add(String.format("%s,%d,%d,%d,%.4f,%.4f,%.4f", modelName, length, blockSize, blocks,
+                    globalSeconds, starSeconds, starSeconds / blocks));
+        }
+        if (csv != null) {
+            Files.write(Path.of(csv), rows);
+            System.out.println("# wrote " + csv);
+        }
+        backend.close();
+    }
+
+    private static String option(String[] args, String name, String fallback) {
+        for (int i = 0; i + 1 < args.length; i++) {
+            if (args[i].equals(name)) {
+                return args[i + 1];
+            }
+        }
+        return fallback;
+    }
+}
