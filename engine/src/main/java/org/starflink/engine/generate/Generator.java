@@ -34,7 +34,7 @@ public final class Generator {
         long decodeStart = System.nanoTime();
         int fedBack = 0;
         while (true) {
-            int token = sampler.next(logits);
+            int token = sampler.next(logits, count);
             if (count == generated.length) {
                 generated = Arrays.copyOf(generated, count * 2);
             }

@@ -4,23 +4,26 @@ import java.util.Arrays;
 import java.util.SplittableRandom;
 
 /**
- * Greedy (temperature 0) or temperature + top-p sampling, deterministic for a seed: the same seed and logits
- * give the same tokens on every machine (the softmax is computed in float64, the random stream is
- * SplittableRandom's).
+ * Greedy (temperature 0) or temperature + top-p sampling, deterministic for a seed: the same seed, step and
+ * logits give the same token on every machine (the softmax is computed in float64). The random draw of step n
+ * depends only on (seed, n), not on earlier draws, so a streaming query host restored from a checkpoint needs
+ * no generator state to continue exactly where the single-process generator would.
  */
 public final class Sampler {
+    private static final long GOLDEN_GAMMA = 0x9E3779B97F4A7C15L;
     private final double temperature;
     private final double topP;
-    private final SplittableRandom random;
+    private final long seed;
 
     public Sampler(SamplingParams params) {
         this.temperature = params.temperature();
         this.topP = params.topP();
-        this.random = new SplittableRandom(params.seed());
+        this.seed = params.seed();
     }
 
-    public int next(float[] logits) {
-        return temperature == 0 ? argmax(logits) : sample(logits);
+    /** The token for generation step {@code step} (0 for the first generated token). */
+    public int next(float[] logits, int step) {
+        return temperature == 0 ? argmax(logits) : sample(logits, new SplittableRandom(seed + step * GOLDEN_GAMMA));
     }
 
     /** The index of the largest logit; the lowest index wins a tie. */
@@ -34,7 +37,7 @@ public final class Sampler {
         return best;
     }
 
-    private int sample(float[] logits) {
+    private int sample(float[] logits, SplittableRandom random) {
         int vocab = logits.length;
         double max = Double.NEGATIVE_INFINITY;
         for (float l : logits) {
