@@ -41,6 +41,8 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.starflink.operators.loop.ToyLayerJob.CollectingSink;
 import org.starflink.operators.loop.ToyLayerJob.Result;
 import org.starflink.operators.loop.ToyLayerJob.Step;
@@ -177,20 +179,21 @@ class FeedbackLoopITCase {
         assertTrue(ToyLayerJob.FAILED.get(), "the failure was not injected");
         int duplicates = assertEveryKeyOnceOrMore("failure", n);
         System.out.printf("failure: %d results in %.1fs, %d duplicates at the (at-least-once) test sink; after "
-                        + "restore: %d records in flight, %d feedback records replayed; logged in last attempt %d%n",
+                        + "restore: %d records in flight, %d feedback records replayed; logged over all attempts %d%n",
                 CollectingSink.results("failure").size(), (System.nanoTime() - t0) / 1e9, duplicates, restored,
                 replayed, logged);
         assertTrue(restored > 0, "the failure hit an empty loop: the test proves nothing about in-flight records");
     }
 
-    @Test
-    void restoresFromSavepointAtLowerParallelismWithRecordsInTheLoop() throws Exception {
+    @ParameterizedTest(name = "parallelism {0} -> {1}")
+    @CsvSource({"2, 1", "1, 2"})
+    void restoresFromSavepointAtAnotherParallelismWithRecordsInTheLoop(int before, int after) throws Exception {
         int n = 400;
-        String run = "rescale";
-        StreamExecutionEnvironment first = env(2, new Configuration());
-        ToyLayerJob.defineWorkflow(slowSteps(first, n, 100), LAYERS, 32, 2, 500)
+        String run = "rescale-" + before + "-" + after;
+        StreamExecutionEnvironment first = env(before, new Configuration());
+        ToyLayerJob.defineWorkflow(slowSteps(first, n, 100), LAYERS, 32, before, 500)
                 .sinkTo(new CollectingSink(run)).uid("results").name("results");
-        JobClient job = first.executeAsync("loop-rescale-p2");
+        JobClient job = first.executeAsync("loop-rescale-first");
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
         while (CollectingSink.results(run).size() < n / 4 && System.nanoTime() < deadline) {
             Thread.sleep(20);
@@ -202,17 +205,17 @@ class FeedbackLoopITCase {
 
         Configuration restore = new Configuration();
         restore.set(StateRecoveryOptions.SAVEPOINT_PATH, savepoint);
-        StreamExecutionEnvironment second = env(1, restore);
-        ToyLayerJob.defineWorkflow(slowSteps(second, n, 1000), LAYERS, 32, 1, 0)
+        StreamExecutionEnvironment second = env(after, restore);
+        ToyLayerJob.defineWorkflow(slowSteps(second, n, 1000), LAYERS, 32, after, 0)
                 .sinkTo(new CollectingSink(run)).uid("results").name("results");
-        JobClient resumed = second.executeAsync("loop-rescale-p1");
+        JobClient resumed = second.executeAsync("loop-rescale-second");
         resumed.getJobExecutionResult().get(120, TimeUnit.SECONDS);
         long restored = sumCounter(resumed.getJobID(), LoopHeadOperator.METRIC_RESTORED_IN_FLIGHT);
         long replayed = sumCounter(resumed.getJobID(), LoopHeadOperator.METRIC_REPLAYED);
 
         int duplicates = assertEveryKeyOnceOrMore(run, n);
-        System.out.printf("rescale 2 -> 1: %d results before the savepoint, %d in all; restored %d in flight, "
-                + "replayed %d feedback records; %d duplicates%n", beforeRestore,
+        System.out.printf("rescale %d -> %d: %d results before the savepoint, %d in all; restored %d in flight, "
+                + "replayed %d feedback records; %d duplicates%n", before, after, beforeRestore,
                 CollectingSink.results(run).size(), restored, replayed, duplicates);
         assertTrue(restored > 0, "the savepoint caught an empty loop: the test proves nothing about rescaling it");
         // Tasks after the sources keep processing until the end of data reaches them, so a result of a record that
