@@ -67,7 +67,11 @@ public final class FeedbackLoop<T, K> {
                 .transform("Loop head: " + loopId, type,
                         new LoopHeadOperatorFactory<>(loopId, maxInFlight, input.getKeySelector(), type))
                 .uid(headUid(loopId))
-                .name("Loop head: " + loopId);
+                .name("Loop head: " + loopId)
+                // Every lap crosses the head's output edge: flush per record instead of waiting up to the buffer
+                // timeout (default 100 ms) per lap. The body's edges should do the same (job-wide:
+                // execution.buffer-timeout.interval: 0).
+                .setBufferTimeout(0);
         // Head subtask i and tail subtask i must be in one slot, hence one JVM. Flink reads the co-location key
         // from the first operator of each chain; the head has a keyed input, so it always starts its chain.
         head.getTransformation().setCoLocationGroupKey(coLocationGroup(loopId));

@@ -166,8 +166,9 @@ class FeedbackLoopITCase {
         int n = 400;
         ToyLayerJob.FAIL_ARMED.set(true);
         StreamExecutionEnvironment env = env(2, new Configuration());
-        // slow enough that checkpoints complete while records circulate, and the body holds several at a time
-        ToyLayerJob.defineWorkflow(slowSteps(env, n, 200), LAYERS, 32, 2, 500)
+        // The body (1.5 ms per pass) is slower than the source: the loop runs full at its cap (32 per subtask),
+        // so checkpoints complete while records circulate and the failure always hits a full loop.
+        ToyLayerJob.defineWorkflow(slowSteps(env, n, 400), LAYERS, 32, 2, 1500)
                 .sinkTo(new CollectingSink("failure")).uid("results").name("results");
         long t0 = System.nanoTime();
         JobClient job = env.executeAsync("loop-failure");
@@ -188,25 +189,31 @@ class FeedbackLoopITCase {
     @ParameterizedTest(name = "parallelism {0} -> {1}")
     @CsvSource({"2, 1", "1, 2"})
     void restoresFromSavepointAtAnotherParallelismWithRecordsInTheLoop(int before, int after) throws Exception {
-        int n = 400;
+        int n = 300;
+        int parkedAtLeast = 40;
         String run = "rescale-" + before + "-" + after;
+        // First run: every record parks at the middle layer (circles without progress), so the loop is known to
+        // hold records when the savepoint is taken, and none has left it.
+        ToyLayerJob.HOLD.set(true);
         StreamExecutionEnvironment first = env(before, new Configuration());
-        ToyLayerJob.defineWorkflow(slowSteps(first, n, 100), LAYERS, 32, before, 500)
+        ToyLayerJob.defineWorkflow(slowSteps(first, n, 200), LAYERS, 1000, before, 0)
                 .sinkTo(new CollectingSink(run)).uid("results").name("results");
         JobClient job = first.executeAsync("loop-rescale-first");
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-        while (CollectingSink.results(run).size() < n / 4 && System.nanoTime() < deadline) {
+        while (ToyLayerJob.PARKED.size() < parkedAtLeast && System.nanoTime() < deadline) {
             Thread.sleep(20);
         }
+        int parked = ToyLayerJob.PARKED.size();
+        assertTrue(parked >= parkedAtLeast, "only " + parked + " records parked");
         String savepoint = job.stopWithSavepoint(false, checkpoints.resolve("savepoints").toUri().toString(),
                 SavepointFormatType.CANONICAL).get(60, TimeUnit.SECONDS);
-        int beforeRestore = CollectingSink.results(run).size();
-        assertTrue(beforeRestore < n, "the first run finished before the savepoint");
+        assertEquals(0, CollectingSink.results(run).size(), "a parked record left the loop");
+        ToyLayerJob.HOLD.set(false);
 
         Configuration restore = new Configuration();
         restore.set(StateRecoveryOptions.SAVEPOINT_PATH, savepoint);
         StreamExecutionEnvironment second = env(after, restore);
-        ToyLayerJob.defineWorkflow(slowSteps(second, n, 1000), LAYERS, 32, after, 0)
+        ToyLayerJob.defineWorkflow(slowSteps(second, n, 1000), LAYERS, 1000, after, 0)
                 .sinkTo(new CollectingSink(run)).uid("results").name("results");
         JobClient resumed = second.executeAsync("loop-rescale-second");
         resumed.getJobExecutionResult().get(120, TimeUnit.SECONDS);
@@ -214,13 +221,12 @@ class FeedbackLoopITCase {
         long replayed = sumCounter(resumed.getJobID(), LoopHeadOperator.METRIC_REPLAYED);
 
         int duplicates = assertEveryKeyOnceOrMore(run, n);
-        System.out.printf("rescale %d -> %d: %d results before the savepoint, %d in all; restored %d in flight, "
-                + "replayed %d feedback records; %d duplicates%n", before, after, beforeRestore,
-                CollectingSink.results(run).size(), restored, replayed, duplicates);
-        assertTrue(restored > 0, "the savepoint caught an empty loop: the test proves nothing about rescaling it");
-        // Tasks after the sources keep processing until the end of data reaches them, so a result of a record that
-        // was in the loop at the savepoint can reach the (non-transactional) sink in both runs. Nothing else may.
-        assertTrue(duplicates <= restored, duplicates + " duplicates, but only " + restored + " were in the loop");
+        System.out.printf("rescale %d -> %d: %d parked when the savepoint was triggered; restored %d in flight, "
+                + "replayed %d feedback records; %d results, %d duplicates%n", before, after, parked, restored,
+                replayed, CollectingSink.results(run).size(), duplicates);
+        assertTrue(restored >= parked, "restored " + restored + " records in flight, but " + parked + " were parked");
+        // No result left the loop before the savepoint, so nothing can be seen twice.
+        assertEquals(0, duplicates, "duplicates across stop-with-savepoint and restore");
     }
 
     @Test

@@ -1,5 +1,6 @@
 package org.starflink.operators.loop;
 
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -41,6 +42,9 @@ public final class ToyLayerJob {
     static final AtomicBoolean FAILED = new AtomicBoolean();
     static final AtomicInteger LIVE_IN_BODY = new AtomicInteger();
     static final AtomicInteger MAX_LIVE_IN_BODY = new AtomicInteger();
+    /** While set, records reaching the middle layer circle without progress ("parked"): they stay in the loop. */
+    static final AtomicBoolean HOLD = new AtomicBoolean();
+    static final Set<Long> PARKED = ConcurrentHashMap.newKeySet();
 
     static void resetHooks() {
         FAIL_ARMED.set(false);
@@ -48,6 +52,8 @@ public final class ToyLayerJob {
         FAILED.set(false);
         LIVE_IN_BODY.set(0);
         MAX_LIVE_IN_BODY.set(0);
+        HOLD.set(false);
+        PARKED.clear();
     }
 
     static long initialValue(long key) {
@@ -100,6 +106,12 @@ public final class ToyLayerJob {
         public void processElement(Step step, Context ctx, Collector<Step> out) throws Exception {
             if (sleepMicros > 0) {
                 Thread.sleep(sleepMicros / 1000, (int) (sleepMicros % 1000) * 1000);
+            }
+            if (step.layer() == layers / 2 && HOLD.get()) {
+                PARKED.add(step.key());
+                Thread.sleep(1); // go around again unchanged, slowly, without touching state
+                out.collect(step);
+                return;
             }
             if (step.layer() == 0) {
                 MAX_LIVE_IN_BODY.accumulateAndGet(LIVE_IN_BODY.incrementAndGet(), Math::max);
