@@ -49,6 +49,7 @@ import org.starflink.schemas.DocumentDelete;
 import org.starflink.schemas.DocumentEvent;
 import org.starflink.schemas.FinishReason;
 import org.starflink.schemas.RejectedRecord;
+import org.starflink.schemas.Topics;
 
 /** The wire types through an embedded Kafka broker with Flink's KafkaSource and KafkaSink. */
 class AvroKafkaITCase {
@@ -62,7 +63,8 @@ class AvroKafkaITCase {
 
     @BeforeAll
     static void startKafka() {
-        kafka = EmbeddedKafka.builder().topic("answers", 2).topic("documents", 2).topic("rejected", 1).start();
+        kafka = EmbeddedKafka.builder().topic(Topics.ANSWERS, 2).topic(Topics.DOCUMENTS, 2).topic(Topics.REJECTED, 1)
+                .start();
     }
 
     @AfterAll

@@ -164,26 +164,41 @@ class FeedbackLoopITCase {
     @Test
     void failureMidLoopAfterACheckpointLosesNothing() throws Exception {
         int n = 400;
-        ToyLayerJob.FAIL_ARMED.set(true);
+        int parkedAtLeast = 30;
+        // Records park at the middle layer (circle without progress) until a checkpoint has completed with them
+        // in the loop; then the failure is injected at the middle layer and the records are released.
+        ToyLayerJob.HOLD.set(true);
         StreamExecutionEnvironment env = env(2, new Configuration());
-        // The body (1.5 ms per pass) is slower than the source: the loop runs full at its cap (32 per subtask),
-        // so checkpoints complete while records circulate and the failure always hits a full loop.
-        ToyLayerJob.defineWorkflow(slowSteps(env, n, 400), LAYERS, 32, 2, 1500)
+        ToyLayerJob.defineWorkflow(slowSteps(env, n, 200), LAYERS, 1000, 2, 0)
                 .sinkTo(new CollectingSink("failure")).uid("results").name("results");
         long t0 = System.nanoTime();
         JobClient job = env.executeAsync("loop-failure");
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        while (ToyLayerJob.PARKED.size() < parkedAtLeast && System.nanoTime() < deadline) {
+            Thread.sleep(10);
+        }
+        int parked = ToyLayerJob.PARKED.size();
+        ToyLayerJob.CHECKPOINT_COMPLETED.set(false);
+        ToyLayerJob.FAIL_ARMED.set(true); // fires at the first middle-layer record after the next checkpoint
+        while (!ToyLayerJob.FAILED.get() && System.nanoTime() < deadline) {
+            Thread.sleep(5);
+        }
+        ToyLayerJob.HOLD.set(false);
+        assertTrue(ToyLayerJob.FAILED.get(), "the failure was not injected");
+        assertTrue(parked >= parkedAtLeast, "only " + parked + " records parked");
         job.getJobExecutionResult().get(180, TimeUnit.SECONDS);
         long logged = sumCounter(job.getJobID(), LoopHeadOperator.METRIC_LOGGED);
         long replayed = sumCounter(job.getJobID(), LoopHeadOperator.METRIC_REPLAYED);
         long restored = sumCounter(job.getJobID(), LoopHeadOperator.METRIC_RESTORED_IN_FLIGHT);
 
-        assertTrue(ToyLayerJob.FAILED.get(), "the failure was not injected");
         int duplicates = assertEveryKeyOnceOrMore("failure", n);
-        System.out.printf("failure: %d results in %.1fs, %d duplicates at the (at-least-once) test sink; after "
+        System.out.printf("failure: %d results in %.1fs, %d duplicates; %d parked at the checkpoint; after "
                         + "restore: %d records in flight, %d feedback records replayed; logged over all attempts %d%n",
-                CollectingSink.results("failure").size(), (System.nanoTime() - t0) / 1e9, duplicates, restored,
-                replayed, logged);
-        assertTrue(restored > 0, "the failure hit an empty loop: the test proves nothing about in-flight records");
+                CollectingSink.results("failure").size(), (System.nanoTime() - t0) / 1e9, duplicates, parked,
+                restored, replayed, logged);
+        assertTrue(restored >= parked, "restored " + restored + " records in flight, but " + parked + " were parked");
+        // No record left the loop before the failure, so the (non-transactional) sink cannot see one twice.
+        assertEquals(0, duplicates, "duplicates");
     }
 
     @ParameterizedTest(name = "parallelism {0} -> {1}")

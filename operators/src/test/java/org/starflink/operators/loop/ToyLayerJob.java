@@ -107,18 +107,18 @@ public final class ToyLayerJob {
             if (sleepMicros > 0) {
                 Thread.sleep(sleepMicros / 1000, (int) (sleepMicros % 1000) * 1000);
             }
-            if (step.layer() == layers / 2 && HOLD.get()) {
-                PARKED.add(step.key());
-                Thread.sleep(1); // go around again unchanged, slowly, without touching state
-                out.collect(step);
-                return;
-            }
             if (step.layer() == 0) {
                 MAX_LIVE_IN_BODY.accumulateAndGet(LIVE_IN_BODY.incrementAndGet(), Math::max);
             }
             if (step.layer() == layers / 2 && FAIL_ARMED.get() && CHECKPOINT_COMPLETED.get()
                     && FAILED.compareAndSet(false, true)) {
                 throw new RuntimeException("injected failure at key " + step.key() + " layer " + step.layer());
+            }
+            if (step.layer() == layers / 2 && HOLD.get()) {
+                PARKED.add(step.key());
+                Thread.sleep(1); // go around again unchanged, slowly, without touching state
+                out.collect(step);
+                return;
             }
             int n = passes.value() == null ? 1 : passes.value() + 1;
             long value = layer(step.value(), step.layer());
