@@ -61,11 +61,18 @@ public final class FeedbackLoop<T, K> {
      * @param maxInFlight per head subtask, how many input records may be in the loop at once
      */
     public static <T, K> FeedbackLoop<T, K> open(String loopId, KeyedStream<T, K> input, int maxInFlight) {
+        return open(loopId, input, maxInFlight, true);
+    }
+
+    /** {@code checkpointFeedback = false} only for the tests' negative control: shows what the log prevents. */
+    static <T, K> FeedbackLoop<T, K> open(String loopId, KeyedStream<T, K> input, int maxInFlight,
+            boolean checkpointFeedback) {
         Objects.requireNonNull(loopId, "loopId");
         TypeInformation<T> type = input.getType();
         SingleOutputStreamOperator<T> head = input
                 .transform("Loop head: " + loopId, type,
-                        new LoopHeadOperatorFactory<>(loopId, maxInFlight, input.getKeySelector(), type))
+                        new LoopHeadOperatorFactory<>(loopId, maxInFlight, input.getKeySelector(), type,
+                                checkpointFeedback))
                 .uid(headUid(loopId))
                 .name("Loop head: " + loopId)
                 // Every lap crosses the head's output edge: flush per record instead of waiting up to the buffer

@@ -70,6 +70,8 @@ public final class LoopHeadOperator<T, K> extends AbstractStreamOperator<T>
     private final int maxInFlight;
     private final KeySelector<T, K> keySelector;
     private final TypeSerializer<T> serializer;
+    /** Always true in production; false only in the tests' negative control. */
+    private final boolean checkpointFeedback;
     private final transient MailboxExecutor mailbox;
 
     // All of the following are touched only by the task thread (processElement, drain mails, snapshotState).
@@ -88,8 +90,9 @@ public final class LoopHeadOperator<T, K> extends AbstractStreamOperator<T>
     private transient Counter replayedCounter;
 
     LoopHeadOperator(StreamOperatorParameters<T> parameters, String loopId, int maxInFlight,
-            KeySelector<T, K> keySelector, TypeSerializer<T> serializer) {
+            KeySelector<T, K> keySelector, TypeSerializer<T> serializer, boolean checkpointFeedback) {
         super(parameters);
+        this.checkpointFeedback = checkpointFeedback;
         this.loopId = loopId;
         this.maxInFlight = maxInFlight;
         this.keySelector = keySelector;
@@ -240,6 +243,9 @@ public final class LoopHeadOperator<T, K> extends AbstractStreamOperator<T>
     @Override
     public void snapshotState(StateSnapshotContext context) throws Exception {
         super.snapshotState(context);
+        if (!checkpointFeedback) {
+            return;
+        }
         pendingLogs.put(context.getCheckpointId(),
                 new PendingLog(context.getCheckpointId(), context.getRawKeyedOperatorStateOutput(), inFlight.clone()));
     }

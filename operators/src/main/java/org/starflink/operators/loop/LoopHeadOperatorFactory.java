@@ -21,9 +21,15 @@ public final class LoopHeadOperatorFactory<T, K> extends AbstractStreamOperatorF
     private final int maxInFlight;
     private final KeySelector<T, K> keySelector;
     private final TypeInformation<T> type;
+    private final boolean checkpointFeedback;
 
     public LoopHeadOperatorFactory(String loopId, int maxInFlight, KeySelector<T, K> keySelector,
             TypeInformation<T> type) {
+        this(loopId, maxInFlight, keySelector, type, true);
+    }
+
+    LoopHeadOperatorFactory(String loopId, int maxInFlight, KeySelector<T, K> keySelector,
+            TypeInformation<T> type, boolean checkpointFeedback) {
         if (maxInFlight < 1) {
             throw new IllegalArgumentException("maxInFlight must be >= 1, got " + maxInFlight);
         }
@@ -31,6 +37,7 @@ public final class LoopHeadOperatorFactory<T, K> extends AbstractStreamOperatorF
         this.maxInFlight = maxInFlight;
         this.keySelector = keySelector;
         this.type = type;
+        this.checkpointFeedback = checkpointFeedback;
     }
 
     @Override
@@ -38,7 +45,8 @@ public final class LoopHeadOperatorFactory<T, K> extends AbstractStreamOperatorF
     public <O extends StreamOperator<T>> O createStreamOperator(StreamOperatorParameters<T> parameters) {
         TypeSerializer<T> serializer = type.createSerializer(
                 parameters.getContainingTask().getExecutionConfig().getSerializerConfig());
-        return (O) new LoopHeadOperator<>(parameters, loopId, maxInFlight, keySelector, serializer);
+        return (O) new LoopHeadOperator<>(parameters, loopId, maxInFlight, keySelector, serializer,
+                checkpointFeedback);
     }
 
     @Override
