@@ -1,0 +1,16 @@
+package org.starflink.schemas;
+
+/** The Kafka topics of the wire types, their keys and value types (see docs/schemas.md). */
+public final class Topics {
+
+    /** Key doc_id, value {@link DocumentEvent}. */
+    public static final String DOCUMENTS = "documents";
+    /** Key question_id, value {@link Question}. */
+    public static final String QUESTIONS = "questions";
+    /** Key question_id, value {@link AnswerToken}, one per generated token, in order. */
+    public static final String ANSWERS = "answers";
+    /** Key "topic/partition" of the source record, value {@link RejectedRecord}. */
+    public static final String REJECTED = "rejected";
+
+    private Topics() {}
+}

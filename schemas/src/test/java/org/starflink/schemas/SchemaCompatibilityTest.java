@@ -1,0 +1,112 @@
+package org.starflink.schemas;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.util.List;
+import java.util.stream.Stream;
+import org.apache.avro.Schema;
+import org.apache.avro.SchemaCompatibility;
+import org.apache.avro.SchemaCompatibility.SchemaCompatibilityType;
+import org.apache.avro.generic.GenericData;
+import org.apache.avro.generic.GenericDatumReader;
+import org.apache.avro.generic.GenericDatumWriter;
+import org.apache.avro.generic.GenericRecord;
+import org.apache.avro.io.BinaryEncoder;
+import org.apache.avro.io.DecoderFactory;
+import org.apache.avro.io.EncoderFactory;
+import org.apache.avro.specific.SpecificDatumReader;
+import org.apache.avro.specific.SpecificDatumWriter;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * The current schemas must stay compatible in both directions with the committed v1 schemas
+ * ({@code src/test/resources/schemas/v1}): a new job reads what an old producer wrote (backward) and an old
+ * consumer reads what the new job writes (forward). When a v2 ships, commit its .avsc files next to v1 and add
+ * it to {@link #PREVIOUS_VERSIONS}.
+ */
+class SchemaCompatibilityTest {
+
+    static final List<String> PREVIOUS_VERSIONS = List.of("v1");
+
+    static Stream<Object[]> currentAgainstPrevious() {
+        List<Schema> current = List.of(DocumentEvent.getClassSchema(), Question.getClassSchema(),
+                AnswerToken.getClassSchema(), RejectedRecord.getClassSchema());
+        return PREVIOUS_VERSIONS.stream().flatMap(v -> current.stream()
+                .map(s -> new Object[] {v + "/" + s.getName(), s, load(v, s.getName())}));
+    }
+
+    static Schema load(String version, String name) {
+        String path = "/schemas/" + version + "/" + name + ".avsc";
+        try (InputStream in = SchemaCompatibilityTest.class.getResourceAsStream(path)) {
+            assertNotNull(in, "missing committed schema " + path);
+            return new Schema.Parser().parse(in);
+        } catch (IOException e) {
+            throw new IllegalStateException(path, e);
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("currentAgainstPrevious")
+    void currentReadsPreviousAndPreviousReadsCurrent(String label, Schema current, Schema previous) {
+        assertCompatible(current, previous, "current reader, " + label + " writer");
+        assertCompatible(previous, current, label + " reader, current writer");
+    }
+
+    /** Beyond the schema check: bytes written with v1 decode into the generated classes, and back. */
+    @Test
+    void v1BytesDecodeIntoCurrentClassesAndBack() throws IOException {
+        Schema v1 = load("v1", "Question");
+        GenericRecord old = new GenericData.Record(v1);
+        old.put("question_id", "q-1");
+        old.put("doc_id", "d-1");
+        old.put("text", "what?");
+        old.put("max_new_tokens", 7);
+        old.put("temperature", 0.5f);
+        old.put("top_p", 0.9f);
+        old.put("seed", 42L);
+        old.put("stop", List.of("\n\n"));
+        byte[] bytes = write(new GenericDatumWriter<>(v1), old);
+
+        Question q = new SpecificDatumReader<Question>(v1, Question.getClassSchema())
+                .read(null, DecoderFactory.get().binaryDecoder(bytes, null));
+        assertEquals("q-1", q.getQuestionId());
+        assertEquals(7, q.getMaxNewTokens());
+        assertEquals(List.of("\n\n"), q.getStop());
+
+        byte[] again = write(new SpecificDatumWriter<>(Question.class), q);
+        GenericRecord back = new GenericDatumReader<GenericRecord>(Question.getClassSchema(), v1)
+                .read(null, DecoderFactory.get().binaryDecoder(again, null));
+        assertEquals(42L, back.get("seed"));
+    }
+
+    /** Negative control: the check above does catch a change that breaks old data (a new field without default). */
+    @Test
+    void checkerRejectsANewFieldWithoutDefault() {
+        Schema v1 = load("v1", "Question");
+        Schema broken = new Schema.Parser().parse(v1.toString().replace(
+                "\"fields\":[", "\"fields\":[{\"name\":\"tenant\",\"type\":\"string\"},"));
+        assertEquals(SchemaCompatibilityType.INCOMPATIBLE,
+                SchemaCompatibility.checkReaderWriterCompatibility(broken, v1).getType());
+    }
+
+    static void assertCompatible(Schema reader, Schema writer, String what) {
+        SchemaCompatibility.SchemaPairCompatibility result =
+                SchemaCompatibility.checkReaderWriterCompatibility(reader, writer);
+        assertEquals(SchemaCompatibilityType.COMPATIBLE, result.getType(), what + ": " + result.getDescription());
+    }
+
+    static <T> byte[] write(org.apache.avro.io.DatumWriter<T> writer, T value) throws IOException {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        BinaryEncoder enc = EncoderFactory.get().binaryEncoder(out, null);
+        writer.write(value, enc);
+        enc.flush();
+        return out.toByteArray();
+    }
+
+}
