@@ -10,10 +10,9 @@ import org.starflink.engine.generate.Generator;
 import org.starflink.engine.generate.GlobalSession;
 import org.starflink.engine.generate.SamplingParams;
 import org.starflink.engine.model.Model;
+import org.starflink.engine.model.RandomWeights;
 import org.starflink.engine.model.ModelConfig;
 import org.starflink.engine.model.RopeStyle;
-import org.starflink.engine.testing.RandomModels;
-import org.starflink.engine.testing.SharedModels;
 
 /**
  * Prefill and decode tokens/s of the engine, per backend, side by side: stories260K (260K parameters, real) and
@@ -28,7 +27,7 @@ public final class EngineBenchmark {
         boolean quick = List.of(args).contains("--quick");
         System.out.println("# Engine throughput (greedy, one sequence)");
         System.out.println("# machine: " + Machine.describe());
-        Model stories = SharedModels.stories260K();
+        Model stories = Stories260K.load();
         Model synthetic = synthetic100M();
         System.out.printf("# synthetic: %.0fM parameters (dim %d, %d layers, %d/%d heads, hidden %d, vocab %d)%n",
                 synthetic.config().parameterCount() / 1e6, synthetic.config().dim(), synthetic.config().layers(),
@@ -55,7 +54,7 @@ public final class EngineBenchmark {
 
     private static GenerationResult run(Case c, Backend backend, long seed) {
         Transformer transformer = new Transformer(backend);
-        int[] prompt = RandomModels.tokens(new Random(seed), c.promptTokens(), c.loaded().config().vocabSize());
+        int[] prompt = RandomWeights.tokens(new Random(seed), c.promptTokens(), c.loaded().config().vocabSize());
         // No EOS: always decode the full count.
         Generator generator = new Generator(c.loaded().tokenizer(), java.util.Set.of());
         return generator.generate(new GlobalSession(transformer, c.promptTokens() + c.decodeTokens()), prompt,
@@ -84,6 +83,6 @@ public final class EngineBenchmark {
     static Model synthetic100M() {
         ModelConfig config = new ModelConfig("synthetic", 768, 2048, 12, 12, 4, 64, 16000, 8192, 500000.0,
                 RopeStyle.HALVES, null, 1e-5, false, false, 1, java.util.Set.of(2));
-        return new Model("synthetic-100M", config, RandomModels.weights(config, 1), new IdsOnlyTokenizer());
+        return new Model("synthetic-100M", config, RandomWeights.create(config, 1), new IdsOnlyTokenizer());
     }
 }

@@ -11,11 +11,10 @@ import org.starflink.engine.backend.Backend;
 import org.starflink.engine.backend.BackendKind;
 import org.starflink.engine.forward.Transformer;
 import org.starflink.engine.model.Model;
+import org.starflink.engine.model.RandomWeights;
 import org.starflink.engine.star.BlockLayout;
 import org.starflink.engine.star.EncodedContext;
 import org.starflink.engine.star.LongContextGenerator;
-import org.starflink.engine.testing.RandomModels;
-import org.starflink.engine.testing.SharedModels;
 
 /**
  * Phase 1 of Star Attention (blocks of b = 1K, anchor = b, anchor encoded once) against a global prefill of the
@@ -35,7 +34,7 @@ public final class StarVsGlobalBenchmark {
         String csv = option(args, "--csv", null);
 
         Model model = modelName.equals("synthetic-100M") ? EngineBenchmark.synthetic100M()
-                : SharedModels.stories260K();
+                : Stories260K.load();
         Backend backend = BackendKind.DJL.create(model);
         LongContextGenerator generator = new LongContextGenerator(model, new Transformer(backend));
         System.out.println("# Phase 1: Star (b = a = " + blockSize + ", anchor reused) vs global prefill, "
@@ -43,12 +42,12 @@ public final class StarVsGlobalBenchmark {
         System.out.println("# machine: " + Machine.describe());
         System.out.printf("%8s %7s %12s %12s %14s %10s%n", "tokens", "blocks", "global s", "star s",
                 "star s/block", "global/star");
-        generator.encode(RandomModels.tokens(new Random(0), blockSize, model.config().vocabSize()),
+        generator.encode(RandomWeights.tokens(new Random(0), blockSize, model.config().vocabSize()),
                 BlockLayout.of(blockSize)); // warm-up
         List<String> rows = new ArrayList<>();
         rows.add("model,tokens,block_size,blocks,global_s,star_s,star_s_per_block");
         for (int length : lengths) {
-            int[] context = RandomModels.tokens(new Random(length), length, model.config().vocabSize());
+            int[] context = RandomWeights.tokens(new Random(length), length, model.config().vocabSize());
             EncodedContext star = generator.encode(context, BlockLayout.of(blockSize));
             EncodedContext global = generator.encode(context, BlockLayout.global(length));
             double starSeconds = star.encodeNanos() / 1e9;

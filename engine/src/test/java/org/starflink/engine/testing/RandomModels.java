@@ -1,12 +1,10 @@
 package org.starflink.engine.testing;
 
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Random;
 import java.util.Set;
-import org.starflink.engine.model.LayerWeights;
 import org.starflink.engine.model.ModelConfig;
 import org.starflink.engine.model.ModelWeights;
+import org.starflink.engine.model.RandomWeights;
 import org.starflink.engine.model.RopeScaling;
 import org.starflink.engine.model.RopeStyle;
 
@@ -28,59 +26,15 @@ public final class RandomModels {
     }
 
     public static ModelWeights weights(ModelConfig c, long seed) {
-        Random random = new Random(seed);
-        int dim = c.dim();
-        List<LayerWeights> layers = new ArrayList<>();
-        for (int l = 0; l < c.layers(); l++) {
-            layers.add(new LayerWeights(
-                    norm(random, dim),
-                    matrix(random, c.queryWidth(), dim), matrix(random, c.kvWidth(), dim),
-                    matrix(random, c.kvWidth(), dim),
-                    c.qkvBias() ? vector(random, c.queryWidth()) : null,
-                    c.qkvBias() ? vector(random, c.kvWidth()) : null,
-                    c.qkvBias() ? vector(random, c.kvWidth()) : null,
-                    matrix(random, dim, c.queryWidth()),
-                    norm(random, dim),
-                    matrix(random, c.hiddenDim(), dim), matrix(random, c.hiddenDim(), dim),
-                    matrix(random, dim, c.hiddenDim())));
-        }
-        float[] embedding = matrix(random, c.vocabSize(), dim);
-        float[] head = c.tiedEmbeddings() ? embedding : matrix(random, c.vocabSize(), dim);
-        return new ModelWeights(embedding, layers, norm(random, dim), head);
-    }
-
-    /** Entries ~ N(0, 1/in): activations keep their scale through the layers. */
-    public static float[] matrix(Random random, int out, int in) {
-        float[] m = new float[out * in];
-        double scale = 1.0 / Math.sqrt(in);
-        for (int i = 0; i < m.length; i++) {
-            m[i] = (float) (random.nextGaussian() * scale);
-        }
-        return m;
+        return RandomWeights.create(c, seed);
     }
 
     public static float[] vector(Random random, int n) {
-        float[] v = new float[n];
-        for (int i = 0; i < n; i++) {
-            v[i] = (float) (random.nextGaussian() * 0.1);
-        }
-        return v;
-    }
-
-    private static float[] norm(Random random, int n) {
-        float[] v = new float[n];
-        for (int i = 0; i < n; i++) {
-            v[i] = (float) (1 + random.nextGaussian() * 0.1);
-        }
-        return v;
+        return RandomWeights.vector(random, n);
     }
 
     public static int[] tokens(Random random, int count, int vocab) {
-        int[] t = new int[count];
-        for (int i = 0; i < count; i++) {
-            t[i] = 3 + random.nextInt(vocab - 3);
-        }
-        return t;
+        return RandomWeights.tokens(random, count, vocab);
     }
 
     public static double maxAbsDiff(float[] a, float[] b) {
