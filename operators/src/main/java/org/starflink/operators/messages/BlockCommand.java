@@ -1,0 +1,52 @@
+package org.starflink.operators.messages;
+
+/**
+ * From the document operator to a block operator (keyed by {@link #blockKey}): encode a complete block, or drop
+ * one. A Flink POJO: public fields, a no-argument constructor, arrays rather than collections (no Kryo).
+ */
+public class BlockCommand {
+    public enum Kind { ENCODE, DROP }
+
+    public Kind kind;
+    public String docId;
+    /** The document version the block belongs to; part of the block's key. */
+    public long version;
+    /** Block index i: tokens [i * b, i * b + tokens.length) of the context. */
+    public int block;
+    /** Global position of the block's first token (i * b). */
+    public int start;
+    /** The block's tokens (ENCODE). */
+    public int[] tokens;
+    /** The document's anchor: its first a context tokens (ENCODE of a block > 0; empty for block 0). */
+    public int[] anchorTokens;
+
+    public BlockCommand() {
+    }
+
+    public static BlockCommand encode(String docId, long version, int block, int start, int[] tokens, int[] anchor) {
+        BlockCommand c = new BlockCommand();
+        c.kind = Kind.ENCODE;
+        c.docId = docId;
+        c.version = version;
+        c.block = block;
+        c.start = start;
+        c.tokens = tokens;
+        c.anchorTokens = anchor;
+        return c;
+    }
+
+    public static BlockCommand drop(String docId, long version, int block) {
+        BlockCommand c = new BlockCommand();
+        c.kind = Kind.DROP;
+        c.docId = docId;
+        c.version = version;
+        c.block = block;
+        c.tokens = new int[0];
+        c.anchorTokens = new int[0];
+        return c;
+    }
+
+    public String blockKey() {
+        return BlockKeys.of(docId, version, block);
+    }
+}
