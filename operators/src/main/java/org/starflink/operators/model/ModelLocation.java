@@ -13,15 +13,15 @@ import org.starflink.engine.model.Model;
  *
  * @param model     Hugging Face folder or llama2.c file, as seen from the TaskManagers
  * @param tokenizer tokenizer override, or null
- * @param backend   backend name (djl, reference)
+ * @param backendName backend name (djl, reference)
  */
-public record ModelLocation(String model, String tokenizer, String backend) implements Serializable {
+public record ModelLocation(String model, String tokenizer, String backendName) implements Serializable {
 
     public Model load() {
         return ModelRegistry.model(Path.of(model), tokenizer == null ? null : Path.of(tokenizer));
     }
 
     public Backend backend() {
-        return ModelRegistry.backend(load(), BackendKind.parse(backend));
+        return ModelRegistry.backend(load(), BackendKind.parse(backendName));
     }
 }
