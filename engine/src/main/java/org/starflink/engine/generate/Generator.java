@@ -1,9 +1,7 @@
 package org.starflink.engine.generate;
 
-import java.util.Arrays;
 import java.util.Set;
 import java.util.function.IntConsumer;
-import org.starflink.engine.tokenizer.IncrementalDecoder;
 import org.starflink.engine.tokenizer.Tokenizer;
 
 /** The sampling loop: feed the prompt, then sample, stream and feed back one token at a time until a stop. */
@@ -22,58 +20,22 @@ public final class Generator {
      */
     public GenerationResult generate(Session session, int[] prompt, SamplingParams params, IntConsumer onToken) {
         Sampler sampler = new Sampler(params);
-        IncrementalDecoder decoder = new IncrementalDecoder(tokenizer);
-        StringBuilder text = new StringBuilder();
-        int[] generated = new int[Math.min(params.maxNewTokens(), 1024)];
-        int count = 0;
-        FinishReason reason = FinishReason.LENGTH;
-
+        AnswerBuilder answer = new AnswerBuilder(tokenizer, eosIds, params);
         long start = System.nanoTime();
         float[] logits = session.feed(prompt);
         long prefillNanos = System.nanoTime() - start;
         long decodeStart = System.nanoTime();
         int fedBack = 0;
         while (true) {
-            int token = sampler.next(logits, count);
-            if (count == generated.length) {
-                generated = Arrays.copyOf(generated, count * 2);
-            }
-            generated[count++] = token;
+            int token = sampler.next(logits, answer.count());
             onToken.accept(token);
-            if (eosIds.contains(token)) {
-                reason = FinishReason.EOS;
-                break;
-            }
-            text.append(decoder.add(token));
-            int stopAt = firstStop(text, params);
-            if (stopAt >= 0) {
-                text.setLength(stopAt);
-                reason = FinishReason.STOP;
-                break;
-            }
-            if (count == params.maxNewTokens()) {
+            if (answer.add(token).finish() != null) {
                 break;
             }
             logits = session.feed(new int[] {token});
             fedBack++;
         }
-        if (reason != FinishReason.STOP) {
-            text.append(decoder.flush());
-        }
-        long decodeNanos = System.nanoTime() - decodeStart;
-        Timings timings = new Timings(prompt.length, prefillNanos, fedBack, decodeNanos);
-        return new GenerationResult(Arrays.copyOf(generated, count), text.toString(), reason, timings);
-    }
-
-    private static int firstStop(CharSequence text, SamplingParams params) {
-        int first = -1;
-        String s = text.toString();
-        for (String stop : params.stop()) {
-            int at = s.indexOf(stop);
-            if (at >= 0 && (first < 0 || at < first)) {
-                first = at;
-            }
-        }
-        return first;
+        Timings timings = new Timings(prompt.length, prefillNanos, fedBack, System.nanoTime() - decodeStart);
+        return new GenerationResult(answer.tokens(), answer.text(), answer.finish(), timings);
     }
 }
