@@ -1,13 +1,23 @@
 package org.starflink.engine.star;
 
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.util.ArrayList;
 import java.util.List;
+import org.starflink.engine.EngineException;
 import org.starflink.engine.attention.AttentionMerge;
 import org.starflink.engine.attention.AttentionPartial;
 import org.starflink.engine.backend.Backend;
 import org.starflink.engine.backend.QkvProjection;
 import org.starflink.engine.forward.KvCache;
 import org.starflink.engine.forward.Transformer;
+import org.starflink.engine.wire.KvPage;
+import org.starflink.engine.wire.KvPages;
+import org.starflink.engine.wire.PhaseTwoCodec;
 
 /**
  * Star Attention phase 2 for one question: the query host. It runs every non-attention part of the model for
@@ -25,6 +35,8 @@ import org.starflink.engine.forward.Transformer;
  * across runs and replays.
  */
 public final class QueryHost {
+    private static final int STATE_VERSION = 1;
+
     private final Transformer transformer;
     private final Backend backend;
     private final KvCache own;
@@ -97,5 +109,132 @@ public final class QueryHost {
     /** Bytes of KV the host holds for its question and generated tokens. */
     public long kvBytes() {
         return own.bytes();
+    }
+
+    /** True between {@link #start} and the {@link #complete} of the last layer. */
+    public boolean passInProgress() {
+        return layer >= 0;
+    }
+
+    /**
+     * The host's whole state as bytes (for Flink keyed state): its own KV, the next position, and the pass in
+     * progress (residual stream, layer, own partial). {@link #fromBytes} continues exactly where this stopped.
+     */
+    public byte[] toBytes() {
+        try (var bytes = new ByteArrayOutputStream();
+             var out = new DataOutputStream(bytes)) {
+            out.writeByte(STATE_VERSION);
+            out.writeInt(nextPosition);
+            out.writeInt(layer);
+            writeFloats(out, x);
+            writeInts(out, positions);
+            writeFloats(out, logits);
+            writeBytes(out, ownPartial == null ? null : PhaseTwoCodec.toBytes(ownPartial));
+            var pages = KvPages.pagesFrom(own, Integer.MAX_VALUE, 0);
+            out.writeInt(pages.size());
+            for (var page : pages) {
+                writeBytes(out, page.toBytes());
+            }
+            out.flush();
+            return bytes.toByteArray();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    public static QueryHost fromBytes(Transformer transformer, byte[] state) {
+        try (var in = new DataInputStream(new ByteArrayInputStream(state))) {
+            int version = in.readByte();
+            if (version != STATE_VERSION) {
+                throw new EngineException("unsupported query host state version " + version);
+            }
+            int nextPosition = in.readInt();
+            int layer = in.readInt();
+            float[] x = readFloats(in);
+            int[] positions = readInts(in);
+            float[] logits = readFloats(in);
+            byte[] partial = readBytes(in);
+            int pageCount = in.readInt();
+            var pages = new ArrayList<KvPage>(pageCount);
+            for (int i = 0; i < pageCount; i++) {
+                pages.add(KvPage.fromBytes(readBytes(in)));
+            }
+            var config = transformer.backend().config();
+            // A pass in progress has appended KV to layers < layer only: rebuild layer by layer.
+            QueryHost host = new QueryHost(transformer, nextPosition, Math.max(1, pages.size()));
+            for (var page : pages) {
+                host.own.append(page.layer(), Transformer.range(page.firstPosition(), page.count()), page.keys(),
+                        page.values());
+            }
+            host.layer = layer;
+            host.x = x;
+            host.positions = positions;
+            host.logits = logits;
+            host.ownPartial = partial == null ? null : PhaseTwoCodec.partialFromBytes(partial);
+            if (host.own.layers() != config.layers()) {
+                throw new IllegalStateException("state does not fit the model");
+            }
+            return host;
+        } catch (IOException e) {
+            throw new EngineException("corrupt query host state: " + e.getMessage(), e);
+        }
+    }
+
+
+    private static void writeFloats(DataOutputStream out, float[] values) throws IOException {
+        out.writeInt(values == null ? -1 : values.length);
+        if (values != null) {
+            for (float v : values) {
+                out.writeFloat(v);
+            }
+        }
+    }
+
+    private static float[] readFloats(DataInputStream in) throws IOException {
+        int n = in.readInt();
+        if (n < 0) {
+            return null;
+        }
+        float[] values = new float[n];
+        for (int i = 0; i < n; i++) {
+            values[i] = in.readFloat();
+        }
+        return values;
+    }
+
+    private static void writeInts(DataOutputStream out, int[] values) throws IOException {
+        out.writeInt(values == null ? -1 : values.length);
+        if (values != null) {
+            for (int v : values) {
+                out.writeInt(v);
+            }
+        }
+    }
+
+    private static int[] readInts(DataInputStream in) throws IOException {
+        int n = in.readInt();
+        if (n < 0) {
+            return null;
+        }
+        int[] values = new int[n];
+        for (int i = 0; i < n; i++) {
+            values[i] = in.readInt();
+        }
+        return values;
+    }
+
+    private static void writeBytes(DataOutputStream out, byte[] value) throws IOException {
+        out.writeInt(value == null ? -1 : value.length);
+        if (value != null) {
+            out.write(value);
+        }
+    }
+
+    private static byte[] readBytes(DataInputStream in) throws IOException {
+        int n = in.readInt();
+        if (n < 0) {
+            return null;
+        }
+        return in.readNBytes(n);
     }
 }
