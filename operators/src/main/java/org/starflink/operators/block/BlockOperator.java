@@ -1,0 +1,238 @@
+package org.starflink.operators.block;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.apache.flink.api.common.functions.OpenContext;
+import org.apache.flink.api.common.state.ListState;
+import org.apache.flink.api.common.state.ListStateDescriptor;
+import org.apache.flink.api.common.state.MapState;
+import org.apache.flink.api.common.state.MapStateDescriptor;
+import org.apache.flink.api.common.state.ValueState;
+import org.apache.flink.api.common.state.ValueStateDescriptor;
+import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.metrics.Counter;
+import org.apache.flink.metrics.MetricGroup;
+import org.apache.flink.streaming.api.functions.co.KeyedCoProcessFunction;
+import org.apache.flink.util.Collector;
+import org.starflink.engine.attention.AttentionPartial;
+import org.starflink.engine.backend.Backend;
+import org.starflink.engine.forward.KvCache;
+import org.starflink.engine.forward.Transformer;
+import org.starflink.engine.star.BlockAttention;
+import org.starflink.engine.star.BlockEncoder;
+import org.starflink.engine.star.ContextBlock;
+import org.starflink.engine.wire.KvPage;
+import org.starflink.engine.wire.KvPages;
+import org.starflink.engine.wire.PhaseTwoCodec;
+import org.starflink.operators.messages.BlockCommand;
+import org.starflink.operators.messages.BlockRequest;
+import org.starflink.operators.messages.HostMessage;
+import org.starflink.operators.model.ModelLocation;
+
+/**
+ * A context block (keyed by document, version and block index): Star Attention phase 1 when its block arrives,
+ * phase 2 for every layer request of every question about it.
+ *
+ * <p>State (RocksDB in production): the block's KV as fixed-size pages in a {@link MapState} of the engine's
+ * binary {@link KvPage} form (no Kryo; no value grows with the block), a small {@link BlockMeta}, and the layer
+ * requests that arrived before the block was encoded. Next to the state, an operator-local LRU of decoded KV so
+ * that a layer request does not deserialize pages. Blocks never talk to each other.
+ *
+ * <p>Anchor reuse: blocks of one document on one subtask share the anchor's KV (encoded once per document
+ * version per subtask, held in a small operator-local cache).
+ *
+ * <p>A DROP (new document version, delete) does not clear the block at once: questions that started on this
+ * version keep sending requests, so the block retires once no request has arrived for the grace period.
+ */
+public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, BlockRequest, HostMessage> {
+    public static final MapStateDescriptor<Integer, byte[]> PAGES = new MapStateDescriptor<>("kv-pages", Types.INT,
+            PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO);
+    public static final ValueStateDescriptor<BlockMeta> META = new ValueStateDescriptor<>("block-meta",
+            BlockMeta.class);
+    public static final ListStateDescriptor<BlockRequest> PENDING = new ListStateDescriptor<>("pending-requests",
+            BlockRequest.class);
+
+    /** Page key = layer * PAGES_PER_LAYER + page index: blocks stay far below 2^20 pages per layer. */
+    private static final int PAGES_PER_LAYER = 1 << 20;
+    private static final int ANCHOR_CACHE_ENTRIES = 8;
+
+    /** Encodes per block key in this JVM: lets failover tests prove that restored blocks are not re-encoded. */
+    static final Map<String, AtomicInteger> ENCODES = new ConcurrentHashMap<>();
+
+    private final ModelLocation model;
+    private final int pageTokens;
+    private final Duration retireGrace;
+    private final long localCacheBytes;
+
+    private transient MapState<Integer, byte[]> pages;
+    private transient ValueState<BlockMeta> meta;
+    private transient ListState<BlockRequest> pending;
+    private transient Backend backend;
+    private transient BlockEncoder encoder;
+    private transient KvCacheLru decoded;
+    private transient Map<String, KvCache> anchors;
+    private transient BlockMetrics metrics;
+
+    public BlockOperator(ModelLocation model, int pageTokens, Duration retireGrace, long localCacheBytes) {
+        this.model = model;
+        this.pageTokens = pageTokens;
+        this.retireGrace = retireGrace;
+        this.localCacheBytes = localCacheBytes;
+    }
+
+    @Override
+    public void open(OpenContext context) {
+        pages = getRuntimeContext().getMapState(PAGES);
+        meta = getRuntimeContext().getState(META);
+        pending = getRuntimeContext().getListState(PENDING);
+        backend = model.backend();
+        encoder = new BlockEncoder(new Transformer(backend));
+        decoded = new KvCacheLru(localCacheBytes);
+        anchors = new LinkedHashMap<>(16, 0.75f, true) {
+            @Override
+            protected boolean removeEldestEntry(Map.Entry<String, KvCache> eldest) {
+                return size() > ANCHOR_CACHE_ENTRIES;
+            }
+        };
+        metrics = new BlockMetrics(getRuntimeContext().getMetricGroup(), decoded);
+    }
+
+    @Override
+    public void processElement1(BlockCommand command, Context ctx, Collector<HostMessage> out) throws Exception {
+        String key = ctx.getCurrentKey();
+        BlockMeta current = meta.value();
+        if (command.kind == BlockCommand.Kind.DROP) {
+            if (current != null) {
+                current.retiring = true;
+                current.lastUsedMs = ctx.timerService().currentProcessingTime();
+                meta.update(current);
+                ctx.timerService().registerProcessingTimeTimer(current.lastUsedMs + retireGrace.toMillis());
+            } else {
+                pending.clear(); // never encoded: nothing will answer its waiting requests
+            }
+            return;
+        }
+        if (current != null) {
+            return; // already encoded (a replayed command): state survived, no re-encoding
+        }
+        long started = System.nanoTime();
+        KvCache anchor = command.block == 0 ? null : anchors.computeIfAbsent(
+                command.docId + "@" + command.version, k -> encoder.encodeAnchor(command.anchorTokens));
+        KvCache kv = encoder.encode(new ContextBlock(command.block, command.start, command.tokens), anchor);
+        for (KvPage page : KvPages.pagesFrom(kv, pageTokens, 0)) {
+            pages.put(page.layer() * PAGES_PER_LAYER + page.page(), page.toBytes());
+        }
+        BlockMeta encoded = new BlockMeta();
+        encoded.length = command.tokens.length;
+        encoded.start = command.start;
+        meta.update(encoded);
+        decoded.put(key, kv);
+        ENCODES.computeIfAbsent(key, k -> new AtomicInteger()).incrementAndGet();
+        metrics.encoded(command.tokens.length, System.nanoTime() - started, kv.bytes());
+
+        List<BlockRequest> waiting = new ArrayList<>();
+        pending.get().forEach(waiting::add);
+        pending.clear();
+        for (BlockRequest request : waiting) {
+            answer(key, request, kv, out);
+        }
+    }
+
+    @Override
+    public void processElement2(BlockRequest request, Context ctx, Collector<HostMessage> out) throws Exception {
+        BlockMeta current = meta.value();
+        if (current == null) {
+            pending.add(request); // the block's encoding has not arrived yet
+            return;
+        }
+        if (current.retiring) {
+            current.lastUsedMs = ctx.timerService().currentProcessingTime();
+            meta.update(current);
+        }
+        answer(ctx.getCurrentKey(), request, kvOf(ctx.getCurrentKey()), out);
+    }
+
+    private void answer(String key, BlockRequest request, KvCache kv, Collector<HostMessage> out) {
+        AttentionPartial partial = BlockAttention.answer(backend, PhaseTwoCodec.requestFromBytes(request.request), kv);
+        out.collect(HostMessage.partial(request.questionId, request.block, request.pass, request.layer,
+                PhaseTwoCodec.toBytes(partial)));
+        metrics.answered();
+    }
+
+    /** The block's KV from the local cache, else assembled from its pages (after a restore or an eviction). */
+    private KvCache kvOf(String key) throws Exception {
+        KvCache kv = decoded.get(key);
+        if (kv == null) {
+            List<KvPage> stored = new ArrayList<>();
+            for (byte[] bytes : pages.values()) {
+                stored.add(KvPage.fromBytes(bytes));
+            }
+            var config = backend.config();
+            kv = KvPages.assemble(stored, config.layers(), config.kvWidth());
+            decoded.put(key, kv);
+        }
+        return kv;
+    }
+
+    @Override
+    public void onTimer(long timestamp, OnTimerContext ctx, Collector<HostMessage> out) throws Exception {
+        BlockMeta current = meta.value();
+        if (current == null || !current.retiring) {
+            return;
+        }
+        long retireAt = current.lastUsedMs + retireGrace.toMillis();
+        if (timestamp < retireAt) {
+            ctx.timerService().registerProcessingTimeTimer(retireAt);
+            return;
+        }
+        pages.clear();
+        meta.clear();
+        pending.clear();
+        decoded.remove(ctx.getCurrentKey());
+        metrics.dropped();
+    }
+
+    /** The block operator's metrics, in the group starflink.block. */
+    static final class BlockMetrics {
+        private final Counter blocksEncoded;
+        private final Counter phase1Tokens;
+        private final Counter phase1Nanos;
+        private final Counter blocksRetired;
+        private final Counter partialsServed;
+        private final Counter kvBytesEncoded;
+
+        BlockMetrics(MetricGroup parent, KvCacheLru decoded) {
+            MetricGroup group = parent.addGroup("starflink").addGroup("block");
+            blocksEncoded = group.counter("blocksEncoded");
+            phase1Tokens = group.counter("phase1Tokens");
+            phase1Nanos = group.counter("phase1Nanos");
+            blocksRetired = group.counter("blocksRetired");
+            partialsServed = group.counter("partialsServed");
+            kvBytesEncoded = group.counter("kvBytesEncoded");
+            group.gauge("phase1TokensPerSecond", () -> phase1Nanos.getCount() == 0 ? 0.0
+                    : phase1Tokens.getCount() * 1e9 / phase1Nanos.getCount());
+            group.gauge("kvBytesCached", decoded::bytes);
+        }
+
+        void encoded(int tokens, long nanos, long kvBytes) {
+            blocksEncoded.inc();
+            phase1Tokens.inc(tokens);
+            phase1Nanos.inc(nanos);
+            kvBytesEncoded.inc(kvBytes);
+        }
+
+        void answered() {
+            partialsServed.inc();
+        }
+
+        void dropped() {
+            blocksRetired.inc();
+        }
+    }
+}

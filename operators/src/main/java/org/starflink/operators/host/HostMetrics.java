@@ -1,0 +1,53 @@
+package org.starflink.operators.host;
+
+import java.util.concurrent.atomic.AtomicLong;
+import org.apache.flink.metrics.Counter;
+import org.apache.flink.metrics.Histogram;
+import org.apache.flink.metrics.MetricGroup;
+import org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram;
+
+/** The query host's metrics, in the group starflink.host. Times in milliseconds, the layer round trip in microseconds. */
+final class HostMetrics {
+    private static final int WINDOW = 1000;
+    private final AtomicLong inFlight = new AtomicLong();
+    private final Counter questionsFinished;
+    private final Counter stalePartials;
+    private final Histogram timeToFirstTokenMs;
+    private final Histogram timePerOutputTokenMs;
+    private final Histogram layerRoundTripMicros;
+
+    HostMetrics(MetricGroup parent) {
+        MetricGroup group = parent.addGroup("starflink").addGroup("host");
+        group.gauge("questionsInFlight", inFlight::get);
+        questionsFinished = group.counter("questionsFinished");
+        stalePartials = group.counter("stalePartials");
+        timeToFirstTokenMs = group.histogram("timeToFirstTokenMs", new DescriptiveStatisticsHistogram(WINDOW));
+        timePerOutputTokenMs = group.histogram("timePerOutputTokenMs", new DescriptiveStatisticsHistogram(WINDOW));
+        layerRoundTripMicros = group.histogram("layerRoundTripMicros", new DescriptiveStatisticsHistogram(WINDOW));
+    }
+
+    void questionStarted() {
+        inFlight.incrementAndGet();
+    }
+
+    void questionFinished() {
+        inFlight.decrementAndGet();
+        questionsFinished.inc();
+    }
+
+    void stalePartial() {
+        stalePartials.inc();
+    }
+
+    void firstToken(long millis) {
+        timeToFirstTokenMs.update(millis);
+    }
+
+    void outputToken(long nanos) {
+        timePerOutputTokenMs.update(nanos / 1_000_000);
+    }
+
+    void layerRoundTrip(long nanos) {
+        layerRoundTripMicros.update(nanos / 1_000);
+    }
+}
