@@ -55,18 +55,16 @@ public final class LongContextGenerator {
     }
 
     /**
-     * Phase 1: block 0, then every other block against the anchor. The anchor (a <= b) is a prefix of block 0,
-     * and causal attention makes its KV exactly the first a entries of block 0's: in one process it is never
-     * encoded twice. (A worker that holds other blocks but not block 0 uses {@link BlockEncoder#encodeAnchor}.)
+     * Phase 1: the anchor once, then every block against it (block 0 alone). The anchor is encoded by itself,
+     * exactly as a streaming block worker that does not hold block 0 must do, so that this single-process path and
+     * the Flink job compute bit-identical KV.
      */
     public EncodedContext encode(int[] contextTokens, BlockLayout layout) {
         long start = System.nanoTime();
         List<ContextBlock> blocks = layout.split(contextTokens);
+        KvCache anchor = blocks.size() > 1 ? encoder.encodeAnchor(layout.anchor(contextTokens)) : null;
         List<KvCache> caches = new ArrayList<>(blocks.size());
-        KvCache blockZero = encoder.encode(blocks.get(0), null);
-        caches.add(blockZero);
-        KvCache anchor = blockZero.copyRange(0, layout.anchor(contextTokens).length);
-        for (ContextBlock block : blocks.subList(1, blocks.size())) {
+        for (ContextBlock block : blocks) {
             caches.add(encoder.encode(block, anchor));
         }
         return new EncodedContext(contextTokens.length, caches, System.nanoTime() - start);
