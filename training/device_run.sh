@@ -12,7 +12,7 @@ W=/tmp/work; mkdir -p $W
 DEADLINE=$(( T0 + TRAIN_S ))
 for v in global:0.0 mixed:0.5; do
   name=${v%%:*}; p=${v##*:}
-  python3 training/train.py --out $W/$name --star-p $p --deadline $DEADLINE --workers 6 --rows 8 \
+  python3 training/train.py --out $W/$name --star-p $p --deadline $DEADLINE --workers 6 --rows 4 --curriculum 0.35:2048,0.5:4096,0.65:8192 \
       > $W/train_$name.log 2>&1 &
 done
 wait

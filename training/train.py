@@ -34,8 +34,19 @@ BOS, EOS, PAD = 1, 2, 0
 
 
 class RowStream(torch.utils.data.IterableDataset):
-    def __init__(self, tok_path, seq, rows, star_p, min_len, seed):
+    def __init__(self, tok_path, seq, rows, star_p, min_len, seed, progress=None, curriculum=""):
         self.tok_path, self.seq, self.rows, self.star_p, self.min_len, self.seed = tok_path, seq, rows, star_p, min_len, seed
+        self.max_extra = 3
+        self.progress = progress  # multiprocessing.Value('d'): training progress in [0, 1], set by the main loop
+        # curriculum "p1:len1,p2:len2,...": below progress p_i documents are at most len_i tokens
+        self.curriculum = [(float(a), int(b)) for a, b in (x.split(":") for x in curriculum.split(",") if x)]
+
+    def max_len(self):
+        prog = self.progress.value if self.progress is not None else 1.0
+        for p, n in self.curriculum:
+            if prog < p:
+                return min(n, self.seq)
+        return self.seq
 
     def __iter__(self):
         from tokenizers import Tokenizer
@@ -64,12 +75,13 @@ class RowStream(torch.utils.data.IterableDataset):
         anc = np.zeros(L, np.int32)
         cls = np.zeros(L, np.int8)  # class of the token at this index: 0 none, 1 aux, 2 answer
         cur, d = 0, 0
+        maxT = self.max_len()
         while L - cur >= self.min_len + 120:
             rem = L - cur
-            T = int(math.exp(rnd.uniform(math.log(self.min_len), math.log(L))))
+            T = int(math.exp(rnd.uniform(math.log(self.min_len), math.log(maxT))))
             T = min(T, rem - 120)
             kind = tasks.KINDS[rnd.randrange(len(tasks.KINDS))]
-            inst = tasks.build(kind, T, next_seed(), count, n_extra=rnd.randrange(3))
+            inst = tasks.build(kind, T, next_seed(), count, n_extra=rnd.randrange(self.max_extra + 1))
             ctx = [BOS] + enc(inst.context)
             parts = [(ctx, 1, True)]
             for q, a in [(inst.question, inst.answer)] + list(inst.extra_qa):
@@ -160,9 +172,11 @@ def main():
     ap.add_argument("--time-budget", type=float, default=0, help="seconds of training (0: use --steps)")
     ap.add_argument("--deadline", type=float, default=0, help="absolute unix time to stop training")
     ap.add_argument("--steps", type=int, default=1000)
-    ap.add_argument("--rows", type=int, default=8)
+    ap.add_argument("--rows", type=int, default=4)
     ap.add_argument("--seq", type=int, default=16384)
-    ap.add_argument("--min-len", type=int, default=400)
+    ap.add_argument("--min-len", type=int, default=256)
+    ap.add_argument("--curriculum", default="0.35:2048,0.5:4096,0.65:8192",
+                    help="progress:max_doc_len steps; documents are log-uniform in [min-len, max]")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--aux-w", type=float, default=0.1)
@@ -182,7 +196,10 @@ def main():
     print(f"params {param_count(model) / 1e6:.2f}M", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1, fused=(dev == "cuda"))
 
-    ds = RowStream(os.path.abspath(args.tokenizer), args.seq, args.rows, args.star_p, args.min_len, args.seed)
+    import multiprocessing as mp
+    progress = mp.Value("d", 0.0, lock=False)
+    ds = RowStream(os.path.abspath(args.tokenizer), args.seq, args.rows, args.star_p, args.min_len, args.seed,
+                   progress, args.curriculum)
     dl = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=args.workers, prefetch_factor=4,
                                      pin_memory=(dev == "cuda"), persistent_workers=True)
 
@@ -229,6 +246,7 @@ def main():
             prog = step / args.steps
         if prog >= 1.0:
             break
+        progress.value = prog
         lr = args.lr * min(1.0, (step + 1) / args.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(prog, 1.0))))
         for g in opt.param_groups:
             g["lr"] = lr
@@ -246,7 +264,7 @@ def main():
             rec = {"step": step, "t": round(time.time() - t_start, 1), "lr": round(lr, 6), "loss": round(loss.item(), 4),
                    "ans_loss": round(l_ans.item(), 4), "aux_loss": round(l_aux.item(), 4),
                    "ans_tok_acc": round(acc.item(), 4), "grad_norm": round(gn.item(), 3),
-                   "tok_per_s": round(tokens / max(1e-6, time.time() - t_train0))}
+                   "tok_per_s": round(tokens / max(1e-6, time.time() - t_train0)), "max_doc_len": ds.max_len()}
             log.write(json.dumps(rec) + "\n")
             log.flush()
             if step % 50 == 0 or step == 1:

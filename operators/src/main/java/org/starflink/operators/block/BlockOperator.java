@@ -62,8 +62,11 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
     private static final int PAGES_PER_LAYER = 1 << 20;
     private static final int ANCHOR_CACHE_ENTRIES = 8;
 
-    /** Encodes per block key in this JVM: lets failover tests prove that restored blocks are not re-encoded. */
-    static final Map<String, AtomicInteger> ENCODES = new ConcurrentHashMap<>();
+    /**
+     * Phase-1 encodes per block key in this JVM (a diagnostic, like a metric): lets failover tests prove that
+     * restored blocks are not re-encoded. Never read by the job itself.
+     */
+    public static final Map<String, AtomicInteger> ENCODES = new ConcurrentHashMap<>();
 
     private final ModelLocation model;
     private final int pageTokens;

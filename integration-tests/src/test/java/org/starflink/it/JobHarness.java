@@ -1,0 +1,93 @@
+package org.starflink.it;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Map;
+import java.util.UUID;
+import java.util.function.UnaryOperator;
+import org.apache.flink.api.common.eventtime.WatermarkStrategy;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.connector.base.DeliveryGuarantee;
+import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer;
+import org.apache.flink.core.execution.JobClient;
+import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.starflink.kafka.EmbeddedKafka;
+import org.starflink.operators.kafka.AvroKafka;
+import org.starflink.operators.kafka.KafkaRawRecord;
+import org.starflink.pipeline.JobSinks;
+import org.starflink.pipeline.StarflinkJob;
+import org.starflink.pipeline.StarflinkOptions;
+import org.starflink.schemas.AnswerToken;
+import org.starflink.schemas.RejectedRecord;
+
+/**
+ * The production topology ({@link StarflinkJob#defineWorkflow}) between real Kafka topics of its own, on the
+ * test's MiniCluster, with RocksDB and checkpoints. Tests may wrap the document records or the answers (to inject
+ * a failure) without touching the topology.
+ */
+final class JobHarness {
+    final String suffix = UUID.randomUUID().toString().substring(0, 8);
+    final String documents = "documents-" + suffix;
+    final String questions = "questions-" + suffix;
+    final String answers = "answers-" + suffix;
+    final String rejected = "rejected-" + suffix;
+    private final EmbeddedKafka kafka;
+
+    JobHarness(EmbeddedKafka kafka) {
+        this.kafka = kafka;
+        kafka.createTopics(Map.of(documents, 2, questions, 2, answers, 2, rejected, 1));
+    }
+
+    static Configuration options(Path model, int blockSize, int anchorSize) {
+        Configuration options = new Configuration();
+        options.set(StarflinkOptions.MODEL, model.toString());
+        options.set(StarflinkOptions.BLOCK_SIZE, blockSize);
+        options.set(StarflinkOptions.ANCHOR_SIZE, anchorSize);
+        options.set(StarflinkOptions.PAGE_TOKENS, 16);
+        options.set(StarflinkOptions.MAX_QUESTIONS_IN_FLIGHT, 8);
+        options.set(StarflinkOptions.BLOCK_RETIRE_GRACE, Duration.ofMillis(500));
+        return options;
+    }
+
+    JobClient start(int parallelism, Path checkpoints, Configuration options,
+                    UnaryOperator<DataStream<KafkaRawRecord>> aroundDocuments,
+                    UnaryOperator<DataStream<AnswerToken>> aroundAnswers) throws Exception {
+        Configuration cluster = new Configuration();
+        cluster.setString("state.backend.type", "rocksdb");
+        cluster.setString("execution.checkpointing.storage", "filesystem");
+        cluster.setString("execution.checkpointing.dir", checkpoints.toUri().toString());
+        cluster.setString("execution.checkpointing.interval", "300 ms");
+        cluster.setString("execution.checkpointing.incremental", "true");
+        cluster.setString("execution.buffer-timeout.interval", "0 ms");
+        cluster.setString("pipeline.generic-types", "false"); // any Kryo fallback fails the job graph
+        cluster.setString("restart-strategy.type", "fixed-delay");
+        cluster.setString("restart-strategy.fixed-delay.attempts", "3");
+        cluster.setString("restart-strategy.fixed-delay.delay", "200 ms");
+        StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(cluster);
+        env.setParallelism(parallelism);
+        env.setMaxParallelism(32);
+
+        String bootstrap = kafka.bootstrapServers();
+        DataStream<KafkaRawRecord> documentRecords = aroundDocuments.apply(env.fromSource(
+                AvroKafka.rawSource(bootstrap, documents, "it-" + suffix, OffsetsInitializer.earliest(), null),
+                WatermarkStrategy.noWatermarks(), "documents").uid("source-documents"));
+        DataStream<KafkaRawRecord> questionRecords = env.fromSource(
+                AvroKafka.rawSource(bootstrap, questions, "it-" + suffix, OffsetsInitializer.earliest(), null),
+                WatermarkStrategy.noWatermarks(), "questions").uid("source-questions");
+        StarflinkJob.defineWorkflow(env, documentRecords, questionRecords, new JobSinks() {
+            @Override
+            public void answers(DataStream<AnswerToken> stream) {
+                aroundAnswers.apply(stream).sinkTo(AvroKafka.avroSink(bootstrap, answers, AnswerToken.class,
+                        AnswerToken::getQuestionId, DeliveryGuarantee.AT_LEAST_ONCE, null)).uid("sink-answers");
+            }
+
+            @Override
+            public void rejected(DataStream<RejectedRecord> stream) {
+                stream.sinkTo(AvroKafka.avroSink(bootstrap, rejected, RejectedRecord.class,
+                        RejectedRecord::getSourceTopic, DeliveryGuarantee.AT_LEAST_ONCE, null)).uid("sink-rejected");
+            }
+        }, options);
+        return env.executeAsync("starflink-it-" + suffix);
+    }
+}

@@ -1,0 +1,91 @@
+package org.starflink.it;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Properties;
+import java.util.UUID;
+import org.apache.avro.io.BinaryEncoder;
+import org.apache.avro.io.EncoderFactory;
+import org.apache.avro.specific.SpecificDatumWriter;
+import org.apache.avro.specific.SpecificRecord;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.starflink.operators.kafka.StrictAvroDecoder;
+
+/** A plain Kafka producer and consumer of the job's Avro records, as an outside client would use them. */
+final class KafkaClient implements AutoCloseable {
+    private final String bootstrap;
+    private final KafkaProducer<byte[], byte[]> producer;
+
+    KafkaClient(String bootstrap) {
+        this.bootstrap = bootstrap;
+        Properties props = new Properties();
+        props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        props.put(ProducerConfig.ACKS_CONFIG, "all");
+        props.put(ProducerConfig.LINGER_MS_CONFIG, "0");
+        producer = new KafkaProducer<>(props);
+    }
+
+    <T extends SpecificRecord> void send(String topic, String key, T record) {
+        sendRaw(topic, key, encode(record));
+    }
+
+    void sendRaw(String topic, String key, byte[] value) {
+        producer.send(new ProducerRecord<>(topic, key == null ? null : key.getBytes(), value));
+        producer.flush();
+    }
+
+    static <T extends SpecificRecord> byte[] encode(T record) {
+        try {
+            ByteArrayOutputStream out = new ByteArrayOutputStream();
+            BinaryEncoder encoder = EncoderFactory.get().binaryEncoder(out, null);
+            @SuppressWarnings("unchecked")
+            SpecificDatumWriter<T> writer = new SpecificDatumWriter<>((Class<T>) record.getClass());
+            writer.write(record, encoder);
+            encoder.flush();
+            return out.toByteArray();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** Every record of a topic, read from the beginning until {@code done} holds or the timeout passes. */
+    <T extends SpecificRecord> List<T> readUntil(String topic, Class<T> type, java.util.function.Predicate<List<T>> done,
+                                                 Duration timeout) throws IOException {
+        Properties props = new Properties();
+        props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        props.put(ConsumerConfig.GROUP_ID_CONFIG, "test-" + UUID.randomUUID());
+        props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        props.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        StrictAvroDecoder<T> decoder = new StrictAvroDecoder<>(type);
+        List<T> records = new ArrayList<>();
+        long deadline = System.nanoTime() + timeout.toNanos();
+        try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(props)) {
+            consumer.subscribe(List.of(topic));
+            while (!done.test(records) && System.nanoTime() < deadline) {
+                for (ConsumerRecord<byte[], byte[]> record : consumer.poll(Duration.ofMillis(200))) {
+                    records.add(decoder.decode(record.value()));
+                }
+            }
+        }
+        return records;
+    }
+
+    @Override
+    public void close() {
+        producer.close();
+    }
+}

@@ -1,0 +1,61 @@
+package org.starflink.pipeline;
+
+import static org.apache.flink.configuration.ConfigOptions.key;
+
+import java.time.Duration;
+import org.apache.flink.configuration.ConfigOption;
+
+/**
+ * The job's typed configuration. Set them in Flink's configuration (config.yaml, -D on the command line, or a
+ * FlinkDeployment's flinkConfiguration); the CLI's options map onto them.
+ */
+public final class StarflinkOptions {
+    private StarflinkOptions() {
+    }
+
+    public static final ConfigOption<String> MODEL = key("starflink.model").stringType()
+            .defaultValue("models/starflink-tiny")
+            .withDescription("Model: a Hugging Face folder or a llama2.c .bin, as seen from the TaskManagers.");
+    public static final ConfigOption<String> TOKENIZER = key("starflink.tokenizer").stringType().noDefaultValue()
+            .withDescription("Tokenizer file overriding the model's own.");
+    public static final ConfigOption<String> BACKEND = key("starflink.backend").stringType().defaultValue("djl")
+            .withDescription("Engine backend: djl (PyTorch on CPU) or reference (plain Java).");
+    public static final ConfigOption<Integer> BLOCK_SIZE = key("starflink.block-size").intType().defaultValue(1024)
+            .withDescription("Tokens per context block (b).");
+    public static final ConfigOption<Integer> ANCHOR_SIZE = key("starflink.anchor-size").intType().defaultValue(0)
+            .withDescription("Anchor tokens (a, 1..b); 0 = the block size, as in the paper.");
+    public static final ConfigOption<Integer> PAGE_TOKENS = key("starflink.kv-page-tokens").intType()
+            .defaultValue(64).withDescription("Tokens per KV page in the block operators' state.");
+    public static final ConfigOption<Integer> MAX_QUESTIONS_IN_FLIGHT = key("starflink.max-questions-in-flight")
+            .intType().defaultValue(32)
+            .withDescription("Questions inside the per-layer loop per query-host subtask; more wait (backpressure).");
+    public static final ConfigOption<Duration> BLOCK_RETIRE_GRACE = key("starflink.block.retire-grace")
+            .durationType().defaultValue(Duration.ofMinutes(2))
+            .withDescription("How long a replaced or deleted document's blocks stay readable for questions that "
+                    + "started on them, counted from their last request.");
+    public static final ConfigOption<Long> BLOCK_CACHE_BYTES = key("starflink.block.local-cache-bytes").longType()
+            .defaultValue(256L << 20)
+            .withDescription("Decoded KV kept on the heap per block-operator subtask (beyond it: read from state).");
+    public static final ConfigOption<Duration> DOCUMENT_TTL = key("starflink.document.state-ttl").durationType()
+            .noDefaultValue().withDescription("Idle documents (no chunk, no question) expire after this.");
+    public static final ConfigOption<Boolean> ALLOW_BEYOND_WINDOW = key("starflink.allow-beyond-window")
+            .booleanType().defaultValue(false)
+            .withDescription("Answer questions whose document exceeds the model's trained context window.");
+
+    public static final ConfigOption<String> BOOTSTRAP_SERVERS = key("starflink.kafka.bootstrap-servers")
+            .stringType().noDefaultValue().withDescription("Kafka brokers.");
+    public static final ConfigOption<String> GROUP_ID = key("starflink.kafka.group-id").stringType()
+            .defaultValue("starflink").withDescription("Consumer group of the job's sources.");
+    public static final ConfigOption<String> DOCUMENTS_TOPIC = key("starflink.topic.documents").stringType()
+            .defaultValue("documents");
+    public static final ConfigOption<String> QUESTIONS_TOPIC = key("starflink.topic.questions").stringType()
+            .defaultValue("questions");
+    public static final ConfigOption<String> ANSWERS_TOPIC = key("starflink.topic.answers").stringType()
+            .defaultValue("answers");
+    public static final ConfigOption<String> REJECTED_TOPIC = key("starflink.topic.rejected").stringType()
+            .defaultValue("rejected");
+    public static final ConfigOption<Boolean> EXACTLY_ONCE = key("starflink.answers.exactly-once").booleanType()
+            .defaultValue(false)
+            .withDescription("Transactional answers, visible to read_committed consumers at each checkpoint. "
+                    + "Default: at-least-once, keyed by (question_id, index), visible at once.");
+}

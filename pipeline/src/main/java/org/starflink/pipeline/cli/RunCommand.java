@@ -1,0 +1,184 @@
+package org.starflink.pipeline.cli;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.configuration.RestOptions;
+import org.apache.flink.core.execution.JobClient;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.starflink.kafka.EmbeddedKafka;
+import org.starflink.pipeline.StarflinkJob;
+import org.starflink.pipeline.StarflinkOptions;
+import org.starflink.pipeline.client.StarflinkClient;
+import org.starflink.schemas.AnswerToken;
+import org.starflink.schemas.Question;
+import org.starflink.schemas.Topics;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
+
+/**
+ * {@code starflink run}: the streaming job on a local Flink cluster in this process (Web UI on localhost), with
+ * RocksDB state and checkpoints. Without {@code --bootstrap-servers} it also starts an embedded single-node
+ * Kafka broker with the job's topics and, unless {@code --no-demo}, streams a demo document in and answers
+ * questions about it live.
+ */
+@Command(name = "run", mixinStandardHelpOptions = true,
+        description = "Run the streaming job locally (embedded Kafka unless --bootstrap-servers is given).")
+final class RunCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--bootstrap-servers", paramLabel = "HOST:PORT",
+            description = "Attach to this Kafka instead of starting an embedded broker.")
+    String bootstrapServers;
+
+    @Option(names = "--model", paramLabel = "DIR|FILE",
+            defaultValue = "${sys:starflink.default.model:-models/starflink-tiny}",
+            description = "Default: ${DEFAULT-VALUE}.")
+    String model;
+
+    @Option(names = "--tokenizer", paramLabel = "FILE")
+    String tokenizer;
+
+    @Option(names = "--block-size", paramLabel = "B", defaultValue = "512",
+            description = "Tokens per context block. Default: ${DEFAULT-VALUE}.")
+    int blockSize;
+
+    @Option(names = "--anchor-size", paramLabel = "A", description = "Default: the block size.")
+    Integer anchorSize;
+
+    @Option(names = "--parallelism", paramLabel = "P", defaultValue = "1")
+    int parallelism;
+
+    @Option(names = "--checkpoint-dir", paramLabel = "DIR", defaultValue = "target/starflink-checkpoints")
+    Path checkpointDir;
+
+    @Option(names = "--web-port", paramLabel = "PORT", defaultValue = "8081", description = "Flink Web UI port.")
+    int webPort;
+
+    @Option(names = "-D", paramLabel = "KEY=VALUE", description = "Any Flink or starflink.* setting.")
+    Map<String, String> settings = new LinkedHashMap<>();
+
+    @Option(names = "--no-demo", description = "Do not stream the demo document and questions.")
+    boolean noDemo;
+
+    @Option(names = "--exit-after-demo", description = "Stop once the demo's answers are complete.")
+    boolean exitAfterDemo;
+
+    @Override
+    public Integer call() throws Exception {
+        if (blockSize < 1 || parallelism < 1 || (anchorSize != null && (anchorSize < 1 || anchorSize > blockSize))) {
+            throw new StarflinkCli.UsageException("need --block-size >= 1, 1 <= --anchor-size <= block size, "
+                    + "--parallelism >= 1");
+        }
+        if (!Files.exists(Path.of(model))) {
+            throw new org.starflink.engine.EngineException("model not found: " + model);
+        }
+        var out = spec.commandLine().getOut();
+        EmbeddedKafka embedded = null;
+        String bootstrap = bootstrapServers;
+        if (bootstrap == null) {
+            embedded = EmbeddedKafka.builder().topic(Topics.DOCUMENTS, 2).topic(Topics.QUESTIONS, 2)
+                    .topic(Topics.ANSWERS, 2).topic(Topics.REJECTED, 1).start();
+            bootstrap = embedded.bootstrapServers();
+            out.println("embedded Kafka broker: " + bootstrap);
+        }
+        Configuration conf = clusterConfiguration(bootstrap);
+        StreamExecutionEnvironment env = StreamExecutionEnvironment.createLocalEnvironmentWithWebUI(conf);
+        env.setParallelism(parallelism);
+        env.setMaxParallelism(128);
+        StarflinkJob.defineKafkaJob(env, conf);
+        JobClient job = env.executeAsync("starflink");
+        out.printf("job %s running; Flink Web UI: http://localhost:%d%n", job.getJobID(), webPort);
+        out.printf("  starflink ingest --bootstrap-servers %s --doc-id ID FILE...%n", bootstrap);
+        out.printf("  starflink ask --bootstrap-servers %s --doc-id ID \"question\"%n", bootstrap);
+        CountDownLatch stopped = new CountDownLatch(1);
+        EmbeddedKafka broker = embedded;
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            job.cancel();
+            if (broker != null) {
+                broker.close();
+            }
+            stopped.countDown();
+        }));
+        if (!noDemo) {
+            Demo.run(bootstrap, out);
+        }
+        if (exitAfterDemo) {
+            job.cancel().get();
+            if (embedded != null) {
+                embedded.close();
+            }
+            return 0;
+        }
+        out.println("running; Ctrl-C to stop");
+        stopped.await();
+        return 0;
+    }
+
+    private Configuration clusterConfiguration(String bootstrap) {
+        Configuration conf = new Configuration();
+        conf.set(RestOptions.PORT, webPort);
+        conf.setString("state.backend.type", "rocksdb");
+        conf.setString("execution.checkpointing.storage", "filesystem");
+        conf.setString("execution.checkpointing.dir", checkpointDir.toAbsolutePath().toUri().toString());
+        conf.setString("execution.checkpointing.interval", "10 s");
+        conf.setString("execution.checkpointing.incremental", "true");
+        conf.setString("execution.buffer-timeout.interval", "0 ms");
+        conf.setString("pipeline.generic-types", "false");
+        conf.setString("taskmanager.numberOfTaskSlots", String.valueOf(Math.max(parallelism, 1)));
+        conf.set(StarflinkOptions.BOOTSTRAP_SERVERS, bootstrap);
+        conf.set(StarflinkOptions.MODEL, model);
+        if (tokenizer != null) {
+            conf.set(StarflinkOptions.TOKENIZER, tokenizer);
+        }
+        conf.set(StarflinkOptions.BLOCK_SIZE, blockSize);
+        conf.set(StarflinkOptions.ANCHOR_SIZE, anchorSize == null ? 0 : anchorSize);
+        settings.forEach(conf::setString);
+        return conf;
+    }
+
+    /** The demo: one document streamed in, then a few questions answered live. */
+    static final class Demo {
+        private Demo() {
+        }
+
+        static void run(String bootstrap, java.io.PrintWriter out) throws Exception {
+            String text = DemoDocument.text();
+            List<DemoDocument.Qa> questions = DemoDocument.questions();
+            try (StarflinkClient client = new StarflinkClient(bootstrap, StarflinkClient.TopicNames.defaults())) {
+                int chunks = client.sendDocument("demo", 1, text, 400, sent -> { });
+                out.printf("demo: streamed document 'demo' (%d characters, %d chunks)%n", text.length(), chunks);
+                Thread.sleep(500);
+                for (DemoDocument.Qa qa : questions) {
+                    out.printf("Q: %s%nA: ", qa.question());
+                    out.flush();
+                    long sent = System.nanoTime();
+                    long[] first = {0};
+                    AnswerToken last = client.ask(Question.newBuilder().setQuestionId(UUID.randomUUID().toString())
+                                    .setDocId("demo").setText(qa.question()).setMaxNewTokens(32).build(),
+                            token -> {
+                                if (first[0] == 0) {
+                                    first[0] = System.nanoTime();
+                                }
+                                out.print(token.getText());
+                                out.flush();
+                            }, Duration.ofMinutes(5));
+                    out.printf("%n   [%s; expected %s; time to first token %.0f ms]%n",
+                            last.getError() != null ? "error: " + last.getError()
+                                    : String.valueOf(last.getFinishReason()).toLowerCase(),
+                            qa.answer(), (first[0] - sent) / 1e6);
+                }
+            }
+        }
+    }
+}
