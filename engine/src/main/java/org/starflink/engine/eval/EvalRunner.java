@@ -1,0 +1,133 @@
+package org.starflink.engine.eval;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.function.Consumer;
+import org.starflink.engine.generate.GenerationResult;
+import org.starflink.engine.generate.Generator;
+import org.starflink.engine.generate.SamplingParams;
+import org.starflink.engine.generate.Sampler;
+import org.starflink.engine.generate.Session;
+import org.starflink.engine.model.Model;
+import org.starflink.engine.star.EncodedContext;
+import org.starflink.engine.star.LongContextGenerator;
+
+/**
+ * Runs samples in every mode (greedy) and scores them: exact match per (task, length, mode), and for each Star
+ * mode its agreement with global at the first answer position (top-1 agreement, mean |logit difference|).
+ */
+public final class EvalRunner {
+    private final Model model;
+    private final LongContextGenerator generator;
+    private final int maxNewTokens;
+
+    /** Scores of one (task, length, mode) cell. */
+    public static final class Cell {
+        public final String task;
+        public final int length;
+        public final String mode;
+        int samples;
+        int correct;
+        int top1Agreements;
+        double logitDiffSum;
+
+        Cell(String task, int length, String mode) {
+            this.task = task;
+            this.length = length;
+            this.mode = mode;
+        }
+
+        public int samples() {
+            return samples;
+        }
+
+        public double accuracy() {
+            return samples == 0 ? 0 : (double) correct / samples;
+        }
+
+        /** Share of samples whose first answer token agrees with global (1 for global itself). */
+        public double top1Agreement() {
+            return samples == 0 ? 0 : (double) top1Agreements / samples;
+        }
+
+        public double meanAbsLogitDiff() {
+            return samples == 0 ? 0 : logitDiffSum / samples;
+        }
+    }
+
+    public EvalRunner(Model model, LongContextGenerator generator, int maxNewTokens) {
+        this.model = model;
+        this.generator = generator;
+        this.maxNewTokens = maxNewTokens;
+    }
+
+    /**
+     * @param modes    the first must be {@link EvalMode#GLOBAL}: the reference of the agreement metrics
+     * @param progress called with a line after every sample
+     */
+    public List<Cell> run(List<EvalSample> samples, List<EvalMode> modes, Consumer<String> progress) {
+        if (modes.isEmpty() || !modes.get(0).equals(EvalMode.GLOBAL)) {
+            throw new IllegalArgumentException("the first mode must be global");
+        }
+        Map<String, Cell> cells = new LinkedHashMap<>();
+        int done = 0;
+        for (EvalSample sample : samples) {
+            int[] context = generator.contextTokens(sample.context());
+            int[] question = generator.questionTokens(sample.question());
+            float[] globalLogits = null;
+            StringBuilder line = new StringBuilder();
+            for (EvalMode mode : modes) {
+                EncodedContext encoded = generator.encode(context, mode.layout(context.length));
+                float[][] first = new float[1][];
+                Session session = capturing(generator.session(encoded, question.length + maxNewTokens), first);
+                GenerationResult result = new Generator(model.tokenizer(), model.config().eosIds())
+                        .generate(session, question, SamplingParams.greedy(maxNewTokens), t -> { });
+                Cell cell = cells.computeIfAbsent(sample.task() + "|" + sample.length() + "|" + mode.name(),
+                        k -> new Cell(sample.task(), sample.length(), mode.name()));
+                boolean correct = ExactMatch.matches(result.text(), sample.answer());
+                cell.samples++;
+                cell.correct += correct ? 1 : 0;
+                if (globalLogits == null) {
+                    globalLogits = first[0];
+                }
+                cell.top1Agreements += Sampler.argmax(first[0]) == Sampler.argmax(globalLogits) ? 1 : 0;
+                cell.logitDiffSum += meanAbsDiff(first[0], globalLogits);
+                line.append(String.format(Locale.ROOT, " %s=%s", mode.name(), correct ? "ok" : "miss"));
+            }
+            done++;
+            progress.accept(String.format(Locale.ROOT, "[%d/%d] %s @%d (%d tokens):%s", done, samples.size(),
+                    sample.task(), sample.length(), context.length, line));
+        }
+        return new ArrayList<>(cells.values());
+    }
+
+    private static double meanAbsDiff(float[] a, float[] b) {
+        double sum = 0;
+        for (int i = 0; i < a.length; i++) {
+            sum += Math.abs(a[i] - b[i]);
+        }
+        return sum / a.length;
+    }
+
+    /** Wraps a session to remember the logits of its first feed (the question's pass: first answer position). */
+    private static Session capturing(Session inner, float[][] first) {
+        return new Session() {
+            @Override
+            public float[] feed(int[] tokens) {
+                float[] logits = inner.feed(tokens);
+                if (first[0] == null) {
+                    first[0] = logits;
+                }
+                return logits;
+            }
+
+            @Override
+            public int length() {
+                return inner.length();
+            }
+        };
+    }
+}
