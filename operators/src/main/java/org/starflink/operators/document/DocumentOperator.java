@@ -1,0 +1,403 @@
+package org.starflink.operators.document;
+
+import java.time.Duration;
+import java.util.List;
+import org.apache.flink.api.common.functions.OpenContext;
+import org.apache.flink.api.common.state.MapState;
+import org.apache.flink.api.common.state.MapStateDescriptor;
+import org.apache.flink.api.common.state.StateTtlConfig;
+import org.apache.flink.api.common.state.ValueState;
+import org.apache.flink.api.common.state.ValueStateDescriptor;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.formats.avro.typeutils.AvroTypeInfo;
+import org.apache.flink.streaming.api.functions.co.KeyedCoProcessFunction;
+import org.apache.flink.util.Collector;
+import org.apache.flink.util.OutputTag;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.starflink.engine.model.Model;
+import org.starflink.engine.star.BlockLayout;
+import org.starflink.operators.messages.AnswerErrors;
+import org.starflink.operators.messages.BlockCommand;
+import org.starflink.operators.messages.QuestionTask;
+import org.starflink.operators.model.ModelLocation;
+import org.starflink.schemas.AnswerToken;
+import org.starflink.schemas.DocumentChunk;
+import org.starflink.schemas.DocumentDelete;
+import org.starflink.schemas.DocumentEvent;
+import org.starflink.schemas.Question;
+
+/**
+ * The catalog of documents, keyed by doc_id: assembles each document from its chunks, cuts it into context blocks
+ * as they become stable (block commands to the block operators), and admits questions.
+ *
+ * <p><b>Documents</b> (first input). Chunks of one (doc, version) are applied in seq order; a chunk that arrives
+ * early waits in state (at most {@link #MAX_BUFFERED_CHUNKS} per document; more are dropped and counted), a chunk
+ * already applied or already waiting is a duplicate and dropped. Tokenization and block cutting follow the token
+ * contract in {@link StableBlockCutter}: a block goes out (ENCODE on {@link #BLOCK_COMMANDS}) as soon as its tokens
+ * are stable, the short last block once the last chunk is in. A chunk of a higher version replaces the document:
+ * DROP for every block of the old version, then the new version starts from nothing (questions already running on
+ * the old version keep reading it: block operators keep dropped blocks readable for a grace period). Chunks of a
+ * lower version are ignored. A delete with version >= current drops every block and clears all state of the
+ * document; one with a lower version is ignored.
+ *
+ * <p><b>Questions</b> (second input). A question is answered over the blocks that exist when it arrives: the
+ * {@link QuestionTask} carries that catalog (version, blockCount, contextLength N), and blocks that arrive later
+ * are not part of its answer. A question that cannot be answered gets one final error record on {@link
+ * #ANSWER_ERRORS}, never an exception: malformed sampling fields, an unknown document, a document without a
+ * complete block yet, an empty or broken document, or question + N + max_new_tokens beyond the model's window
+ * (unless the operator allows running past it).
+ *
+ * <p><b>Empty documents</b>: a document whose complete text is blank (context = [BOS] only) has no block; a
+ * question about it gets "document X is empty".
+ *
+ * <p><b>Broken documents</b>: if a re-tokenization ever stops starting with the tokens already emitted (it should
+ * not happen with BPE tokenizers and the hold-back), the document is marked broken and logged; the job keeps
+ * running, questions about it get an error answer, a newer version or a delete clears it.
+ *
+ * <p><b>State</b> (all under the optional idle TTL, refreshed on every write — a document that receives no event
+ * for the TTL disappears, even if questions still read it): {@link #DOCUMENT} (the catalog), {@link #TEXT} (the
+ * text applied so far, only while the document is incomplete) and {@link #PENDING_CHUNKS}.
+ */
+public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEvent, Question, QuestionTask> {
+    private static final long serialVersionUID = 1L;
+    private static final Logger LOG = LoggerFactory.getLogger(DocumentOperator.class);
+
+    /** Out-of-order chunks a document may hold back before further early chunks are dropped. */
+    public static final int MAX_BUFFERED_CHUNKS = 10_000;
+
+    public static final OutputTag<BlockCommand> BLOCK_COMMANDS =
+            new OutputTag<>("block-commands", TypeInformation.of(BlockCommand.class));
+    public static final OutputTag<AnswerToken> ANSWER_ERRORS =
+            new OutputTag<>("answer-errors", new AvroTypeInfo<>(AnswerToken.class));
+
+    /** The document's catalog; absent = unknown document. */
+    public static final ValueStateDescriptor<DocumentState> DOCUMENT = documentDescriptor();
+    /** The text of the chunks applied so far, in seq order; cleared once the document is complete. */
+    public static final ValueStateDescriptor<String> TEXT = textDescriptor();
+    /** Chunks that arrived before their turn: seq -> text. */
+    public static final MapStateDescriptor<Integer, String> PENDING_CHUNKS = pendingDescriptor();
+
+    private final ModelLocation modelLocation;
+    private final int blockSize;
+    private final int anchorSize;
+    private final boolean allowBeyondWindow;
+    private final Duration idleStateTtl;
+    private final int holdBack;
+
+    private transient StableBlockCutter cutter;
+    private transient Model model;
+    private transient DocumentMetrics metrics;
+    private transient ValueState<DocumentState> document;
+    private transient ValueState<String> text;
+    private transient MapState<Integer, String> pending;
+
+    /**
+     * @param modelLocation     the model whose tokenizer and window apply (loaded once per JVM in open())
+     * @param layout            block size b and anchor size a
+     * @param allowBeyondWindow admit questions whose tokens + N + max_new_tokens exceed the model's window
+     * @param idleStateTtl      drop a document's state after this long without a document event; null = never
+     */
+    public DocumentOperator(ModelLocation modelLocation, BlockLayout layout, boolean allowBeyondWindow,
+                            Duration idleStateTtl) {
+        this(modelLocation, layout, allowBeyondWindow, idleStateTtl, StableBlockCutter.DEFAULT_HOLD_BACK);
+    }
+
+    /** With another hold-back: only tests use it (0 provokes a broken document). */
+    DocumentOperator(ModelLocation modelLocation, BlockLayout layout, boolean allowBeyondWindow,
+                     Duration idleStateTtl, int holdBack) {
+        if (idleStateTtl != null && (idleStateTtl.isZero() || idleStateTtl.isNegative())) {
+            throw new IllegalArgumentException("idle state TTL must be positive, got " + idleStateTtl);
+        }
+        this.modelLocation = modelLocation;
+        this.blockSize = layout.blockSize();
+        this.anchorSize = layout.anchorSize();
+        this.allowBeyondWindow = allowBeyondWindow;
+        this.idleStateTtl = idleStateTtl;
+        this.holdBack = holdBack;
+    }
+
+    @Override
+    public void open(OpenContext openContext) {
+        model = modelLocation.load();
+        cutter = new StableBlockCutter(model.tokenizer(), model.config().bosId(),
+                new BlockLayout(blockSize, anchorSize), holdBack);
+        metrics = new DocumentMetrics(getRuntimeContext().getMetricGroup());
+        // Fresh descriptors: TTL is per operator instance, the public constants stay untouched.
+        ValueStateDescriptor<DocumentState> documentDescriptor = withTtl(documentDescriptor());
+        ValueStateDescriptor<String> textDescriptor = withTtl(textDescriptor());
+        MapStateDescriptor<Integer, String> pendingDescriptor = withTtl(pendingDescriptor());
+        document = getRuntimeContext().getState(documentDescriptor);
+        text = getRuntimeContext().getState(textDescriptor);
+        pending = getRuntimeContext().getMapState(pendingDescriptor);
+    }
+
+    /** The counters (for tests). */
+    DocumentMetrics metrics() {
+        return metrics;
+    }
+
+    // ---------------------------------------------------------------------------------------------- documents
+
+    @Override
+    public void processElement1(DocumentEvent event, Context ctx, Collector<QuestionTask> out) throws Exception {
+        String docId = ctx.getCurrentKey();
+        DocumentState state = document.value();
+        if (event.getBody() instanceof DocumentDelete) {
+            onDelete(docId, event.getVersion(), state, ctx);
+        } else if (event.getBody() instanceof DocumentChunk chunk) {
+            onChunk(docId, event.getVersion(), chunk, state, ctx);
+        } else {
+            throw new IllegalStateException("unknown document event body " + event.getBody());
+        }
+    }
+
+    private void onDelete(String docId, long version, DocumentState state, Context ctx) throws Exception {
+        if (state == null) {
+            LOG.debug("delete of unknown document {} (version {}) ignored", docId, version);
+            return;
+        }
+        if (version < state.version) {
+            metrics.chunksStaleVersion.inc();
+            LOG.info("delete of document {} version {} ignored: current version is {}", docId, version,
+                    state.version);
+            return;
+        }
+        dropEmittedBlocks(docId, state, ctx);
+        clearAll();
+        LOG.info("document {} deleted (version {})", docId, version);
+    }
+
+    private void onChunk(String docId, long version, DocumentChunk chunk, DocumentState state, Context ctx)
+            throws Exception {
+        int seq = chunk.getSeq();
+        if (seq < 0) {
+            metrics.chunksDropped.inc();
+            LOG.warn("document {} version {}: chunk with negative seq {} dropped", docId, version, seq);
+            return;
+        }
+        if (state != null && version < state.version) {
+            metrics.chunksStaleVersion.inc();
+            return;
+        }
+        if (state == null || version > state.version) {
+            if (state != null) {
+                LOG.info("document {}: version {} replaces version {}", docId, version, state.version);
+                dropEmittedBlocks(docId, state, ctx);
+            }
+            clearAll(); // also leftovers whose TTL outlived the catalog's
+            state = DocumentState.start(version);
+        }
+        if (seq < state.nextSeq || pending.contains(seq)) {
+            metrics.chunksDuplicate.inc();
+            return;
+        }
+        if (state.broken || (state.lastSeq >= 0 && seq > state.lastSeq)) {
+            metrics.chunksDropped.inc();
+            LOG.warn("document {} version {}: chunk {} dropped ({})", docId, version, seq,
+                    state.broken ? "document is broken" : "beyond the last chunk " + state.lastSeq);
+            return;
+        }
+        if (chunk.getLast()) {
+            if (state.lastSeq >= 0) { // a second, earlier "last": the later chunks already buffered are orphans
+                LOG.warn("document {} version {}: chunk {} is marked last, but so was chunk {}; using {}", docId,
+                        version, seq, state.lastSeq, seq);
+            }
+            state.lastSeq = seq;
+        }
+        if (seq != state.nextSeq) {
+            bufferEarlyChunk(docId, state, seq, chunk.getText());
+            document.update(state);
+            return;
+        }
+        String soFar = text.value();
+        if (soFar == null && state.nextSeq > 0) {
+            // Only possible when the text's TTL ran out before the catalog's: its start is gone for good.
+            markBroken(docId, state, "the text of its first " + state.nextSeq + " chunks expired");
+            return;
+        }
+        StringBuilder applied = new StringBuilder(soFar == null ? "" : soFar);
+        applied.append(chunk.getText());
+        state.nextSeq++;
+        metrics.chunksApplied.inc();
+        String next;
+        while ((next = pending.get(state.nextSeq)) != null) {
+            pending.remove(state.nextSeq);
+            state.bufferedChunks--;
+            applied.append(next);
+            state.nextSeq++;
+            metrics.chunksApplied.inc();
+        }
+        if (state.lastSeq >= 0 && state.nextSeq > state.lastSeq) {
+            state.complete = true;
+        }
+        cutBlocks(docId, state, applied.toString(), ctx);
+    }
+
+    private void bufferEarlyChunk(String docId, DocumentState state, int seq, String chunkText) throws Exception {
+        if (state.bufferedChunks >= MAX_BUFFERED_CHUNKS) {
+            metrics.chunksDropped.inc();
+            LOG.warn("document {} version {}: {} chunks already wait for chunk {}; chunk {} dropped", docId,
+                    state.version, state.bufferedChunks, state.nextSeq, seq);
+            return;
+        }
+        pending.put(seq, chunkText);
+        state.bufferedChunks++;
+        metrics.chunksOutOfOrderBuffered.inc();
+    }
+
+    /** Re-tokenizes the text so far, emits the blocks that became stable, and stores the new catalog. */
+    private void cutBlocks(String docId, DocumentState state, String textSoFar, Context ctx) throws Exception {
+        StableBlockCutter.Result result = cutter.advance(textSoFar, state.complete, state.progress());
+        if (result.isBroken()) {
+            markBroken(docId, state, result.broken());
+            return;
+        }
+        for (StableBlockCutter.NewBlock block : result.blocks()) {
+            ctx.output(BLOCK_COMMANDS, BlockCommand.encode(docId, state.version, block.index(), block.start(),
+                    block.tokens(), block.anchor()));
+            metrics.blocksEmitted.inc();
+        }
+        state.setProgress(result.progress());
+        if (state.complete) {
+            // Everything is emitted: the text and any chunk beyond the last one are no longer needed.
+            text.clear();
+            pending.clear();
+            state.bufferedChunks = 0;
+            if (result.empty()) {
+                LOG.info("document {} version {} is empty: no block", docId, state.version);
+            }
+        } else {
+            text.update(textSoFar);
+        }
+        document.update(state);
+    }
+
+    private void markBroken(String docId, DocumentState state, String reason) throws Exception {
+        LOG.error("document {} version {} is broken: {}; questions about it get an error answer until a newer "
+                + "version or a delete arrives", docId, state.version, reason);
+        metrics.documentsBroken.inc();
+        state.broken = true;
+        state.bufferedChunks = 0;
+        text.clear();
+        pending.clear();
+        document.update(state);
+    }
+
+    private void dropEmittedBlocks(String docId, DocumentState state, Context ctx) {
+        for (int block = 0; block < state.blockCount; block++) {
+            ctx.output(BLOCK_COMMANDS, BlockCommand.drop(docId, state.version, block));
+            metrics.blocksDropped.inc();
+        }
+    }
+
+    private void clearAll() {
+        document.clear();
+        text.clear();
+        pending.clear();
+    }
+
+    // ---------------------------------------------------------------------------------------------- questions
+
+    @Override
+    public void processElement2(Question question, Context ctx, Collector<QuestionTask> out) throws Exception {
+        long receivedMs = ctx.timerService().currentProcessingTime();
+        String docId = ctx.getCurrentKey();
+        String problem = QuestionChecks.problem(question);
+        DocumentState state = document.value();
+        if (problem == null) {
+            problem = documentProblem(docId, state);
+        }
+        if (problem == null) {
+            problem = windowProblem(question, state);
+        }
+        if (problem != null) {
+            metrics.questionsRejected.inc();
+            ctx.output(ANSWER_ERRORS, AnswerErrors.error(question.getQuestionId(), docId, problem, receivedMs));
+            return;
+        }
+        metrics.questionsAccepted.inc();
+        out.collect(task(question, docId, state, receivedMs));
+    }
+
+    private static String documentProblem(String docId, DocumentState state) {
+        if (state == null) {
+            return "unknown document " + docId;
+        }
+        if (state.broken) {
+            return "document " + docId + " (version " + state.version + ") is broken: its tokenization was "
+                    + "inconsistent; send a new version";
+        }
+        if (state.isEmpty()) {
+            return "document " + docId + " is empty";
+        }
+        if (state.blockCount == 0) {
+            return "document " + docId + " has no complete block yet";
+        }
+        return null;
+    }
+
+    private String windowProblem(Question question, DocumentState state) {
+        if (allowBeyondWindow) {
+            return null;
+        }
+        int questionTokens = model.tokenizer().encode(question.getText()).length;
+        int window = model.config().maxPositions();
+        long total = (long) questionTokens + state.emittedTokens + question.getMaxNewTokens();
+        if (total > window) {
+            return "question of " + questionTokens + " tokens + context of " + state.emittedTokens + " tokens + "
+                    + question.getMaxNewTokens() + " new tokens = " + total
+                    + " exceeds the model's context window of " + window;
+        }
+        return null;
+    }
+
+    private static QuestionTask task(Question question, String docId, DocumentState state, long receivedMs) {
+        QuestionTask task = new QuestionTask();
+        task.questionId = question.getQuestionId();
+        task.docId = docId;
+        task.version = state.version;
+        task.text = question.getText();
+        task.maxNewTokens = question.getMaxNewTokens();
+        task.temperature = question.getTemperature();
+        task.topP = question.getTopP();
+        task.seed = question.getSeed();
+        List<String> stop = question.getStop();
+        task.stop = stop == null ? new String[0] : stop.toArray(String[]::new);
+        task.contextLength = state.emittedTokens;
+        task.blockCount = state.blockCount;
+        task.receivedMs = receivedMs;
+        return task;
+    }
+
+    // ---------------------------------------------------------------------------------------------- state
+
+    private static ValueStateDescriptor<DocumentState> documentDescriptor() {
+        return new ValueStateDescriptor<>("starflink-document", TypeInformation.of(DocumentState.class));
+    }
+
+    private static ValueStateDescriptor<String> textDescriptor() {
+        return new ValueStateDescriptor<>("starflink-document-text", Types.STRING);
+    }
+
+    private static MapStateDescriptor<Integer, String> pendingDescriptor() {
+        return new MapStateDescriptor<>("starflink-document-pending-chunks", Types.INT, Types.STRING);
+    }
+
+    private <D extends org.apache.flink.api.common.state.StateDescriptor<?, ?>> D withTtl(D descriptor) {
+        if (idleStateTtl != null) {
+            descriptor.enableTimeToLive(StateTtlConfig.newBuilder(idleStateTtl)
+                    .updateTtlOnCreateAndWrite()
+                    .neverReturnExpired()
+                    .build());
+        }
+        return descriptor;
+    }
+
+    @Override
+    public String toString() {
+        return "DocumentOperator(b=" + blockSize + ", a=" + anchorSize + ", allowBeyondWindow=" + allowBeyondWindow
+                + ", ttl=" + idleStateTtl + ", model=" + modelLocation + ")";
+    }
+}

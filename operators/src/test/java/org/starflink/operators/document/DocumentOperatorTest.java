@@ -1,0 +1,514 @@
+package org.starflink.operators.document;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.List;
+import java.util.Random;
+import java.util.stream.IntStream;
+import org.apache.flink.api.common.serialization.SerializerConfigImpl;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.java.typeutils.PojoTypeInfo;
+import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
+import org.apache.flink.streaming.api.operators.co.KeyedCoProcessOperator;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.streaming.util.KeyedTwoInputStreamOperatorTestHarness;
+import org.apache.flink.util.InstantiationUtil;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.starflink.engine.backend.BackendKind;
+import org.starflink.engine.checkpoint.ModelRegistry;
+import org.starflink.engine.forward.Transformer;
+import org.starflink.engine.generate.SamplingParams;
+import org.starflink.engine.model.Model;
+import org.starflink.engine.star.BlockLayout;
+import org.starflink.engine.star.LongContextGenerator;
+import org.starflink.engine.testing.SharedModels;
+import org.starflink.operators.messages.BlockCommand;
+import org.starflink.operators.messages.QuestionTask;
+import org.starflink.operators.model.ModelLocation;
+import org.starflink.schemas.AnswerToken;
+import org.starflink.schemas.DocumentChunk;
+import org.starflink.schemas.DocumentDelete;
+import org.starflink.schemas.DocumentEvent;
+import org.starflink.schemas.FinishReason;
+import org.starflink.schemas.Question;
+
+/**
+ * The document operator in Flink's keyed two-input harness, with the real stories260K model and tokenizer
+ * (llama2.c tok512, BOS = 1, window 512). Generic types are disabled in every harness, so a state or output type
+ * that would fall back to Kryo fails the test.
+ */
+class DocumentOperatorTest {
+    private static final String DOC = "doc-1";
+    private static final int B = 32;
+    private static final int A = 16;
+    private static final BlockLayout LAYOUT = new BlockLayout(B, A);
+
+    private static ModelLocation location;
+    private static LongContextGenerator reference;
+    private static String story;
+
+    private KeyedTwoInputStreamOperatorTestHarness<String, DocumentEvent, Question, QuestionTask> harness;
+    private DocumentOperator operator;
+
+    @BeforeAll
+    static void loadModel() throws IOException {
+        Path dir = SharedModels.stories260KDir();
+        location = new ModelLocation(dir.resolve("stories260K.bin").toString(), dir.resolve("tok512.bin").toString(),
+                "reference");
+        Model model = location.load();
+        reference = new LongContextGenerator(model, new Transformer(ModelRegistry.backend(model, BackendKind.REFERENCE)));
+        story = Files.readString(dir.resolve("reference/greedy_t0_256steps_runc.txt"));
+    }
+
+    @AfterEach
+    void closeHarness() throws Exception {
+        if (harness != null) {
+            harness.close();
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------ blocks
+
+    @Test
+    void blocksGoOutAsTheyBecomeStableAndConcatenateToTheContextTokens() throws Exception {
+        open(newOperator());
+        List<String> chunks = cutIntoSmallPieces(story);
+        int[] expected = reference.contextTokens(story);
+        StringBuilder sent = new StringBuilder();
+        int blocksBeforeLast = 0;
+        for (int seq = 0; seq < chunks.size(); seq++) {
+            boolean last = seq == chunks.size() - 1;
+            harness.processElement1(chunk(DOC, 1, seq, chunks.get(seq), last), 0);
+            sent.append(chunks.get(seq));
+            List<BlockCommand> soFar = blockCommands();
+            int emitted = soFar.stream().mapToInt(c -> c.tokens.length).sum();
+            if (!last) {
+                blocksBeforeLast = soFar.size();
+                // Only stable tokens go out: never the last HOLD_BACK of the text received so far.
+                int available = reference.contextTokens(sent.toString()).length;
+                assertTrue(emitted <= Math.max(0, available - StableBlockCutter.DEFAULT_HOLD_BACK),
+                        "emitted " + emitted + " of " + available + " tokens after chunk " + seq);
+                assertEquals(emitted / B, soFar.size(), "only full blocks before the last chunk");
+                // ...and as soon as they are stable: at most one block's worth is held back beyond HOLD_BACK.
+                assertTrue(emitted > available - StableBlockCutter.DEFAULT_HOLD_BACK - B,
+                        "blocks held back too long after chunk " + seq);
+            }
+        }
+        assertTrue(chunks.size() > 50, "the story is cut into many small chunks");
+        assertTrue(blocksBeforeLast >= 3, "blocks are emitted while the document is still arriving");
+
+        List<BlockCommand> blocks = blockCommands();
+        assertBlocksCover(expected, blocks, 1);
+        assertTrue(expected.length % B != 0 && blocks.get(blocks.size() - 1).tokens.length == expected.length % B,
+                "the short last block goes out once the last chunk is in");
+        DocumentMetrics m = operator.metrics();
+        assertEquals(chunks.size(), m.chunksApplied.getCount());
+        assertEquals(blocks.size(), m.blocksEmitted.getCount());
+        assertEquals(0, m.chunksDuplicate.getCount() + m.chunksOutOfOrderBuffered.getCount());
+        assertEquals(1, harness.numKeyedStateEntries(), "a complete document keeps only its catalog");
+    }
+
+    @Test
+    void outOfOrderChunksWaitForTheirTurn() throws Exception {
+        open(newOperator());
+        List<String> chunks = cutIntoSmallPieces(story);
+        List<Integer> order = new ArrayList<>(IntStream.range(0, chunks.size()).boxed().toList());
+        Collections.shuffle(order, new Random(42));
+        for (int seq : order) {
+            harness.processElement1(chunk(DOC, 1, seq, chunks.get(seq), seq == chunks.size() - 1), 0);
+        }
+        assertBlocksCover(reference.contextTokens(story), blockCommands(), 1);
+        DocumentMetrics m = operator.metrics();
+        assertTrue(m.chunksOutOfOrderBuffered.getCount() > 0);
+        assertEquals(chunks.size(), m.chunksApplied.getCount());
+        assertEquals(1, harness.numKeyedStateEntries(), "text and waiting chunks are gone once complete");
+    }
+
+    @Test
+    void duplicatesAreDropped() throws Exception {
+        open(newOperator());
+        List<String> chunks = cutIntoSmallPieces(story);
+        int last = chunks.size() - 1;
+        // Chunk 5 arrives early, twice (a duplicate of a waiting chunk).
+        harness.processElement1(chunk(DOC, 1, 5, chunks.get(5), false), 0);
+        harness.processElement1(chunk(DOC, 1, 5, chunks.get(5), false), 0);
+        for (int seq = 0; seq <= last; seq++) {
+            harness.processElement1(chunk(DOC, 1, seq, chunks.get(seq), seq == last), 0);
+            harness.processElement1(chunk(DOC, 1, seq, chunks.get(seq), seq == last), 0); // applied already
+        }
+        harness.processElement1(chunk(DOC, 1, 0, chunks.get(0), false), 0); // after completion
+        harness.processElement1(chunk(DOC, 1, -1, "?", false), 0); // not a duplicate: invalid
+        assertEquals(1, operator.metrics().chunksDropped.getCount());
+        assertBlocksCover(reference.contextTokens(story), blockCommands(), 1);
+        DocumentMetrics m = operator.metrics();
+        // 1 (waiting) + (last + 1) (applied) + 1 (after completion) + 1 (chunk 5 when its turn came, it was waiting)
+        assertEquals(1 + (last + 1) + 1 + 1, m.chunksDuplicate.getCount());
+        assertEquals(chunks.size(), m.chunksApplied.getCount());
+    }
+
+    @Test
+    void theWaitingRoomIsCapped() throws Exception {
+        open(newOperator());
+        for (int seq = 1; seq <= DocumentOperator.MAX_BUFFERED_CHUNKS + 1; seq++) {
+            harness.processElement1(chunk(DOC, 1, seq, "a", false), 0);
+        }
+        DocumentMetrics m = operator.metrics();
+        assertEquals(DocumentOperator.MAX_BUFFERED_CHUNKS, m.chunksOutOfOrderBuffered.getCount());
+        assertEquals(1, m.chunksDropped.getCount());
+        harness.processElement1(chunk(DOC, 1, 0, "a", false), 0);
+        assertEquals(DocumentOperator.MAX_BUFFERED_CHUNKS + 1, m.chunksApplied.getCount());
+    }
+
+    @Test
+    void aNewerVersionDropsTheOldBlocksAndStartsOver() throws Exception {
+        open(newOperator());
+        sendWhole(DOC, 1, story);
+        int oldBlocks = blockCommands().size();
+        harness.processElement2(question("q-old", DOC, "Who is Lily?"), 0);
+        harness.getSideOutput(DocumentOperator.BLOCK_COMMANDS).clear();
+
+        String second = "Tom had a small dog named Max. Max liked to run in the garden every morning.";
+        sendWhole(DOC, 2, second);
+        List<BlockCommand> commands = blockCommands();
+        List<BlockCommand> drops = commands.stream().filter(c -> c.kind == BlockCommand.Kind.DROP).toList();
+        assertEquals(IntStream.range(0, oldBlocks).boxed().toList(), drops.stream().map(c -> c.block).toList());
+        assertTrue(drops.stream().allMatch(c -> c.version == 1 && c.docId.equals(DOC)));
+        List<BlockCommand> encodes = commands.stream().filter(c -> c.kind == BlockCommand.Kind.ENCODE).toList();
+        assertBlocksCover(reference.contextTokens(second), encodes, 2);
+        assertEquals(commands.indexOf(drops.get(drops.size() - 1)) + 1, commands.indexOf(encodes.get(0)),
+                "the old blocks are dropped before the new ones go out");
+
+        // Chunks of an older version are ignored from now on.
+        harness.processElement1(chunk(DOC, 1, 0, "stale", true), 0);
+        assertEquals(1, operator.metrics().chunksStaleVersion.getCount());
+        assertEquals(commands.size(), blockCommands().size());
+
+        harness.processElement2(question("q-new", DOC, "Who is Max?"), 0);
+        List<QuestionTask> tasks = harness.extractOutputValues();
+        assertEquals(2, tasks.size());
+        QuestionTask old = tasks.get(0);
+        assertEquals(1, old.version);
+        assertEquals(oldBlocks, old.blockCount);
+        assertEquals(reference.contextTokens(story).length, old.contextLength);
+        assertEquals(2, tasks.get(1).version);
+        assertEquals(encodes.size(), tasks.get(1).blockCount);
+        assertEquals(reference.contextTokens(second).length, tasks.get(1).contextLength);
+    }
+
+    @Test
+    void aDeleteDropsEveryBlockAndClearsAllState() throws Exception {
+        open(newOperator());
+        List<String> chunks = cutIntoSmallPieces(story);
+        int half = chunks.size() / 2;
+        for (int seq = 0; seq < half; seq++) {
+            harness.processElement1(chunk(DOC, 3, seq, chunks.get(seq), false), 0);
+        }
+        harness.processElement1(chunk(DOC, 3, half + 2, chunks.get(half + 2), false), 0); // waits
+        int emitted = blockCommands().size();
+        assertTrue(emitted > 0);
+        assertEquals(3, harness.numKeyedStateEntries(), "catalog, text and waiting chunks");
+
+        harness.processElement1(delete(DOC, 2), 0); // older than the document: ignored
+        assertEquals(3, harness.numKeyedStateEntries());
+        assertEquals(emitted, blockCommands().size());
+
+        harness.processElement1(delete(DOC, 3), 0);
+        List<BlockCommand> drops = blockCommands().subList(emitted, blockCommands().size());
+        assertEquals(IntStream.range(0, emitted).boxed().toList(), drops.stream().map(c -> c.block).toList());
+        assertTrue(drops.stream().allMatch(c -> c.kind == BlockCommand.Kind.DROP && c.version == 3));
+        assertEquals(0, harness.numKeyedStateEntries(), "every state of the document is empty");
+
+        harness.processElement2(question("q", DOC, "Who is Lily?"), 0);
+        assertEquals("unknown document " + DOC, onlyError().getError());
+    }
+
+    @Test
+    void anEmptyDocumentHasNoBlockAndSaysSo() throws Exception {
+        open(newOperator());
+        harness.processElement1(chunk(DOC, 1, 0, "", false), 0);
+        harness.processElement1(chunk(DOC, 1, 1, "   ", false), 0);
+        harness.processElement1(chunk(DOC, 1, 2, "\n", true), 0);
+        assertTrue(blockCommands().isEmpty());
+        harness.processElement2(question("q", DOC, "Anything?"), 0);
+        assertEquals("document " + DOC + " is empty", onlyError().getError());
+        assertEquals(1, harness.numKeyedStateEntries());
+    }
+
+    // ------------------------------------------------------------------------------------------ questions
+
+    @Test
+    void aQuestionIsAnsweredOverTheBlocksThatExistWhenItArrives() throws Exception {
+        open(newOperator());
+        List<String> chunks = cutIntoSmallPieces(story);
+        int half = chunks.size() / 2;
+        for (int seq = 0; seq < half; seq++) {
+            harness.processElement1(chunk(DOC, 1, seq, chunks.get(seq), false), 0);
+        }
+        int partialBlocks = blockCommands().size();
+        assertTrue(partialBlocks > 0);
+        harness.setProcessingTime(1234);
+        harness.processElement2(Question.newBuilder(question("early", DOC, "Who is Lily?")).setMaxNewTokens(7)
+                .setTemperature(0.5f).setTopP(0.9f).setSeed(99).setStop(List.of("\n")).build(), 0);
+        for (int seq = half; seq < chunks.size(); seq++) {
+            harness.processElement1(chunk(DOC, 1, seq, chunks.get(seq), seq == chunks.size() - 1), 0);
+        }
+        harness.processElement2(question("late", DOC, "Who is Lily?"), 0);
+
+        List<QuestionTask> tasks = harness.extractOutputValues();
+        assertEquals(2, tasks.size());
+        QuestionTask early = tasks.get(0);
+        assertEquals("early", early.questionId);
+        assertEquals(DOC, early.docId);
+        assertEquals(1, early.version);
+        assertEquals(partialBlocks, early.blockCount);
+        assertEquals(partialBlocks * B, early.contextLength);
+        assertEquals(1234, early.receivedMs);
+        assertEquals("Who is Lily?", early.text);
+        assertEquals(7, early.maxNewTokens);
+        assertEquals(0.5f, early.temperature);
+        assertEquals(0.9f, early.topP);
+        assertEquals(99, early.seed);
+        assertArrayEquals(new String[] {"\n"}, early.stop);
+        QuestionTask late = tasks.get(1);
+        assertEquals(blockCommands().size(), late.blockCount);
+        assertEquals(reference.contextTokens(story).length, late.contextLength);
+        assertEquals(2, operator.metrics().questionsAccepted.getCount());
+    }
+
+    @Test
+    void questionsThatCannotBeAnsweredGetAnErrorAnswer() throws Exception {
+        open(newOperator());
+        assertRejected(question("q", "nowhere", "Who?"), "unknown document nowhere");
+
+        harness.processElement1(chunk(DOC, 1, 0, "Once upon a time", false), 0);
+        assertRejected(question("q", DOC, "Who?"), "document " + DOC + " has no complete block yet");
+        sendWhole(DOC, 2, story);
+        int n = reference.contextTokens(story).length;
+
+        Question ok = question("q", DOC, "Who is Lily?");
+        assertRejected(Question.newBuilder(ok).setText("  \n").build(), "the question text is empty");
+        assertRejected(Question.newBuilder(ok).setMaxNewTokens(0).build(), "max_new_tokens must be in 1..");
+        assertRejected(Question.newBuilder(ok).setMaxNewTokens(SamplingParams.MAX_NEW_TOKENS_LIMIT + 1).build(),
+                "max_new_tokens must be in 1..");
+        assertRejected(Question.newBuilder(ok).setTemperature(-0.1f).build(), "temperature must be");
+        assertRejected(Question.newBuilder(ok).setTemperature(Float.NaN).build(), "temperature must be");
+        assertRejected(Question.newBuilder(ok).setTopP(0f).build(), "top_p must be in (0, 1]");
+        assertRejected(Question.newBuilder(ok).setTopP(1.5f).build(), "top_p must be in (0, 1]");
+        assertRejected(Question.newBuilder(ok).setStop(List.of("")).build(), "stop strings must not be empty");
+
+        int questionTokens = reference.questionTokens("Who is Lily?").length;
+        int tooMany = 512 - n - questionTokens + 1;
+        assertRejected(Question.newBuilder(ok).setMaxNewTokens(tooMany).build(),
+                "question of " + questionTokens + " tokens + context of " + n + " tokens + " + tooMany
+                        + " new tokens = 513 exceeds the model's context window of 512");
+        assertEquals(11, operator.metrics().questionsRejected.getCount());
+
+        // Exactly at the window is fine.
+        harness.processElement2(Question.newBuilder(ok).setMaxNewTokens(tooMany - 1).build(), 0);
+        assertEquals(1, harness.extractOutputValues().size());
+        assertEquals(1, operator.metrics().questionsAccepted.getCount());
+    }
+
+    @Test
+    void beyondTheWindowWhenAllowed() throws Exception {
+        open(new DocumentOperator(location, LAYOUT, true, null));
+        sendWhole(DOC, 1, story);
+        harness.processElement2(Question.newBuilder(question("q", DOC, "Who is Lily?")).setMaxNewTokens(4000).build(), 0);
+        assertEquals(1, harness.extractOutputValues().size());
+        assertTrue(harness.getSideOutput(DocumentOperator.ANSWER_ERRORS) == null
+                || harness.getSideOutput(DocumentOperator.ANSWER_ERRORS).isEmpty());
+    }
+
+    @Test
+    void anInconsistentTokenizationMarksTheDocumentBrokenAndTheJobGoesOn() throws Exception {
+        // Without a hold-back and with 1-token blocks, the partial word "ti" goes out as a block, and "time"
+        // then tokenizes differently: exactly the case the hold-back exists for.
+        operator = new DocumentOperator(location, new BlockLayout(1, 1), false, null, 0);
+        open(operator);
+        harness.processElement1(chunk(DOC, 1, 0, "Once upon a ti", false), 0);
+        harness.processElement1(chunk(DOC, 1, 1, "me, there was", false), 0);
+        assertEquals(1, operator.metrics().documentsBroken.getCount());
+        harness.processElement1(chunk(DOC, 1, 2, " a girl.", true), 0);
+        assertEquals(1, operator.metrics().chunksDropped.getCount());
+        harness.processElement2(question("q", DOC, "Who?"), 0);
+        assertTrue(onlyError().getError().toString().contains("is broken"));
+
+        // A newer version recovers the document.
+        int before = blockCommands().size();
+        harness.processElement1(chunk(DOC, 2, 0, "Once upon a time", true), 0);
+        harness.processElement2(question("q2", DOC, "Who?"), 0);
+        assertEquals(2, harness.extractOutputValues().get(0).version);
+        assertEquals(before, blockCommands().stream().filter(c -> c.kind == BlockCommand.Kind.DROP).count());
+    }
+
+    @Test
+    void idleDocumentsExpireWithTheTtl() throws Exception {
+        open(new DocumentOperator(location, LAYOUT, false, Duration.ofMinutes(10)));
+        harness.setStateTtlProcessingTime(0);
+        sendWhole(DOC, 1, story);
+        harness.setStateTtlProcessingTime(Duration.ofMinutes(9).toMillis());
+        harness.processElement2(question("q1", DOC, "Who is Lily?"), 0);
+        assertEquals(1, harness.extractOutputValues().size());
+        harness.setStateTtlProcessingTime(Duration.ofMinutes(11).toMillis());
+        harness.processElement2(question("q2", DOC, "Who is Lily?"), 0);
+        assertEquals("unknown document " + DOC, onlyError().getError());
+    }
+
+    // ------------------------------------------------------------------------------------------ checkpoints
+
+    @Test
+    void aRestoredOperatorContinuesTheDocument() throws Exception {
+        open(newOperator());
+        List<String> chunks = cutIntoSmallPieces(story);
+        int half = chunks.size() / 2;
+        for (int seq = 0; seq < half; seq++) {
+            harness.processElement1(chunk(DOC, 1, seq, chunks.get(seq), false), 0);
+        }
+        harness.processElement1(chunk(DOC, 1, half + 1, chunks.get(half + 1), false), 0); // waits across restore
+        List<BlockCommand> before = blockCommands();
+        OperatorSubtaskState snapshot = harness.snapshot(1, 1);
+        harness.close();
+
+        harness = newHarness(newOperator());
+        harness.initializeState(snapshot);
+        harness.open();
+        harness.processElement2(question("q", DOC, "Who is Lily?"), 0);
+        assertEquals(before.size(), harness.extractOutputValues().get(0).blockCount);
+        for (int seq = half; seq < chunks.size(); seq++) {
+            if (seq != half + 1) {
+                harness.processElement1(chunk(DOC, 1, seq, chunks.get(seq), seq == chunks.size() - 1), 0);
+            }
+        }
+        List<BlockCommand> all = new ArrayList<>(before);
+        all.addAll(blockCommands());
+        assertBlocksCover(reference.contextTokens(story), all, 1);
+    }
+
+    @Test
+    void stateAndMessageTypesAreFlinkPojos() throws Exception {
+        // The function travels in the job graph: it must serialize (paths, sizes, flags; no model).
+        DocumentOperator copy = InstantiationUtil.clone(newOperator());
+        assertEquals(newOperator().toString(), copy.toString());
+        assertInstanceOf(PojoTypeInfo.class, TypeInformation.of(DocumentState.class));
+        assertInstanceOf(PojoTypeInfo.class, TypeInformation.of(BlockCommand.class));
+        assertInstanceOf(PojoTypeInfo.class, TypeInformation.of(QuestionTask.class));
+        assertEquals("starflink-document", DocumentOperator.DOCUMENT.getName());
+        assertEquals("starflink-document-text", DocumentOperator.TEXT.getName());
+        assertEquals("starflink-document-pending-chunks", DocumentOperator.PENDING_CHUNKS.getName());
+        assertFalse(DocumentOperator.DOCUMENT.getTtlConfig().isEnabled(), "the shared constant carries no TTL");
+    }
+
+    // ------------------------------------------------------------------------------------------ helpers
+
+    private DocumentOperator newOperator() {
+        return new DocumentOperator(location, LAYOUT, false, null);
+    }
+
+    private void open(DocumentOperator op) throws Exception {
+        harness = newHarness(op);
+        harness.open();
+    }
+
+    private KeyedTwoInputStreamOperatorTestHarness<String, DocumentEvent, Question, QuestionTask> newHarness(
+            DocumentOperator op) throws Exception {
+        operator = op;
+        var h = new KeyedTwoInputStreamOperatorTestHarness<>(new KeyedCoProcessOperator<>(op),
+                DocumentEvent::getDocId, Question::getDocId, Types.STRING);
+        ((SerializerConfigImpl) h.getExecutionConfig().getSerializerConfig()).setGenericTypes(false);
+        return h;
+    }
+
+    /** Pieces of 1 to 9 characters: most chunk boundaries cut a word. */
+    private static List<String> cutIntoSmallPieces(String text) {
+        List<String> pieces = new ArrayList<>();
+        Random random = new Random(7);
+        for (int start = 0; start < text.length(); ) {
+            int end = Math.min(text.length(), start + 1 + random.nextInt(9));
+            pieces.add(text.substring(start, end));
+            start = end;
+        }
+        return pieces;
+    }
+
+    private void sendWhole(String docId, long version, String text) throws Exception {
+        List<String> chunks = cutIntoSmallPieces(text);
+        for (int seq = 0; seq < chunks.size(); seq++) {
+            harness.processElement1(chunk(docId, version, seq, chunks.get(seq), seq == chunks.size() - 1), 0);
+        }
+    }
+
+    private List<BlockCommand> blockCommands() {
+        var out = harness.getSideOutput(DocumentOperator.BLOCK_COMMANDS);
+        return out == null ? List.of() : out.stream().map(StreamRecord::getValue).toList();
+    }
+
+    private AnswerToken onlyError() {
+        var errors = harness.getSideOutput(DocumentOperator.ANSWER_ERRORS);
+        assertEquals(1, errors.size(), "one error answer");
+        AnswerToken error = errors.poll().getValue();
+        assertTrue(error.getFinal$());
+        assertEquals(FinishReason.ERROR, error.getFinishReason());
+        assertEquals(-1, error.getTokenId());
+        return error;
+    }
+
+    private void assertRejected(Question question, String message) throws Exception {
+        int accepted = harness.extractOutputValues().size();
+        harness.processElement2(question, 0);
+        AnswerToken error = onlyError();
+        assertTrue(error.getError().startsWith(message), "'" + error.getError() + "' starts with '" + message + "'");
+        assertEquals(question.getQuestionId(), error.getQuestionId());
+        assertEquals(question.getDocId(), error.getDocId());
+        assertEquals(accepted, harness.extractOutputValues().size(), "no task for a rejected question");
+    }
+
+    /** ENCODE commands 0..k-1 of one version, each of b tokens but the last, concatenated = expected. */
+    private static void assertBlocksCover(int[] expected, List<BlockCommand> blocks, long version) {
+        int[] anchor = Arrays.copyOf(expected, A);
+        int position = 0;
+        for (int i = 0; i < blocks.size(); i++) {
+            BlockCommand block = blocks.get(i);
+            assertEquals(BlockCommand.Kind.ENCODE, block.kind);
+            assertEquals(DOC, block.docId);
+            assertEquals(version, block.version);
+            assertEquals(i, block.block);
+            assertEquals(position, block.start);
+            assertEquals(i * B, block.start);
+            assertTrue(block.tokens.length == B || i == blocks.size() - 1, "only the last block may be short");
+            assertArrayEquals(i == 0 ? new int[0] : anchor, block.anchorTokens, "anchor of block " + i);
+            position += block.tokens.length;
+        }
+        int[] concatenated = blocks.stream().flatMapToInt(c -> Arrays.stream(c.tokens)).toArray();
+        assertArrayEquals(expected, concatenated);
+        assertFalse(blocks.isEmpty());
+    }
+
+    private static DocumentEvent chunk(String docId, long version, int seq, String text, boolean last) {
+        return DocumentEvent.newBuilder().setDocId(docId).setVersion(version)
+                .setBody(DocumentChunk.newBuilder().setSeq(seq).setText(text).setLast(last).build()).build();
+    }
+
+    private static DocumentEvent delete(String docId, long version) {
+        return DocumentEvent.newBuilder().setDocId(docId).setVersion(version)
+                .setBody(DocumentDelete.newBuilder().setReason("test").build()).build();
+    }
+
+    private static Question question(String id, String docId, String text) {
+        // 16 new tokens: the story (~250 tokens) + the schema's default 256 would exceed stories260K's window.
+        return Question.newBuilder().setQuestionId(id).setDocId(docId).setText(text).setMaxNewTokens(16).build();
+    }
+}

@@ -1,0 +1,83 @@
+package org.starflink.operators.document;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.starflink.engine.star.BlockLayout;
+import org.starflink.engine.tokenizer.Tokenizer;
+
+/** The cutter alone, with tokenizers simple enough to predict every block. */
+class StableBlockCutterTest {
+    private static final int BOS = 1;
+
+    /** One token per character (its code); "xy" merges into one token 1000: a toy BPE merge. */
+    private static final Tokenizer TOY = new Tokenizer() {
+        @Override
+        public int[] encode(String text) {
+            return text.replace("xy", "\u03e8").chars().toArray(); // U+03E8 = 1000
+        }
+
+        @Override
+        public String decode(int[] tokens) {
+            throw new UnsupportedOperationException();
+        }
+
+        @Override
+        public int vocabSize() {
+            return 2000;
+        }
+    };
+
+    private final StableBlockCutter cutter = new StableBlockCutter(TOY, BOS, new BlockLayout(4, 2), 2);
+
+    @Test
+    void fullBlocksGoOutBehindTheHoldBackAndTheShortLastBlockAtTheEnd() {
+        // [BOS a b c d e f g] = 8 tokens, 6 stable: one block of 4.
+        StableBlockCutter.Result first = cutter.advance("abcdefg", false, StableBlockCutter.Progress.NONE);
+        assertEquals(1, first.blocks().size());
+        assertArrayEquals(new int[] {BOS, 'a', 'b', 'c'}, first.blocks().get(0).tokens());
+        assertArrayEquals(new int[0], first.blocks().get(0).anchor());
+        assertEquals(4, first.progress().emittedTokens());
+
+        // Complete: everything, the short last block included; blocks > 0 carry the anchor [BOS a].
+        StableBlockCutter.Result rest = cutter.advance("abcdefghi", true, first.progress());
+        List<StableBlockCutter.NewBlock> blocks = rest.blocks();
+        assertEquals(2, blocks.size());
+        assertEquals(1, blocks.get(0).index());
+        assertEquals(4, blocks.get(0).start());
+        assertArrayEquals(new int[] {'d', 'e', 'f', 'g'}, blocks.get(0).tokens());
+        assertArrayEquals(new int[] {'h', 'i'}, blocks.get(1).tokens());
+        assertArrayEquals(new int[] {BOS, 'a'}, blocks.get(1).anchor());
+        assertEquals(new StableBlockCutter.Progress(3, 10, StableBlockCutter.TokenHash.of(
+                cutter.contextTokens("abcdefghi"), 10)), rest.progress());
+    }
+
+    @Test
+    void aChangedPrefixIsReportedNotEmitted() {
+        StableBlockCutter noHoldBack = new StableBlockCutter(TOY, BOS, new BlockLayout(2, 1), 0);
+        StableBlockCutter.Result first = noHoldBack.advance("abx", false, StableBlockCutter.Progress.NONE);
+        assertEquals(2, first.blocks().size()); // [BOS a] [b x]: "x" went out too early
+        StableBlockCutter.Result second = noHoldBack.advance("abxy", false, first.progress());
+        assertTrue(second.isBroken(), "'x' became part of the merged 'xy' token");
+        assertTrue(second.blocks().isEmpty());
+        // With a hold-back of 2 the same text is safe.
+        StableBlockCutter.Result safe = new StableBlockCutter(TOY, BOS, new BlockLayout(2, 1), 2)
+                .advance("abx", false, StableBlockCutter.Progress.NONE);
+        assertEquals(1, safe.blocks().size());
+    }
+
+    @Test
+    void blankTextNeverEmitsAndEndsEmpty() {
+        StableBlockCutter.Result partial = cutter.advance("          \n\n\n", false, StableBlockCutter.Progress.NONE);
+        assertTrue(partial.blocks().isEmpty(), "whitespace tokens are not emitted while the text is blank");
+        assertFalse(partial.empty());
+        StableBlockCutter.Result done = cutter.advance("          \n\n\n ", true, partial.progress());
+        assertTrue(done.empty());
+        assertTrue(done.blocks().isEmpty());
+        assertTrue(cutter.advance("", true, StableBlockCutter.Progress.NONE).empty());
+    }
+}
