@@ -7,6 +7,7 @@ import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsIni
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.starflink.engine.star.BlockLayout;
 import org.starflink.operators.block.BlockOperator;
 import org.starflink.operators.document.DocumentOperator;
 import org.starflink.operators.host.QueryHostOperator;
@@ -60,7 +61,7 @@ public final class StarflinkJob {
 
         SingleOutputStreamOperator<QuestionTask> accepted = documents.keyBy(DocumentEvent::getDocId)
                 .connect(questions.keyBy(Question::getDocId))
-                .process(new DocumentOperator(model, blockSize, anchorSize,
+                .process(new DocumentOperator(model, new BlockLayout(blockSize, anchorSize),
                         options.get(StarflinkOptions.ALLOW_BEYOND_WINDOW),
                         options.getOptional(StarflinkOptions.DOCUMENT_TTL).orElse(null)))
                 .uid("document-operator").name("Documents: chunks -> blocks, questions -> catalog");
@@ -125,7 +126,7 @@ public final class StarflinkJob {
     /** Entry point of the job jar on a cluster: configuration comes from Flink's (-D, config.yaml). */
     public static void main(String[] args) throws Exception {
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
-        Configuration options = Configuration.fromMap(org.apache.flink.api.java.utils.ParameterTool
+        Configuration options = Configuration.fromMap(org.apache.flink.util.ParameterTool
                 .fromArgs(args).toMap());
         defineKafkaJob(env, options);
         env.execute("starflink");
