@@ -1,0 +1,175 @@
+package org.starflink.operators.block;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import org.apache.flink.api.common.serialization.SerializerConfigImpl;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
+import org.apache.flink.streaming.api.operators.co.KeyedCoProcessOperator;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.streaming.util.KeyedTwoInputStreamOperatorTestHarness;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.starflink.engine.attention.AttentionPartial;
+import org.starflink.engine.backend.BackendKind;
+import org.starflink.engine.checkpoint.ModelRegistry;
+import org.starflink.engine.forward.KvCache;
+import org.starflink.engine.forward.Transformer;
+import org.starflink.engine.model.Model;
+import org.starflink.engine.star.BlockAttention;
+import org.starflink.engine.star.BlockLayout;
+import org.starflink.engine.star.ContextBlock;
+import org.starflink.engine.star.EncodedContext;
+import org.starflink.engine.star.LayerRequest;
+import org.starflink.engine.star.LongContextGenerator;
+import org.starflink.engine.star.QueryHost;
+import org.starflink.engine.testing.SharedModels;
+import org.starflink.engine.wire.PhaseTwoCodec;
+import org.starflink.operators.messages.BlockCommand;
+import org.starflink.operators.messages.BlockRequest;
+import org.starflink.operators.messages.HostMessage;
+import org.starflink.operators.model.ModelLocation;
+
+/** The block operator on the real stories260K model: phase 1, paged state, phase 2, retirement, restore. */
+class BlockOperatorTest {
+    private static final Duration GRACE = Duration.ofSeconds(10);
+    private static Model model;
+    private static Transformer transformer;
+    private static int[] context;
+    private static EncodedContext expected;
+    private static final BlockLayout LAYOUT = new BlockLayout(48, 16);
+
+    private KeyedTwoInputStreamOperatorTestHarness<String, BlockCommand, BlockRequest, HostMessage> harness;
+
+    @BeforeAll
+    static void encodeWithTheEngine() {
+        model = SharedModels.stories260K();
+        transformer = new Transformer(ModelRegistry.backend(model, BackendKind.DJL));
+        LongContextGenerator generator = new LongContextGenerator(model, transformer);
+        context = generator.contextTokens("Lily had a big red ball. She liked to play with it in the sun. ".repeat(10));
+        expected = generator.encode(context, LAYOUT);
+    }
+
+    @AfterEach
+    void close() throws Exception {
+        if (harness != null) {
+            harness.close();
+        }
+    }
+
+    static ModelLocation location() {
+        return new ModelLocation(SharedModels.stories260KDir().resolve("stories260K.bin").toString(), null, "djl");
+    }
+
+    private static KeyedTwoInputStreamOperatorTestHarness<String, BlockCommand, BlockRequest, HostMessage>
+            harness(OperatorSubtaskState restoreFrom) throws Exception {
+        var h = new KeyedTwoInputStreamOperatorTestHarness<>(
+                new KeyedCoProcessOperator<>(new BlockOperator(location(), 16, GRACE, 1 << 20)),
+                BlockCommand::blockKey, (BlockRequest r) -> r.blockKey, Types.STRING);
+        ((SerializerConfigImpl) h.getExecutionConfig().getSerializerConfig()).setGenericTypes(false);
+        h.setup();
+        if (restoreFrom != null) {
+            h.initializeState(restoreFrom);
+        }
+        h.open();
+        return h;
+    }
+
+    private static BlockCommand encodeBlock(String docId, int index) {
+        ContextBlock block = LAYOUT.split(context).get(index);
+        return BlockCommand.encode(docId, 1, index, block.start(), block.tokens(),
+                index == 0 ? new int[0] : LAYOUT.anchor(context));
+    }
+
+    /** A layer request as a query host would send it after the context (one question token at position N). */
+    private static LayerRequest request(int layer) {
+        QueryHost host = new QueryHost(transformer, context.length, 4);
+        LayerRequest request = host.start(new int[] {42});
+        while (request.layer() < layer) {
+            List<AttentionPartial> partials = new ArrayList<>();
+            for (KvCache block : expected.blocks()) {
+                partials.add(BlockAttention.answer(transformer.backend(), request, block));
+            }
+            request = host.complete(partials);
+        }
+        return request;
+    }
+
+    private static BlockRequest toBlock(String docId, int block, LayerRequest request) {
+        return new BlockRequest(org.starflink.operators.messages.BlockKeys.of(docId, 1, block), "q1", block, 0,
+                request.layer(), PhaseTwoCodec.toBytes(request));
+    }
+
+    private List<HostMessage> drain() {
+        List<HostMessage> out = new ArrayList<>();
+        for (Object record : harness.getOutput()) {
+            out.add(((StreamRecord<HostMessage>) record).getValue());
+        }
+        harness.getOutput().clear();
+        return out;
+    }
+
+    @Test
+    void aRequestBeforeTheBlockWaitsThenGetsTheEnginesExactPartial() throws Exception {
+        harness = harness(null);
+        LayerRequest request = request(2);
+        harness.processElement2(new StreamRecord<>(toBlock("d1", 1, request)));
+        assertTrue(drain().isEmpty(), "no answer before the block is encoded");
+        assertEquals(1, harness.numKeyedStateEntries()); // the waiting request
+
+        harness.processElement1(new StreamRecord<>(encodeBlock("d1", 1)));
+        List<HostMessage> out = drain();
+        assertEquals(1, out.size());
+        AttentionPartial expectedPartial = BlockAttention.answer(transformer.backend(), request,
+                expected.blocks().get(1));
+        AttentionPartial actual = PhaseTwoCodec.partialFromBytes(out.get(0).partial);
+        assertArrayEquals(expectedPartial.output(), actual.output());
+        assertArrayEquals(expectedPartial.lse(), actual.lse());
+        assertEquals(2, out.get(0).layer);
+        assertEquals(1, out.get(0).block);
+    }
+
+    @Test
+    void aRestoredBlockAnswersFromItsPagesWithoutReencoding() throws Exception {
+        harness = harness(null);
+        harness.processElement1(new StreamRecord<>(encodeBlock("d2", 2)));
+        String key = org.starflink.operators.messages.BlockKeys.of("d2", 1, 2);
+        assertEquals(1, BlockOperator.ENCODES.get(key).get());
+        OperatorSubtaskState snapshot = harness.snapshot(1, 1);
+        harness.close();
+
+        harness = harness(snapshot);
+        harness.processElement1(new StreamRecord<>(encodeBlock("d2", 2))); // a replayed command: ignored
+        LayerRequest request = request(4);
+        harness.processElement2(new StreamRecord<>(toBlock("d2", 2, request)));
+        AttentionPartial actual = PhaseTwoCodec.partialFromBytes(drain().get(0).partial);
+        AttentionPartial expectedPartial = BlockAttention.answer(transformer.backend(), request,
+                expected.blocks().get(2));
+        assertArrayEquals(expectedPartial.output(), actual.output());
+        assertEquals(1, BlockOperator.ENCODES.get(key).get(), "restored block was encoded again");
+    }
+
+    @Test
+    void aDroppedBlockServesRunningQuestionsThenItsStateGoesToZero() throws Exception {
+        harness = harness(null);
+        harness.setProcessingTime(1_000);
+        harness.processElement1(new StreamRecord<>(encodeBlock("d3", 0)));
+        assertTrue(harness.numKeyedStateEntries() > 1);
+        harness.processElement1(new StreamRecord<>(BlockCommand.drop("d3", 1, 0)));
+
+        harness.setProcessingTime(1_000 + GRACE.toMillis() - 1);
+        harness.processElement2(new StreamRecord<>(toBlock("d3", 0, request(0)))); // still readable, and in use
+        assertEquals(1, drain().size());
+        harness.setProcessingTime(1_000 + GRACE.toMillis() + 1); // the first timer fires: used since, so it waits
+        assertTrue(harness.numKeyedStateEntries() > 0);
+
+        harness.setProcessingTime(1_000 + 3 * GRACE.toMillis());
+        assertEquals(0, harness.numKeyedStateEntries(), "a retired block must leave no state behind");
+    }
+}

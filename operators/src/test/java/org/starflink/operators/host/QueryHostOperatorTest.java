@@ -1,0 +1,215 @@
+package org.starflink.operators.host;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Random;
+import org.apache.flink.api.common.serialization.SerializerConfigImpl;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
+import org.apache.flink.streaming.api.operators.KeyedProcessOperator;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.starflink.engine.attention.AttentionPartial;
+import org.starflink.engine.backend.BackendKind;
+import org.starflink.engine.checkpoint.ModelRegistry;
+import org.starflink.engine.forward.Transformer;
+import org.starflink.engine.generate.SamplingParams;
+import org.starflink.engine.model.Model;
+import org.starflink.engine.star.BlockAttention;
+import org.starflink.engine.star.BlockLayout;
+import org.starflink.engine.star.EncodedContext;
+import org.starflink.engine.star.LongContextGenerator;
+import org.starflink.engine.testing.SharedModels;
+import org.starflink.engine.wire.PhaseTwoCodec;
+import org.starflink.operators.messages.BlockRequest;
+import org.starflink.operators.messages.HostMessage;
+import org.starflink.operators.messages.QuestionTask;
+import org.starflink.operators.model.ModelLocation;
+import org.starflink.schemas.AnswerToken;
+import org.starflink.schemas.FinishReason;
+
+/**
+ * The query host driven by hand: the test plays the blocks (real partials, delivered in shuffled order) and the
+ * loop. Its answer equals the engine's single-process Star answer, and its state is empty once it is done.
+ */
+class QueryHostOperatorTest {
+    private static final BlockLayout LAYOUT = new BlockLayout(40, 20);
+    private static final int MAX_NEW_TOKENS = 10;
+    private static Model model;
+    private static Transformer transformer;
+    private static LongContextGenerator generator;
+    private static int[] context;
+    private static EncodedContext encoded;
+
+    private KeyedOneInputStreamOperatorTestHarness<String, HostMessage, BlockRequest> harness;
+    private final List<AnswerToken> answers = new ArrayList<>();
+    private int exits;
+
+    @BeforeAll
+    static void encode() {
+        model = SharedModels.stories260K();
+        transformer = new Transformer(ModelRegistry.backend(model, BackendKind.DJL));
+        generator = new LongContextGenerator(model, transformer);
+        context = generator.contextTokens("Tom saw a big dog in the park. The dog was happy and ran fast. ".repeat(3));
+        encoded = generator.encode(context, LAYOUT);
+    }
+
+    @AfterEach
+    void close() throws Exception {
+        if (harness != null) {
+            harness.close();
+        }
+    }
+
+    private KeyedOneInputStreamOperatorTestHarness<String, HostMessage, BlockRequest> harness(
+            OperatorSubtaskState restoreFrom) throws Exception {
+        ModelLocation location = new ModelLocation(
+                SharedModels.stories260KDir().resolve("stories260K.bin").toString(), null, "djl");
+        var h = new KeyedOneInputStreamOperatorTestHarness<>(
+                new KeyedProcessOperator<>(new QueryHostOperator(location)), (HostMessage m) -> m.questionId,
+                Types.STRING);
+        ((SerializerConfigImpl) h.getExecutionConfig().getSerializerConfig()).setGenericTypes(false);
+        h.setup();
+        if (restoreFrom != null) {
+            h.initializeState(restoreFrom);
+        }
+        h.open();
+        return h;
+    }
+
+    private static QuestionTask task(String id, String question) {
+        QuestionTask task = new QuestionTask();
+        task.questionId = id;
+        task.docId = "doc";
+        task.version = 1;
+        task.text = question;
+        task.maxNewTokens = MAX_NEW_TOKENS;
+        task.topP = 1f;
+        task.stop = new String[0];
+        task.contextLength = context.length;
+        task.blockCount = encoded.blocks().size();
+        task.receivedMs = System.currentTimeMillis();
+        return task;
+    }
+
+    /** Moves the harness's requests to the "blocks" and their partials back, shuffled, until nothing is left. */
+    private void playBlocks(Random random, Runnable betweenLayers) throws Exception {
+        while (true) {
+            List<BlockRequest> requests = new ArrayList<>();
+            collectOutputs(requests);
+            if (requests.isEmpty()) {
+                return;
+            }
+            List<HostMessage> partials = new ArrayList<>();
+            for (BlockRequest request : requests) {
+                AttentionPartial partial = BlockAttention.answer(transformer.backend(),
+                        PhaseTwoCodec.requestFromBytes(request.request), encoded.blocks().get(request.block));
+                partials.add(HostMessage.partial(request.questionId, request.block, request.pass, request.layer,
+                        PhaseTwoCodec.toBytes(partial)));
+            }
+            Collections.shuffle(partials, random);
+            for (HostMessage partial : partials) {
+                harness.processElement(new StreamRecord<>(partial));
+            }
+            betweenLayers.run();
+        }
+    }
+
+    private void collectOutputs(List<BlockRequest> requests) {
+        for (Object record : harness.getOutput()) {
+            requests.add(((StreamRecord<BlockRequest>) record).getValue());
+        }
+        harness.getOutput().clear();
+        var answerRecords = harness.getSideOutput(QueryHostOperator.ANSWERS); // null until the first one
+        if (answerRecords != null) {
+            answerRecords.forEach(r -> answers.add(r.getValue()));
+            answerRecords.clear();
+        }
+        var exitRecords = harness.getSideOutput(QueryHostOperator.EXITS);
+        if (exitRecords != null) {
+            exits += exitRecords.size();
+            exitRecords.clear();
+        }
+    }
+
+    private List<Integer> expectedTokens(String question) {
+        List<Integer> tokens = new ArrayList<>();
+        for (int t : generator.generate(context, generator.questionTokens(question), LAYOUT,
+                SamplingParams.greedy(MAX_NEW_TOKENS), false, x -> { }).tokens()) {
+            tokens.add(t);
+        }
+        return tokens;
+    }
+
+    @Test
+    void answersLikeTheEngineAndLeavesNoState() throws Exception {
+        harness = harness(null);
+        harness.processElement(new StreamRecord<>(HostMessage.question(task("q1", "Tom said"))));
+        playBlocks(new Random(1), () -> { });
+        collectOutputs(new ArrayList<>());
+
+        assertEquals(expectedTokens("Tom said"), answers.stream().map(AnswerToken::getTokenId).toList());
+        for (int i = 0; i < answers.size(); i++) {
+            assertEquals(i, answers.get(i).getIndex());
+        }
+        AnswerToken last = answers.get(answers.size() - 1);
+        assertTrue(last.getFinal$());
+        assertEquals(FinishReason.LENGTH, last.getFinishReason());
+        assertEquals(1, exits);
+        assertEquals(0, harness.numKeyedStateEntries(), "a finished question must leave no state behind");
+    }
+
+    @Test
+    void aHostRestoredBetweenLayersContinuesExactly() throws Exception {
+        harness = harness(null);
+        harness.processElement(new StreamRecord<>(HostMessage.question(task("q2", "The dog"))));
+        int[] layersSeen = {0};
+        playBlocks(new Random(2), () -> {
+            if (++layersSeen[0] % 7 == 0) { // now and then: snapshot, throw the operator away, restore
+                try {
+                    List<BlockRequest> pending = new ArrayList<>();
+                    collectOutputs(pending);
+                    OperatorSubtaskState snapshot = harness.snapshot(layersSeen[0], layersSeen[0]);
+                    harness.close();
+                    harness = harness(snapshot);
+                    pending.forEach(r -> harness.getOutput().add(new StreamRecord<>(r)));
+                } catch (Exception e) {
+                    throw new RuntimeException(e);
+                }
+            }
+        });
+        collectOutputs(new ArrayList<>());
+        assertEquals(expectedTokens("The dog"), answers.stream().map(AnswerToken::getTokenId).toList());
+        assertEquals(0, harness.numKeyedStateEntries());
+    }
+
+    @Test
+    void staleAndDuplicatePartialsAreIgnoredAndADuplicateQuestionIdGetsAnError() throws Exception {
+        harness = harness(null);
+        harness.processElement(new StreamRecord<>(HostMessage.question(task("q3", "Tom said"))));
+        List<BlockRequest> requests = new ArrayList<>();
+        collectOutputs(requests);
+        BlockRequest first = requests.get(0);
+        AttentionPartial partial = BlockAttention.answer(transformer.backend(),
+                PhaseTwoCodec.requestFromBytes(first.request), encoded.blocks().get(first.block));
+        byte[] bytes = PhaseTwoCodec.toBytes(partial);
+        harness.processElement(new StreamRecord<>(HostMessage.partial("q3", first.block, 0, 3, bytes))); // stale
+        harness.processElement(new StreamRecord<>(HostMessage.partial("q3", first.block, 0, 0, bytes)));
+        harness.processElement(new StreamRecord<>(HostMessage.partial("q3", first.block, 0, 0, bytes))); // dup
+        collectOutputs(requests);
+        assertEquals(encoded.blocks().size(), requests.size(), "no layer may complete on partial or stale input");
+
+        harness.processElement(new StreamRecord<>(HostMessage.question(task("q3", "again"))));
+        collectOutputs(new ArrayList<>());
+        assertEquals(1, answers.size());
+        assertEquals(FinishReason.ERROR, answers.get(0).getFinishReason());
+        assertEquals(1, exits);
+    }
+}
