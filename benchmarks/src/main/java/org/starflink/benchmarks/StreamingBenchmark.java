@@ -1,0 +1,460 @@
+package org.starflink.benchmarks;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.net.URLEncoder;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.Random;
+import java.util.UUID;
+import java.util.concurrent.TimeUnit;
+import org.apache.flink.api.common.JobID;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.core.execution.JobClient;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.starflink.engine.backend.BackendKind;
+import org.starflink.engine.checkpoint.ModelRegistry;
+import org.starflink.engine.forward.Transformer;
+import org.starflink.engine.model.Model;
+import org.starflink.engine.star.LongContextGenerator;
+import org.starflink.kafka.EmbeddedKafka;
+import org.starflink.operators.block.BlockOperator;
+import org.starflink.operators.messages.BlockKeys;
+import org.starflink.pipeline.StarflinkJob;
+import org.starflink.pipeline.StarflinkOptions;
+import org.starflink.pipeline.client.StarflinkClient;
+import org.starflink.schemas.AnswerToken;
+import org.starflink.schemas.Question;
+
+/**
+ * The production streaming job ({@link StarflinkJob#defineKafkaJob}) on a local Flink cluster (RocksDB,
+ * incremental checkpoints every 10 s, buffer timeout 0) between the topics of an embedded Kafka broker, all in
+ * this JVM. For every (block workers, document length) cell a job of its own runs: a small warm-up document, the
+ * measured document (phase 1: sent -> every block encoded), one warm-up question, then questions one at a time
+ * through {@link StarflinkClient#ask}: time to first token (question record's Kafka timestamp -> first answer
+ * record received by the client), decode tokens/s after the first token, and the per-layer round trip, both
+ * derived (time per output token / layers: a whole layer cycle including the host's own compute) and as the query
+ * host's {@code starflink.host.layerRoundTripMicros} histogram (requests sent -> every partial back) read through
+ * the local cluster's REST API.
+ *
+ * <p>Usage: bin/benchmark streaming [--lengths 4096,8192,16384] [--workers 1,2] [--questions N]
+ * [--max-new-tokens N] [--model PATH] [--block-size B]
+ */
+public final class StreamingBenchmark {
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+    private static final String[] PROMPTS = {"Once upon a time", "Lily said", "The ball was", "Her mom said",
+        "Tim wanted to"};
+
+    private record Settings(List<Integer> lengths, List<Integer> workers, int questions, int maxNewTokens,
+                            Path model, Path tokenizer, int blockSize) {
+    }
+
+    /** One answered question, as the client saw it. */
+    private record Answer(long ttftMs, long jobTtftMs, int tokens, long decodeNanos) {
+    }
+
+    /** The query host's layerRoundTripMicros histogram, count-weighted over the subtasks that have samples. */
+    private record RoundTrip(long count, double mean, double p50, double p95) {
+        static final RoundTrip NONE = new RoundTrip(0, Double.NaN, Double.NaN, Double.NaN);
+    }
+
+    private record Cell(int workers, int tokens, int blocks, double phase1Seconds, List<Answer> answers,
+                        RoundTrip roundTrip) {
+    }
+
+    public static void main(String[] args) throws Exception {
+        Settings settings = parse(args);
+        Model model = ModelRegistry.model(settings.model(), settings.tokenizer());
+        int layers = model.config().layers();
+        LongContextGenerator tokens = new LongContextGenerator(model,
+                new Transformer(ModelRegistry.backend(model, BackendKind.REFERENCE)));
+        String story = Files.readString(Path.of(System.getProperty("starflink.shared.dir", "../shared"),
+                "models/stories260K/reference/greedy_t0_256steps_runc.txt")).strip();
+
+        System.out.println("# Streaming job: Kafka -> Flink (RocksDB, checkpoints 10 s, buffer timeout 0) -> Kafka,"
+                + " one JVM");
+        System.out.println("# machine: " + Machine.describe());
+        System.out.printf("# model %s (%d layers, dim %d, window %d), backend djl, block = anchor = %d tokens, "
+                        + "%d questions per cell (greedy, max %d new tokens), one at a time%n",
+                settings.model().getFileName(), layers, model.config().dim(), model.config().maxPositions(),
+                settings.blockSize(), settings.questions(), settings.maxNewTokens());
+
+        Map<Integer, String> documents = new HashMap<>();
+        for (int length : settings.lengths()) {
+            documents.put(length, document(tokens, story, length, length));
+        }
+        String warmDocument = document(tokens, story, settings.blockSize() / 2, 7);
+
+        List<Cell> cells = new ArrayList<>();
+        try (EmbeddedKafka kafka = EmbeddedKafka.builder().brokerProperty("group.initial.rebalance.delay.ms", "0")
+                .start()) {
+            for (int workers : settings.workers()) {
+                for (int length : settings.lengths()) {
+                    Cell cell = runCell(kafka, settings, tokens, layers, workers, documents.get(length),
+                            warmDocument);
+                    cells.add(cell);
+                    System.err.printf("# done: workers %d, %d tokens%n", workers, cell.tokens());
+                }
+            }
+        }
+
+        System.out.println();
+        System.out.println("| block workers | document tokens | blocks | phase 1 s | questions | new tokens "
+                + "| TTFT ms (median) | job TTFT ms (median) | decode tok/s | ms / token "
+                + "| per-layer cycle ms (derived) | layerRoundTripMicros mean / p50 / p95 (samples) |");
+        System.out.println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+        for (Cell cell : cells) {
+            List<Long> ttft = new ArrayList<>();
+            List<Long> jobTtft = new ArrayList<>();
+            long decodeTokens = 0;
+            long decodeNanos = 0;
+            long newTokens = 0;
+            for (Answer a : cell.answers()) {
+                ttft.add(a.ttftMs());
+                jobTtft.add(a.jobTtftMs());
+                newTokens += a.tokens();
+                if (a.tokens() > 1) {
+                    decodeTokens += a.tokens() - 1;
+                    decodeNanos += a.decodeNanos();
+                }
+            }
+            double tokensPerSecond = decodeNanos == 0 ? Double.NaN : decodeTokens / (decodeNanos / 1e9);
+            double msPerToken = 1000.0 / tokensPerSecond;
+            RoundTrip rt = cell.roundTrip();
+            System.out.printf("| %d | %d | %d | %.2f | %d | %d | %d | %d | %.1f | %.1f | %.2f | %s |%n",
+                    cell.workers(), cell.tokens(), cell.blocks(), cell.phase1Seconds(), cell.answers().size(),
+                    newTokens, median(ttft), median(jobTtft), tokensPerSecond, msPerToken, msPerToken / layers,
+                    rt.count() == 0 ? "n/a" : String.format("%.0f / %.0f / %.0f µs (%d)", rt.mean(), rt.p50(),
+                            rt.p95(), rt.count()));
+        }
+        System.out.println();
+        System.out.println("# TTFT: question record's Kafka timestamp -> first answer record received by the client."
+                + " job TTFT: the job's own prefill_ms (question received by the document operator -> first"
+                + " token emitted).");
+        System.out.println("# per-layer cycle (derived) = (ms / token) / layers, including the host's merge and"
+                + " layer compute. layerRoundTripMicros: the query host's histogram (layer requests sent -> every"
+                + " partial back; includes the warm-up question's layers), via the REST API.");
+        System.exit(0); // DJL and Flink leave non-daemon threads behind
+    }
+
+    private static Cell runCell(EmbeddedKafka kafka, Settings settings, LongContextGenerator tokens, int layers,
+                                int workers, String text, String warmText) throws Exception {
+        String suffix = UUID.randomUUID().toString().substring(0, 8);
+        StarflinkClient.TopicNames topics = new StarflinkClient.TopicNames("documents-" + suffix,
+                "questions-" + suffix, "answers-" + suffix, "rejected-" + suffix);
+        kafka.createTopics(Map.of(topics.documents(), 2, topics.questions(), 2, topics.answers(), 2,
+                topics.rejected(), 1));
+        int restPort = freePort();
+        Path checkpoints = Files.createTempDirectory("starflink-bench-checkpoints-");
+
+        Configuration conf = new Configuration();
+        conf.setString("rest.port", String.valueOf(restPort));
+        conf.setString("rest.bind-port", String.valueOf(restPort));
+        conf.setString("metrics.fetcher.update-interval", "500 ms");
+        conf.setString("state.backend.type", "rocksdb");
+        conf.setString("execution.checkpointing.storage", "filesystem");
+        conf.setString("execution.checkpointing.dir", checkpoints.toUri().toString());
+        conf.setString("execution.checkpointing.interval", "10 s");
+        conf.setString("execution.checkpointing.incremental", "true");
+        conf.setString("execution.buffer-timeout.interval", "0 ms");
+        conf.setString("pipeline.generic-types", "false");
+        conf.setString("taskmanager.numberOfTaskSlots", String.valueOf(workers));
+        conf.set(StarflinkOptions.BOOTSTRAP_SERVERS, kafka.bootstrapServers());
+        conf.set(StarflinkOptions.GROUP_ID, "bench-" + suffix);
+        conf.set(StarflinkOptions.DOCUMENTS_TOPIC, topics.documents());
+        conf.set(StarflinkOptions.QUESTIONS_TOPIC, topics.questions());
+        conf.set(StarflinkOptions.ANSWERS_TOPIC, topics.answers());
+        conf.set(StarflinkOptions.REJECTED_TOPIC, topics.rejected());
+        conf.set(StarflinkOptions.MODEL, settings.model().toString());
+        if (settings.tokenizer() != null) {
+            conf.set(StarflinkOptions.TOKENIZER, settings.tokenizer().toString());
+        }
+        conf.set(StarflinkOptions.BLOCK_SIZE, settings.blockSize());
+        conf.set(StarflinkOptions.ALLOW_BEYOND_WINDOW, true);
+
+        StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
+        env.setParallelism(workers);
+        env.setMaxParallelism(128);
+        StarflinkJob.defineKafkaJob(env, conf);
+        JobClient job = env.executeAsync("starflink-bench-" + workers + "w-" + suffix);
+
+        try (StarflinkClient client = new StarflinkClient(kafka.bootstrapServers(), topics)) {
+            // Warm-up document: the phase-1 path of this job (RocksDB, model load, JIT) before the measured one.
+            String warmId = "warm-" + suffix;
+            client.sendDocument(warmId, 1, warmText, 4096, n -> { });
+            awaitEncoded(job, warmId, blockCount(tokens, warmText, settings.blockSize()));
+
+            String docId = "doc-" + suffix;
+            int contextTokens = tokens.contextTokens(text).length;
+            int blocks = blockCount(tokens, text, settings.blockSize());
+            long t0 = System.nanoTime();
+            client.sendDocument(docId, 1, text, 4096, n -> { });
+            awaitEncoded(job, docId, blocks);
+            double phase1Seconds = (System.nanoTime() - t0) / 1e9;
+
+            // Warm-up question on the measured document (its layers count in the histogram), then the measured ones.
+            int histogramSamples = ask(client, question("warmq-" + suffix, docId, PROMPTS[0], 4), null) * layers;
+            List<Answer> answers = new ArrayList<>();
+            Map<String, long[]> received = new HashMap<>();
+            for (int q = 0; q < settings.questions(); q++) {
+                String id = "q" + q + "-" + suffix;
+                long[] firstMs = new long[1];
+                long[] nanos = new long[2];
+                long[] jobTtft = new long[1];
+                int n = ask(client, question(id, docId, PROMPTS[q % PROMPTS.length], settings.maxNewTokens()),
+                        token -> {
+                            long now = System.nanoTime();
+                            if (token.getIndex() == 0) {
+                                firstMs[0] = System.currentTimeMillis();
+                                nanos[0] = now;
+                                jobTtft[0] = token.getPrefillMs();
+                            }
+                            nanos[1] = now;
+                        });
+                histogramSamples += n * layers;
+                received.put(id, new long[] {firstMs[0], n, nanos[1] - nanos[0], jobTtft[0]});
+            }
+            Map<String, Long> sentMs = questionTimestamps(kafka.bootstrapServers(), topics.questions());
+            for (Map.Entry<String, long[]> e : received.entrySet()) {
+                long[] r = e.getValue();
+                answers.add(new Answer(r[0] - sentMs.get(e.getKey()), r[3], (int) r[1], r[2]));
+            }
+            RoundTrip roundTrip = readRoundTrip(restPort, job.getJobID(), workers, histogramSamples);
+            return new Cell(workers, contextTokens, blocks, phase1Seconds, answers, roundTrip);
+        } finally {
+            try {
+                job.cancel().get(60, TimeUnit.SECONDS);
+            } catch (Exception e) {
+                System.err.println("# cancel: " + e);
+            }
+        }
+    }
+
+    /** Asks and waits for the final record; returns the number of answer tokens. */
+    private static int ask(StarflinkClient client, Question question,
+                           java.util.function.Consumer<AnswerToken> onToken) {
+        int[] count = new int[1];
+        AnswerToken last = client.ask(question, token -> {
+            count[0]++;
+            if (onToken != null) {
+                onToken.accept(token);
+            }
+        }, Duration.ofMinutes(10));
+        if (last.getError() != null) {
+            throw new IllegalStateException("question " + question.getQuestionId() + " failed: " + last.getError());
+        }
+        return count[0];
+    }
+
+    private static Question question(String id, String docId, String text, int maxNewTokens) {
+        return Question.newBuilder().setQuestionId(id).setDocId(docId).setText(text).setMaxNewTokens(maxNewTokens)
+                .setTemperature(0f).setTopP(1f).setSeed(0).setStop(List.of()).build();
+    }
+
+    private static int blockCount(LongContextGenerator tokens, String text, int blockSize) {
+        return (tokens.contextTokens(text).length + blockSize - 1) / blockSize;
+    }
+
+    private static void awaitEncoded(JobClient job, String docId, int blocks) throws Exception {
+        long deadline = System.nanoTime() + Duration.ofMinutes(10).toNanos();
+        for (int b = 0; b < blocks; b++) {
+            String key = BlockKeys.of(docId, 1, b);
+            while (!BlockOperator.ENCODES.containsKey(key)) {
+                if (System.nanoTime() > deadline || job.getJobStatus().get().isGloballyTerminalState()) {
+                    throw new IllegalStateException("block " + key + " never encoded; job "
+                            + job.getJobStatus().get());
+                }
+                Thread.sleep(2);
+            }
+        }
+    }
+
+    /** The producer timestamps (CreateTime) of the question records, by question id (the record key). */
+    private static Map<String, Long> questionTimestamps(String bootstrap, String topic) {
+        Properties props = new Properties();
+        props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        props.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        Map<String, Long> result = new HashMap<>();
+        try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(props)) {
+            List<TopicPartition> partitions = consumer.partitionsFor(topic).stream()
+                    .map(p -> new TopicPartition(topic, p.partition())).toList();
+            consumer.assign(partitions);
+            consumer.seekToBeginning(partitions);
+            Map<TopicPartition, Long> end = consumer.endOffsets(partitions);
+            long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+            while (partitions.stream().anyMatch(p -> consumer.position(p) < end.get(p))
+                    && System.nanoTime() < deadline) {
+                for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(100))) {
+                    result.put(new String(r.key(), StandardCharsets.UTF_8), r.timestamp());
+                }
+            }
+        }
+        return result;
+    }
+
+    /**
+     * Reads starflink.host.layerRoundTripMicros of every query-host subtask through the REST API, once the
+     * histograms hold {@code expected} samples in all (the REST metric fetcher lags), or after 30 s.
+     */
+    private static RoundTrip readRoundTrip(int port, JobID jobId, int subtasks, int expected) {
+        try {
+            String base = "http://localhost:" + port + "/jobs/" + jobId;
+            String vertex = null;
+            for (JsonNode v : get(base).get("vertices")) {
+                if (v.get("name").asText().contains("Query host")) {
+                    vertex = v.get("id").asText();
+                }
+            }
+            if (vertex == null) {
+                System.err.println("# no query-host vertex in the REST job listing");
+                return RoundTrip.NONE;
+            }
+            long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+            while (true) {
+                long count = 0;
+                double mean = 0;
+                double p50 = 0;
+                double p95 = 0;
+                for (int s = 0; s < subtasks; s++) {
+                    String url = base + "/vertices/" + vertex + "/subtasks/" + s + "/metrics";
+                    List<String> ids = new ArrayList<>();
+                    for (JsonNode m : get(url)) {
+                        String id = m.get("id").asText();
+                        if (id.contains("layerRoundTripMicros")) {
+                            ids.add(id);
+                        }
+                    }
+                    if (ids.isEmpty()) {
+                        continue;
+                    }
+                    Map<String, Double> values = new HashMap<>();
+                    for (JsonNode m : get(url + "?get=" + URLEncoder.encode(String.join(",", ids),
+                            StandardCharsets.UTF_8))) {
+                        String id = m.get("id").asText();
+                        values.put(id.substring(id.lastIndexOf('_') + 1), m.get("value").asDouble());
+                    }
+                    long n = values.getOrDefault("count", 0.0).longValue();
+                    if (n > 0) {
+                        count += n;
+                        mean += n * values.get("mean");
+                        p50 += n * values.get("p50");
+                        p95 += n * values.get("p95");
+                    }
+                }
+                if (count >= expected || System.nanoTime() > deadline) {
+                    if (count < expected) {
+                        System.err.printf("# layerRoundTripMicros: %d of %d samples reported%n", count, expected);
+                    }
+                    return count == 0 ? RoundTrip.NONE
+                            : new RoundTrip(count, mean / count, p50 / count, p95 / count);
+                }
+                Thread.sleep(500);
+            }
+        } catch (Exception e) {
+            System.err.println("# could not read layerRoundTripMicros through REST: " + e);
+            return RoundTrip.NONE;
+        }
+    }
+
+    private static JsonNode get(String url) throws IOException, InterruptedException {
+        HttpResponse<String> response = HTTP.send(HttpRequest.newBuilder(URI.create(url))
+                .timeout(Duration.ofSeconds(10)).build(), HttpResponse.BodyHandlers.ofString());
+        if (response.statusCode() != 200) {
+            throw new IOException("GET " + url + ": HTTP " + response.statusCode() + " " + response.body());
+        }
+        return JSON.readTree(response.body());
+    }
+
+    /**
+     * Text of the model's reference story (sentences reshuffled, repeated) cut so that the document has
+     * {@code target} context tokens (BOS included) as counted by the engine, or as close as word boundaries allow.
+     */
+    static String document(LongContextGenerator tokens, String story, int target, long seed) {
+        List<String> sentences = new ArrayList<>(List.of(story.split("(?<=[.!?\"])\\s+")));
+        Random random = new Random(seed);
+        int storyTokens = tokens.contextTokens(story).length;
+        StringBuilder text = new StringBuilder();
+        for (int round = 0; round <= target / storyTokens + 1; round++) {
+            Collections.shuffle(sentences, random);
+            for (String s : sentences) {
+                text.append(text.length() == 0 ? "" : " ").append(s);
+            }
+        }
+        String[] words = text.toString().split(" ");
+        // Binary search on the number of words: the largest prefix with at most target tokens.
+        int lo = 1;
+        int hi = words.length;
+        while (lo < hi) {
+            int mid = (lo + hi + 1) / 2;
+            if (tokens.contextTokens(String.join(" ", List.of(words).subList(0, mid))).length <= target) {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        return String.join(" ", List.of(words).subList(0, lo));
+    }
+
+    private static int freePort() throws IOException {
+        try (ServerSocket socket = new ServerSocket(0)) {
+            return socket.getLocalPort();
+        }
+    }
+
+    private static long median(List<Long> values) {
+        List<Long> sorted = new ArrayList<>(values);
+        Collections.sort(sorted);
+        return sorted.isEmpty() ? -1 : sorted.get(sorted.size() / 2);
+    }
+
+    private static Settings parse(String[] args) {
+        List<Integer> lengths = ints(option(args, "--lengths", "4096,8192,16384"));
+        List<Integer> workers = ints(option(args, "--workers", "1,2"));
+        int questions = Integer.parseInt(option(args, "--questions", "3"));
+        int maxNewTokens = Integer.parseInt(option(args, "--max-new-tokens", "32"));
+        Path model = Path.of(option(args, "--model", Path.of(System.getProperty("starflink.shared.dir",
+                "../shared"), "models/stories260K/stories260K.bin").toString())).toAbsolutePath();
+        Path sibling = model.resolveSibling("tok512.bin"); // llama2.c checkpoints keep their tokenizer apart
+        Path tokenizer = model.toString().endsWith(".bin") && Files.exists(sibling) ? sibling : null;
+        int blockSize = Integer.parseInt(option(args, "--block-size", "1024"));
+        return new Settings(lengths, workers, questions, maxNewTokens, model, tokenizer, blockSize);
+    }
+
+    private static List<Integer> ints(String csv) {
+        List<Integer> result = new ArrayList<>();
+        for (String n : csv.split(",")) {
+            result.add(Integer.parseInt(n.trim()));
+        }
+        return result;
+    }
+
+    private static String option(String[] args, String name, String fallback) {
+        for (int i = 0; i + 1 < args.length; i++) {
+            if (args[i].equals(name)) {
+                return args[i + 1];
+            }
+        }
+        return fallback;
+    }
+}

@@ -1,0 +1,199 @@
+package org.starflink.it;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Random;
+import java.util.function.UnaryOperator;
+import org.apache.flink.core.execution.JobClient;
+import org.apache.flink.runtime.testutils.MiniClusterResourceConfiguration;
+import org.apache.flink.test.junit5.MiniClusterExtension;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import org.starflink.engine.backend.BackendKind;
+import org.starflink.engine.checkpoint.ModelRegistry;
+import org.starflink.engine.forward.Transformer;
+import org.starflink.engine.generate.SamplingParams;
+import org.starflink.engine.model.Model;
+import org.starflink.engine.star.BlockLayout;
+import org.starflink.engine.star.LongContextGenerator;
+import org.starflink.engine.testing.SharedModels;
+import org.starflink.kafka.EmbeddedKafka;
+import org.starflink.operators.block.BlockOperator;
+import org.starflink.operators.messages.BlockKeys;
+import org.starflink.schemas.AnswerToken;
+import org.starflink.schemas.DocumentEvent;
+import org.starflink.schemas.FinishReason;
+import org.starflink.schemas.Question;
+import org.starflink.schemas.RejectedRecord;
+
+/**
+ * Garbage in, one running job: every kind of bad input is rejected with a reason or answered with an error
+ * (as documented), and the good question asked after all of it is answered exactly as if nothing had happened.
+ */
+class BadInputITCase {
+    static final int BLOCK = 64;
+    static final int ANCHOR = 32;
+
+    @RegisterExtension
+    static final MiniClusterExtension MINI_CLUSTER = new MiniClusterExtension(
+            new MiniClusterResourceConfiguration.Builder().setNumberTaskManagers(1).setNumberSlotsPerTaskManager(2)
+                    .build());
+
+    static EmbeddedKafka kafka;
+    static JobHarness job;
+    static JobClient client;
+    static String goodDoc;
+    static String goodText;
+    static List<AnswerToken> answers;
+    static List<RejectedRecord> rejected;
+    static final List<String> questionIds = new ArrayList<>();
+
+    @BeforeAll
+    static void feedGarbageThenAGoodQuestion() throws Exception {
+        kafka = EmbeddedKafka.builder().start();
+        job = new JobHarness(kafka);
+        Path checkpoints = Files.createTempDirectory("bad-input-checkpoints");
+        client = job.start(2, checkpoints, JobHarness.options(
+                SharedModels.stories260KDir().resolve("stories260K.bin"), BLOCK, ANCHOR),
+                UnaryOperator.identity(), UnaryOperator.identity());
+        goodDoc = "good-" + job.suffix;
+        goodText = Corpus.document(5, 12);
+        try (KafkaClient kafkaClient = new KafkaClient(kafka.bootstrapServers())) {
+            // Undecodable records on both input topics.
+            kafkaClient.sendRaw(job.documents, "x", "this is not avro".getBytes());
+            kafkaClient.sendRaw(job.questions, "y", new byte[] {(byte) 0xff, 0x01, 0x02});
+            // An empty document (one blank chunk, marked last).
+            for (DocumentEvent e : Corpus.chunks("empty-" + job.suffix, 1, " ", 10)) {
+                kafkaClient.send(job.documents, e.getDocId(), e);
+            }
+            // The good document with every chunk sent twice, in shuffled order.
+            List<DocumentEvent> chunks = new ArrayList<>(Corpus.chunks(goodDoc, 1, goodText, 23));
+            chunks.addAll(new ArrayList<>(chunks));
+            Collections.shuffle(chunks, new Random(9));
+            for (DocumentEvent chunk : chunks) {
+                kafkaClient.send(job.documents, goodDoc, chunk);
+            }
+            awaitBlocks(goodDoc, goodText); // a question sees the blocks that exist when it arrives
+            ask(kafkaClient, "unknown", "nobody-" + job.suffix, "Who?", 8);
+            ask(kafkaClient, "empty-doc", "empty-" + job.suffix, "Who?", 8);
+            ask(kafkaClient, "empty-question", goodDoc, "", 8);
+            ask(kafkaClient, "too-long", goodDoc, "Lily and Tom played ball. ".repeat(80), 8);
+            ask(kafkaClient, "zero-tokens", goodDoc, "Lily said", 0);
+            ask(kafkaClient, "absurd-tokens", goodDoc, "Lily said", Integer.MAX_VALUE);
+            ask(kafkaClient, "good", goodDoc, "Lily said", 12);
+
+            answers = kafkaClient.readUntil(job.answers, AnswerToken.class, BadInputITCase::allFinal,
+                    Duration.ofMinutes(2));
+            rejected = kafkaClient.readUntil(job.rejected, RejectedRecord.class, r -> r.size() >= 2,
+                    Duration.ofSeconds(30));
+        }
+    }
+
+    @AfterAll
+    static void stop() throws Exception {
+        if (client != null) {
+            client.cancel().get();
+        }
+        if (kafka != null) {
+            kafka.close();
+        }
+    }
+
+    private static void awaitBlocks(String docId, String text) throws InterruptedException {
+        Model model = SharedModels.stories260K();
+        int tokens = new LongContextGenerator(model, new Transformer(ModelRegistry.backend(model, BackendKind.DJL)))
+                .contextTokens(text).length;
+        long deadline = System.nanoTime() + Duration.ofMinutes(1).toNanos();
+        for (int block = 0; block < (tokens + BLOCK - 1) / BLOCK; block++) {
+            while (!BlockOperator.ENCODES.containsKey(BlockKeys.of(docId, 1, block))) {
+                if (System.nanoTime() > deadline) {
+                    throw new AssertionError("block " + block + " of " + docId + " never encoded");
+                }
+                Thread.sleep(50);
+            }
+        }
+    }
+
+    private static void ask(KafkaClient kafkaClient, String name, String docId, String text, int maxNewTokens) {
+        String id = name + "-" + job.suffix;
+        questionIds.add(id);
+        kafkaClient.send(job.questions, id, Corpus.question(id, docId, text, maxNewTokens));
+    }
+
+    private static boolean allFinal(List<AnswerToken> received) {
+        return received.stream().filter(AnswerToken::getFinal$).map(AnswerToken::getQuestionId).distinct().count()
+                == questionIds.size();
+    }
+
+    private static AnswerToken finalAnswer(String name) {
+        String id = name + "-" + job.suffix;
+        return answers.stream().filter(a -> a.getQuestionId().equals(id) && a.getFinal$()).findFirst()
+                .orElseThrow(() -> new AssertionError("no final answer for " + id));
+    }
+
+    private static void assertError(String name, String fragment) {
+        AnswerToken answer = finalAnswer(name);
+        assertEquals(FinishReason.ERROR, answer.getFinishReason(), name);
+        assertNotNull(answer.getError());
+        assertTrue(answer.getError().contains(fragment), name + ": '" + answer.getError() + "' lacks " + fragment);
+    }
+
+    @Test
+    void undecodableBytesGoToTheRejectedTopicWithTheirOriginAndReason() {
+        assertEquals(2, rejected.size());
+        for (RejectedRecord record : rejected) {
+            assertTrue(record.getSourceTopic().equals(job.documents) || record.getSourceTopic().equals(job.questions));
+            assertTrue(record.getSourceOffset() >= 0);
+            assertTrue(!record.getReason().isBlank());
+            assertNotNull(record.getRawValue());
+        }
+    }
+
+    @Test
+    void aQuestionAboutAnUnknownDocumentGetsAnError() {
+        assertError("unknown", "unknown document");
+    }
+
+    @Test
+    void aQuestionAboutAnEmptyDocumentGetsAnError() {
+        assertError("empty-doc", "empty");
+    }
+
+    @Test
+    void anEmptyQuestionGetsAnError() {
+        assertError("empty-question", "empty");
+    }
+
+    @Test
+    void aQuestionLongerThanTheModelAllowsGetsAnError() {
+        assertError("too-long", "512");
+    }
+
+    @Test
+    void maxNewTokensOfZeroOrAbsurdlyLargeGetsAnError() {
+        assertError("zero-tokens", "max_new_tokens");
+        assertError("absurd-tokens", "max_new_tokens");
+    }
+
+    @Test
+    void duplicateAndOutOfOrderChunksStillMakeTheRightDocumentAndOtherAnswersAreUnaffected() {
+        Model model = SharedModels.stories260K();
+        LongContextGenerator engine = new LongContextGenerator(model,
+                new Transformer(ModelRegistry.backend(model, BackendKind.DJL)));
+        int[] expected = engine.generate(engine.contextTokens(goodText), engine.questionTokens("Lily said"),
+                new BlockLayout(BLOCK, ANCHOR), SamplingParams.greedy(12), false, t -> { }).tokens();
+        List<Integer> actual = StarflinkJobITCase.tokensByIndex("good-" + job.suffix,
+                answers.stream().filter(a -> a.getQuestionId().equals("good-" + job.suffix)).toList());
+        assertEquals(StarflinkJobITCase.toList(expected), actual);
+    }
+}
