@@ -33,6 +33,8 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--copy-frac", type=float, default=0.0,
+                    help="fraction of rows that are a dense copy task (random numbers, then repeat them)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -53,8 +55,13 @@ def main():
         spans = []
         for r in range(args.batch):
             seed += 1
-            inst = tasks.build(args.kinds[r % len(args.kinds)], args.len, seed, lambda s: len(enc(s)))
-            ctx, q, a = [1] + enc(inst.context), enc(inst.question), enc(" " + inst.answer) + [2]
+            if r < args.copy_frac * args.batch:
+                rng = tasks.SplitMix64(seed)
+                nums = " ".join(rng.digits(5) for _ in range(args.len // 14))
+                ctx, q, a = [1] + enc("Numbers: " + nums + "."), enc("\nRepeat the numbers:"), enc(" " + nums) + [2]
+            else:
+                inst = tasks.build(args.kinds[r % len(args.kinds)], args.len, seed, lambda s: len(enc(s)))
+                ctx, q, a = [1] + enc(inst.context), enc(inst.question), enc(" " + inst.answer) + [2]
             seq = (ctx + q + a)[:L]
             ids[r, :len(seq)] = torch.tensor(seq)
             s0 = len(ctx) + len(q)
@@ -82,8 +89,11 @@ def main():
             with torch.no_grad():
                 pred = logits.argmax(-1)
                 ok = (pred == tgt) | (ans == 0)
-                em = sum(bool(ok[r, s:s + n].all()) for r, (s, n) in enumerate(spans)) / args.batch
-                acc = ((pred == tgt).float() * ans).sum() / ans.sum()
+                task_rows = [r for r in range(args.batch) if r >= args.copy_frac * args.batch]
+                em = sum(bool(ok[r, spans[r][0]:spans[r][0] + spans[r][1]].all()) for r in task_rows) / len(task_rows)
+                tr = torch.zeros(args.batch, 1)
+                tr[task_rows] = 1
+                acc = ((pred == tgt).float() * ans * tr).sum() / (ans * tr).sum()
             rec = {"step": step, "t": round(time.time() - t0), "ans_loss": round(l_ans.item(), 3),
                    "ans_tok_acc": round(acc.item(), 3), "batch_em": em}
             log.write(json.dumps(rec) + "\n")

@@ -79,7 +79,8 @@ public final class StarflinkJob {
                 .connect(requests.keyBy(request -> request.blockKey))
                 .process(new BlockOperator(model, options.get(StarflinkOptions.PAGE_TOKENS),
                         options.get(StarflinkOptions.BLOCK_RETIRE_GRACE),
-                        options.get(StarflinkOptions.BLOCK_CACHE_BYTES)))
+                        options.get(StarflinkOptions.BLOCK_CACHE_BYTES),
+                        options.getOptional(StarflinkOptions.DOCUMENT_TTL).orElse(null)))
                 .uid("block-operator").name("Context blocks: phase 1 + partial attention");
         loop.close(partials, requests.getSideOutput(QueryHostOperator.EXITS));
 

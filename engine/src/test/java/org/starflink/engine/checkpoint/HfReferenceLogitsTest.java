@@ -12,7 +12,9 @@ import java.util.List;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
+import org.starflink.engine.backend.Backend;
 import org.starflink.engine.backend.ReferenceBackend;
+import org.starflink.engine.backend.djl.DjlBackend;
 import org.starflink.engine.forward.KvCache;
 import org.starflink.engine.forward.Transformer;
 import org.starflink.engine.model.Model;
@@ -24,7 +26,8 @@ import org.starflink.engine.tokenizer.HfTokenizer;
  * The Hugging Face path end to end: random checkpoints written by {@link RandomHfCheckpoint}, loaded by
  * {@link HfCheckpoint} and run by the reference forward pass, must give the logits that transformers computes
  * for the same files (resources hf-reference/logits.json, made by hf-reference/make_logits.py). Catches wrong
- * RoPE pairing, llama3 scaling, GQA head mapping, bias or tied-head handling.
+ * RoPE pairing, llama3 scaling, GQA head mapping, bias or tied-head handling. The DJL backend must match the
+ * reference on the same loaded checkpoint.
  */
 class HfReferenceLogitsTest {
     /** float32 on both sides; observed differences are about 1e-6 on logits of magnitude up to 3. */
@@ -54,9 +57,13 @@ class HfReferenceLogitsTest {
 
         Model model = HfCheckpoint.load(dir, null);
         ((HfTokenizer) model.tokenizer()).close();
-        Transformer transformer = new Transformer(new ReferenceBackend(model.config(), model.weights()));
-        KvCache cache = new KvCache(model.config().layers(), model.config().kvWidth(), tokens.length);
-        float[] logits = transformer.forward(tokens, Transformer.range(0, tokens.length), List.of(), cache, true);
+        float[] logits = lastLogits(new ReferenceBackend(model.config(), model.weights()), tokens);
+        try (DjlBackend djl = new DjlBackend(model.config(), model.weights())) {
+            // The engine's CPU backend against the pure-Java reference on the same loaded checkpoint.
+            float[] engine = lastLogits(djl, tokens);
+            double diff = org.starflink.engine.testing.RandomModels.maxAbsDiff(logits, engine);
+            assertTrue(diff <= TOLERANCE, name + ": max |DJL - reference| = " + diff);
+        }
 
         assertEquals(expected.size(), logits.length);
         double worst = 0;
@@ -65,6 +72,12 @@ class HfReferenceLogitsTest {
         }
         double finalWorst = worst;
         assertTrue(worst <= TOLERANCE, () -> name + ": max |logit - transformers| = " + finalWorst);
+    }
+
+    private static float[] lastLogits(Backend backend, int[] tokens) {
+        Transformer transformer = new Transformer(backend);
+        KvCache cache = new KvCache(backend.config().layers(), backend.config().kvWidth(), tokens.length);
+        return transformer.forward(tokens, Transformer.range(0, tokens.length), List.of(), cache, true);
     }
 
     private static JsonNode reference() throws IOException {

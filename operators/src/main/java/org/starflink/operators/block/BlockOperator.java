@@ -48,7 +48,8 @@ import org.starflink.operators.model.ModelLocation;
  * version per subtask, held in a small operator-local cache).
  *
  * <p>A DROP (new document version, delete) does not clear the block at once: questions that started on this
- * version keep sending requests, so the block retires once no request has arrived for the grace period.
+ * version keep sending requests, so the block retires once no request has arrived for the grace period. With
+ * an idle TTL (the documents' state TTL) a block nobody asked about for that long is cleared too.
  */
 public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, BlockRequest, HostMessage> {
     public static final MapStateDescriptor<Integer, byte[]> PAGES = new MapStateDescriptor<>("kv-pages", Types.INT,
@@ -72,6 +73,8 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
     private final int pageTokens;
     private final Duration retireGrace;
     private final long localCacheBytes;
+    /** Blocks nobody asked about for this long are cleared (null: kept until dropped). */
+    private final Duration idleTtl;
 
     private transient MapState<Integer, byte[]> pages;
     private transient ValueState<BlockMeta> meta;
@@ -82,11 +85,13 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
     private transient Map<String, KvCache> anchors;
     private transient BlockMetrics metrics;
 
-    public BlockOperator(ModelLocation model, int pageTokens, Duration retireGrace, long localCacheBytes) {
+    public BlockOperator(ModelLocation model, int pageTokens, Duration retireGrace, long localCacheBytes,
+                         Duration idleTtl) {
         this.model = model;
         this.pageTokens = pageTokens;
         this.retireGrace = retireGrace;
         this.localCacheBytes = localCacheBytes;
+        this.idleTtl = idleTtl;
     }
 
     @Override
@@ -134,7 +139,11 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
         BlockMeta encoded = new BlockMeta();
         encoded.length = command.tokens.length;
         encoded.start = command.start;
+        encoded.lastUsedMs = ctx.timerService().currentProcessingTime();
         meta.update(encoded);
+        if (idleTtl != null) {
+            ctx.timerService().registerProcessingTimeTimer(encoded.lastUsedMs + idleTtl.toMillis());
+        }
         decoded.put(key, kv);
         ENCODES.computeIfAbsent(key, k -> new AtomicInteger()).incrementAndGet();
         metrics.encoded(command.tokens.length, System.nanoTime() - started, kv.bytes());
@@ -154,7 +163,7 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
             pending.add(request); // the block's encoding has not arrived yet
             return;
         }
-        if (current.retiring) {
+        if (current.retiring || idleTtl != null) { // only then does the last use matter
             current.lastUsedMs = ctx.timerService().currentProcessingTime();
             meta.update(current);
         }
@@ -186,12 +195,17 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
     @Override
     public void onTimer(long timestamp, OnTimerContext ctx, Collector<HostMessage> out) throws Exception {
         BlockMeta current = meta.value();
-        if (current == null || !current.retiring) {
+        if (current == null) {
             return;
         }
-        long retireAt = current.lastUsedMs + retireGrace.toMillis();
-        if (timestamp < retireAt) {
-            ctx.timerService().registerProcessingTimeTimer(retireAt);
+        // Retired: dropped, and unused for the grace period. Idle: unused for the TTL. Else look again later.
+        long retireAt = current.retiring ? current.lastUsedMs + retireGrace.toMillis() : Long.MAX_VALUE;
+        long expireAt = idleTtl != null ? current.lastUsedMs + idleTtl.toMillis() : Long.MAX_VALUE;
+        long clearAt = Math.min(retireAt, expireAt);
+        if (timestamp < clearAt) {
+            if (clearAt != Long.MAX_VALUE) {
+                ctx.timerService().registerProcessingTimeTimer(clearAt);
+            }
             return;
         }
         pages.clear();

@@ -69,8 +69,13 @@ class BlockOperatorTest {
 
     private static KeyedTwoInputStreamOperatorTestHarness<String, BlockCommand, BlockRequest, HostMessage>
             harness(OperatorSubtaskState restoreFrom) throws Exception {
+        return harness(restoreFrom, null);
+    }
+
+    private static KeyedTwoInputStreamOperatorTestHarness<String, BlockCommand, BlockRequest, HostMessage>
+            harness(OperatorSubtaskState restoreFrom, Duration idleTtl) throws Exception {
         var h = new KeyedTwoInputStreamOperatorTestHarness<>(
-                new KeyedCoProcessOperator<>(new BlockOperator(location(), 16, GRACE, 1 << 20)),
+                new KeyedCoProcessOperator<>(new BlockOperator(location(), 16, GRACE, 1 << 20, idleTtl)),
                 BlockCommand::blockKey, (BlockRequest r) -> r.blockKey, Types.STRING);
         ((SerializerConfigImpl) h.getExecutionConfig().getSerializerConfig()).setGenericTypes(false);
         h.setup();
@@ -171,5 +176,18 @@ class BlockOperatorTest {
 
         harness.setProcessingTime(1_000 + 3 * GRACE.toMillis());
         assertEquals(0, harness.numKeyedStateEntries(), "a retired block must leave no state behind");
+    }
+
+    @Test
+    void aBlockNobodyAsksAboutExpiresAfterTheIdleTtl() throws Exception {
+        harness = harness(null, Duration.ofMinutes(1));
+        harness.setProcessingTime(0);
+        harness.processElement1(new StreamRecord<>(encodeBlock("d5", 1)));
+        harness.setProcessingTime(50_000);
+        harness.processElement2(new StreamRecord<>(toBlock("d5", 1, request(1)))); // in use: the TTL restarts
+        harness.setProcessingTime(70_000);
+        assertTrue(harness.numKeyedStateEntries() > 0, "expired although used 20 s ago");
+        harness.setProcessingTime(111_000);
+        assertEquals(0, harness.numKeyedStateEntries(), "an idle block must expire");
     }
 }
