@@ -57,7 +57,7 @@ import org.starflink.schemas.Question;
  * the local cluster's REST API.
  *
  * <p>Usage: bin/benchmark streaming [--lengths 4096,8192,16384] [--workers 1,2] [--questions N]
- * [--max-new-tokens N] [--model PATH] [--block-size B]
+ * [--max-new-tokens N] [--model PATH] [--block-size B] [--chunk-chars C]
  */
 public final class StreamingBenchmark {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -66,7 +66,7 @@ public final class StreamingBenchmark {
         "Tim wanted to"};
 
     private record Settings(List<Integer> lengths, List<Integer> workers, int questions, int maxNewTokens,
-                            Path model, Path tokenizer, int blockSize) {
+                            Path model, Path tokenizer, int blockSize, int chunkChars) {
     }
 
     /** One answered question, as the client saw it. */
@@ -95,13 +95,16 @@ public final class StreamingBenchmark {
                 + " one JVM");
         System.out.println("# machine: " + Machine.describe());
         System.out.printf("# model %s (%d layers, dim %d, window %d), backend djl, block = anchor = %d tokens, "
-                        + "%d questions per cell (greedy, max %d new tokens), one at a time%n",
+                        + "documents sent in chunks of %d chars, %d questions per cell (greedy, max %d new tokens), one at a time%n",
                 settings.model().getFileName(), layers, model.config().dim(), model.config().maxPositions(),
-                settings.blockSize(), settings.questions(), settings.maxNewTokens());
+                settings.blockSize(), settings.chunkChars(), settings.questions(), settings.maxNewTokens());
 
         Map<Integer, String> documents = new HashMap<>();
+        Map<Integer, Integer> counted = new HashMap<>();
         for (int length : settings.lengths()) {
             documents.put(length, document(tokens, story, length, length));
+            counted.put(length, tokens.contextTokens(documents.get(length)).length); // the job's exact count
+            System.err.printf("# document of %d tokens (target %d)%n", counted.get(length), length);
         }
         String warmDocument = document(tokens, story, settings.blockSize() / 2, 7);
 
@@ -111,7 +114,7 @@ public final class StreamingBenchmark {
             for (int workers : settings.workers()) {
                 for (int length : settings.lengths()) {
                     Cell cell = runCell(kafka, settings, tokens, layers, workers, documents.get(length),
-                            warmDocument);
+                            counted.get(length), warmDocument);
                     cells.add(cell);
                     System.err.printf("# done: workers %d, %d tokens%n", workers, cell.tokens());
                 }
@@ -158,7 +161,8 @@ public final class StreamingBenchmark {
     }
 
     private static Cell runCell(EmbeddedKafka kafka, Settings settings, LongContextGenerator tokens, int layers,
-                                int workers, String text, String warmText) throws Exception {
+                                int workers, String text, int contextTokens, String warmText)
+            throws Exception {
         String suffix = UUID.randomUUID().toString().substring(0, 8);
         StarflinkClient.TopicNames topics = new StarflinkClient.TopicNames("documents-" + suffix,
                 "questions-" + suffix, "answers-" + suffix, "rejected-" + suffix);
@@ -201,14 +205,13 @@ public final class StreamingBenchmark {
         try (StarflinkClient client = new StarflinkClient(kafka.bootstrapServers(), topics)) {
             // Warm-up document: the phase-1 path of this job (RocksDB, model load, JIT) before the measured one.
             String warmId = "warm-" + suffix;
-            client.sendDocument(warmId, 1, warmText, 4096, n -> { });
+            client.sendDocument(warmId, 1, warmText, settings.chunkChars(), n -> { });
             awaitEncoded(job, warmId, blockCount(tokens, warmText, settings.blockSize()));
 
             String docId = "doc-" + suffix;
-            int contextTokens = tokens.contextTokens(text).length;
-            int blocks = blockCount(tokens, text, settings.blockSize());
+            int blocks = (contextTokens + settings.blockSize() - 1) / settings.blockSize();
             long t0 = System.nanoTime();
-            client.sendDocument(docId, 1, text, 4096, n -> { });
+            client.sendDocument(docId, 1, text, settings.chunkChars(), n -> { });
             awaitEncoded(job, docId, blocks);
             double phase1Seconds = (System.nanoTime() - t0) / 1e9;
 
@@ -286,6 +289,9 @@ public final class StreamingBenchmark {
                 }
                 Thread.sleep(2);
             }
+            if (Boolean.getBoolean("starflink.bench.verbose")) {
+                System.err.printf("#   %s encoded at %d ms%n", key, System.currentTimeMillis() % 100_000);
+            }
         }
     }
 
@@ -330,7 +336,7 @@ public final class StreamingBenchmark {
                 System.err.println("# no query-host vertex in the REST job listing");
                 return RoundTrip.NONE;
             }
-            long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+            long deadline = System.nanoTime() + Duration.ofSeconds(15).toNanos();
             while (true) {
                 long count = 0;
                 double mean = 0;
@@ -365,6 +371,12 @@ public final class StreamingBenchmark {
                 if (count >= expected || System.nanoTime() > deadline) {
                     if (count < expected) {
                         System.err.printf("# layerRoundTripMicros: %d of %d samples reported%n", count, expected);
+                        for (JsonNode m : get(base + "/vertices/" + vertex + "/subtasks/0/metrics")) {
+                            String id = m.get("id").asText();
+                            if (id.contains("starflink") || id.contains("host") || id.contains("Micros")) {
+                                System.err.println("#   metric " + id);
+                            }
+                        }
                     }
                     return count == 0 ? RoundTrip.NONE
                             : new RoundTrip(count, mean / count, p50 / count, p95 / count);
@@ -387,33 +399,41 @@ public final class StreamingBenchmark {
     }
 
     /**
-     * Text of the model's reference story (sentences reshuffled, repeated) cut so that the document has
-     * {@code target} context tokens (BOS included) as counted by the engine, or as close as word boundaries allow.
+     * Text of the model's reference story (sentences reshuffled, repeated) with {@code target} context tokens
+     * (BOS included), or as close below as word boundaries allow. The tokenizer is quadratic in the text length,
+     * so the text is assembled from sentences whose token counts are known (the tokenizer's dummy-prefix space
+     * makes encode(a + " " + b) = encode(a) + encode(b) at a sentence boundary); the caller counts the result once.
      */
     static String document(LongContextGenerator tokens, String story, int target, long seed) {
         List<String> sentences = new ArrayList<>(List.of(story.split("(?<=[.!?\"])\\s+")));
+        Map<String, Integer> counts = new HashMap<>();
         Random random = new Random(seed);
-        int storyTokens = tokens.contextTokens(story).length;
         StringBuilder text = new StringBuilder();
-        for (int round = 0; round <= target / storyTokens + 1; round++) {
+        int total = 1; // BOS
+        while (true) {
             Collections.shuffle(sentences, random);
-            for (String s : sentences) {
-                text.append(text.length() == 0 ? "" : " ").append(s);
+            for (String sentence : sentences) {
+                int n = counts.computeIfAbsent(sentence, k -> tokens.contextTokens(k).length - 1);
+                if (total + n > target) {
+                    // The last sentence: as many of its words as fit.
+                    String[] words = sentence.split(" ");
+                    String best = null;
+                    for (int w = 1; w < words.length; w++) {
+                        String part = String.join(" ", List.of(words).subList(0, w));
+                        if (total + tokens.contextTokens(part).length - 1 > target) {
+                            break;
+                        }
+                        best = part;
+                    }
+                    if (best != null) {
+                        text.append(text.length() == 0 ? "" : " ").append(best);
+                    }
+                    return text.toString();
+                }
+                text.append(text.length() == 0 ? "" : " ").append(sentence);
+                total += n;
             }
         }
-        String[] words = text.toString().split(" ");
-        // Binary search on the number of words: the largest prefix with at most target tokens.
-        int lo = 1;
-        int hi = words.length;
-        while (lo < hi) {
-            int mid = (lo + hi + 1) / 2;
-            if (tokens.contextTokens(String.join(" ", List.of(words).subList(0, mid))).length <= target) {
-                lo = mid;
-            } else {
-                hi = mid - 1;
-            }
-        }
-        return String.join(" ", List.of(words).subList(0, lo));
     }
 
     private static int freePort() throws IOException {
@@ -438,7 +458,8 @@ public final class StreamingBenchmark {
         Path sibling = model.resolveSibling("tok512.bin"); // llama2.c checkpoints keep their tokenizer apart
         Path tokenizer = model.toString().endsWith(".bin") && Files.exists(sibling) ? sibling : null;
         int blockSize = Integer.parseInt(option(args, "--block-size", "1024"));
-        return new Settings(lengths, workers, questions, maxNewTokens, model, tokenizer, blockSize);
+        int chunkChars = Integer.parseInt(option(args, "--chunk-chars", "4096"));
+        return new Settings(lengths, workers, questions, maxNewTokens, model, tokenizer, blockSize, chunkChars);
     }
 
     private static List<Integer> ints(String csv) {

@@ -101,27 +101,34 @@ final class RunCommand implements Callable<Integer> {
         out.printf("job %s running; Flink Web UI: http://localhost:%d%n", job.getJobID(), webPort);
         out.printf("  starflink ingest --bootstrap-servers %s --doc-id ID FILE...%n", bootstrap);
         out.printf("  starflink ask --bootstrap-servers %s --doc-id ID \"question\"%n", bootstrap);
-        CountDownLatch stopped = new CountDownLatch(1);
         EmbeddedKafka broker = embedded;
-        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            job.cancel();
-            if (broker != null) {
-                broker.close();
+        Runnable shutdown = new Runnable() {
+            private final java.util.concurrent.atomic.AtomicBoolean done = new java.util.concurrent.atomic.AtomicBoolean();
+
+            @Override
+            public void run() { // once: the job first, then the broker it reads from
+                if (done.compareAndSet(false, true)) {
+                    try {
+                        job.cancel().get();
+                    } catch (Exception e) {
+                        // already gone
+                    }
+                    if (broker != null) {
+                        broker.close();
+                    }
+                }
             }
-            stopped.countDown();
-        }));
+        };
+        Runtime.getRuntime().addShutdownHook(new Thread(shutdown));
         if (!noDemo) {
             Demo.run(bootstrap, out);
         }
         if (exitAfterDemo) {
-            job.cancel().get();
-            if (embedded != null) {
-                embedded.close();
-            }
+            shutdown.run();
             return 0;
         }
         out.println("running; Ctrl-C to stop");
-        stopped.await();
+        new CountDownLatch(1).await(); // until the JVM is stopped; the shutdown hook cleans up
         return 0;
     }
 
