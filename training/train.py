@@ -37,9 +37,15 @@ class RowStream(torch.utils.data.IterableDataset):
     def __init__(self, tok_path, seq, rows, star_p, min_len, seed, progress=None, curriculum=""):
         self.tok_path, self.seq, self.rows, self.star_p, self.min_len, self.seed = tok_path, seq, rows, star_p, min_len, seed
         self.max_extra = 3
+        self.copy_frac, self.copy_until = 0.0, 0.0  # set by main() from --copy-frac / --copy-until
         self.progress = progress  # multiprocessing.Value('d'): training progress in [0, 1], set by the main loop
         # curriculum "p1:len1,p2:len2,...": below progress p_i documents are at most len_i tokens
         self.curriculum = [(float(a), int(b)) for a, b in (x.split(":") for x in curriculum.split(",") if x)]
+
+    def copy_p(self):
+        """Probability that a document is a dense copy document (random numbers, then repeat them)."""
+        prog = self.progress.value if self.progress is not None else 1.0
+        return self.copy_frac if prog < self.copy_until else 0.0
 
     def max_len(self):
         prog = self.progress.value if self.progress is not None else 1.0
@@ -80,11 +86,18 @@ class RowStream(torch.utils.data.IterableDataset):
             rem = L - cur
             T = int(math.exp(rnd.uniform(math.log(self.min_len), math.log(maxT))))
             T = min(T, rem - 120)
-            kind = tasks.KINDS[rnd.randrange(len(tasks.KINDS))]
-            inst = tasks.build(kind, T, next_seed(), count, n_extra=rnd.randrange(self.max_extra + 1))
-            ctx = [BOS] + enc(inst.context)
+            if rnd.random() < self.copy_p():
+                # dense copy document (training only): a dense signal for the induction/copy circuit
+                crng = tasks.SplitMix64(next_seed())
+                nums = " ".join(crng.digits(5) for _ in range(max(4, min(T, 1024) // 16)))
+                context, qa_pairs = "Numbers: " + nums + ".", [("\nRepeat the numbers:", nums)]
+            else:
+                kind = tasks.KINDS[rnd.randrange(len(tasks.KINDS))]
+                inst = tasks.build(kind, T, next_seed(), count, n_extra=rnd.randrange(self.max_extra + 1))
+                context, qa_pairs = inst.context, [(inst.question, inst.answer)] + list(inst.extra_qa)
+            ctx = [BOS] + enc(context)
             parts = [(ctx, 1, True)]
-            for q, a in [(inst.question, inst.answer)] + list(inst.extra_qa):
+            for q, a in qa_pairs:
                 qi, ai = enc(q), enc(" " + a) + [EOS]
                 if sum(len(p[0]) for p in parts) + len(qi) + len(ai) > rem:
                     break
@@ -177,6 +190,9 @@ def main():
     ap.add_argument("--min-len", type=int, default=256)
     ap.add_argument("--curriculum", default="0.35:2048,0.5:4096,0.65:8192",
                     help="progress:max_doc_len steps; documents are log-uniform in [min-len, max]")
+    ap.add_argument("--copy-frac", type=float, default=0.0,
+                    help="share of documents that are dense copy documents while progress < --copy-until")
+    ap.add_argument("--copy-until", type=float, default=0.0)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--aux-w", type=float, default=0.1)
@@ -200,6 +216,7 @@ def main():
     progress = mp.Value("d", 0.0, lock=False)
     ds = RowStream(os.path.abspath(args.tokenizer), args.seq, args.rows, args.star_p, args.min_len, args.seed,
                    progress, args.curriculum)
+    ds.copy_frac, ds.copy_until = args.copy_frac, args.copy_until
     dl = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=args.workers, prefetch_factor=4,
                                      pin_memory=(dev == "cuda"), persistent_workers=True)
 

@@ -1,16 +1,11 @@
 package org.starflink.it;
 
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Properties;
 import java.util.UUID;
-import org.apache.avro.io.BinaryEncoder;
-import org.apache.avro.io.EncoderFactory;
-import org.apache.avro.specific.SpecificDatumWriter;
 import org.apache.avro.specific.SpecificRecord;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -21,6 +16,7 @@ import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.starflink.operators.kafka.StrictAvroDecoder;
+import org.starflink.pipeline.client.StarflinkClient;
 
 /** A plain Kafka producer and consumer of the job's Avro records, as an outside client would use them. */
 final class KafkaClient implements AutoCloseable {
@@ -39,26 +35,12 @@ final class KafkaClient implements AutoCloseable {
     }
 
     <T extends SpecificRecord> void send(String topic, String key, T record) {
-        sendRaw(topic, key, encode(record));
+        sendRaw(topic, key, StarflinkClient.encode(record));
     }
 
     void sendRaw(String topic, String key, byte[] value) {
         producer.send(new ProducerRecord<>(topic, key == null ? null : key.getBytes(), value));
         producer.flush();
-    }
-
-    static <T extends SpecificRecord> byte[] encode(T record) {
-        try {
-            ByteArrayOutputStream out = new ByteArrayOutputStream();
-            BinaryEncoder encoder = EncoderFactory.get().binaryEncoder(out, null);
-            @SuppressWarnings("unchecked")
-            SpecificDatumWriter<T> writer = new SpecificDatumWriter<>((Class<T>) record.getClass());
-            writer.write(record, encoder);
-            encoder.flush();
-            return out.toByteArray();
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
     }
 
     /** Every record of a topic, read from the beginning until {@code done} holds or the timeout passes. */

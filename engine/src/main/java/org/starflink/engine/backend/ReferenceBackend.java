@@ -34,12 +34,7 @@ public final class ReferenceBackend implements Backend {
 
     @Override
     public float[] embed(int[] tokens) {
-        int dim = config.dim();
-        float[] x = new float[tokens.length * dim];
-        for (int t = 0; t < tokens.length; t++) {
-            System.arraycopy(weights.tokenEmbedding(), tokens[t] * dim, x, t * dim, dim);
-        }
-        return x;
+        return TokenEmbedding.lookup(weights.tokenEmbedding(), config.dim(), tokens);
     }
 
     @Override

@@ -10,7 +10,7 @@ import org.starflink.engine.generate.GenerationResult;
 import org.starflink.engine.generate.Generator;
 import org.starflink.engine.generate.SamplingParams;
 import org.starflink.engine.generate.Sampler;
-import org.starflink.engine.generate.Session;
+import org.starflink.engine.generate.FirstLogitsSession;
 import org.starflink.engine.model.Model;
 import org.starflink.engine.star.EncodedContext;
 import org.starflink.engine.star.LongContextGenerator;
@@ -81,8 +81,8 @@ public final class EvalRunner {
             StringBuilder line = new StringBuilder();
             for (EvalMode mode : modes) {
                 EncodedContext encoded = generator.encode(context, mode.layout(context.length));
-                float[][] first = new float[1][];
-                Session session = capturing(generator.session(encoded, question.length + maxNewTokens), first);
+                FirstLogitsSession session = new FirstLogitsSession(
+                        generator.session(encoded, question.length + maxNewTokens));
                 GenerationResult result = new Generator(model.tokenizer(), model.config().eosIds())
                         .generate(session, question, SamplingParams.greedy(maxNewTokens), t -> { });
                 Cell cell = cells.computeIfAbsent(sample.task() + "|" + sample.length() + "|" + mode.name(),
@@ -90,11 +90,12 @@ public final class EvalRunner {
                 boolean correct = ExactMatch.matches(result.text(), sample.answer());
                 cell.samples++;
                 cell.correct += correct ? 1 : 0;
+                float[] logits = session.firstLogits();
                 if (globalLogits == null) {
-                    globalLogits = first[0];
+                    globalLogits = logits;
                 }
-                cell.top1Agreements += Sampler.argmax(first[0]) == Sampler.argmax(globalLogits) ? 1 : 0;
-                cell.logitDiffSum += meanAbsDiff(first[0], globalLogits);
+                cell.top1Agreements += Sampler.argmax(logits) == Sampler.argmax(globalLogits) ? 1 : 0;
+                cell.logitDiffSum += meanAbsDiff(logits, globalLogits);
                 line.append(String.format(Locale.ROOT, " %s=%s", mode.name(), correct ? "ok" : "miss"));
             }
             done++;
@@ -110,24 +111,5 @@ public final class EvalRunner {
             sum += Math.abs(a[i] - b[i]);
         }
         return sum / a.length;
-    }
-
-    /** Wraps a session to remember the logits of its first feed (the question's pass: first answer position). */
-    private static Session capturing(Session inner, float[][] first) {
-        return new Session() {
-            @Override
-            public float[] feed(int[] tokens) {
-                float[] logits = inner.feed(tokens);
-                if (first[0] == null) {
-                    first[0] = logits;
-                }
-                return logits;
-            }
-
-            @Override
-            public int length() {
-                return inner.length();
-            }
-        };
     }
 }

@@ -21,6 +21,7 @@ import org.starflink.engine.forward.KvCache;
 import org.starflink.engine.forward.KvSpan;
 import org.starflink.engine.forward.Transformer;
 import org.starflink.engine.generate.GenerationResult;
+import org.starflink.engine.generate.FirstLogitsSession;
 import org.starflink.engine.generate.Generator;
 import org.starflink.engine.generate.GlobalSession;
 import org.starflink.engine.generate.SamplingParams;
@@ -54,10 +55,10 @@ class StarAttentionTest {
     private static GlobalRun global(int maxNewTokens) {
         GlobalSession session = new GlobalSession(transformer, context.length + 64);
         session.feed(context);
-        float[][] firstLogits = new float[1][];
-        GenerationResult result = generator().generate(new CapturingSession(session, firstLogits), question,
-                SamplingParams.greedy(maxNewTokens), t -> { });
-        return new GlobalRun(result, firstLogits[0]);
+        FirstLogitsSession capturing = new FirstLogitsSession(session);
+        GenerationResult result = generator().generate(capturing, question, SamplingParams.greedy(maxNewTokens),
+                t -> { });
+        return new GlobalRun(result, capturing.firstLogits());
     }
 
     private record GlobalRun(GenerationResult result, float[] firstLogits) {
@@ -70,10 +71,10 @@ class StarAttentionTest {
     private static GlobalRun phase2(List<KvCache> blocks, int maxNewTokens) {
         StarSession session = new StarSession(new QueryHost(transformer, context.length, 64),
                 transformer.backend(), blocks);
-        float[][] firstLogits = new float[1][];
-        GenerationResult result = generator().generate(new CapturingSession(session, firstLogits), question,
-                SamplingParams.greedy(maxNewTokens), t -> { });
-        return new GlobalRun(result, firstLogits[0]);
+        FirstLogitsSession capturing = new FirstLogitsSession(session);
+        GenerationResult result = generator().generate(capturing, question, SamplingParams.greedy(maxNewTokens),
+                t -> { });
+        return new GlobalRun(result, capturing.firstLogits());
     }
 
     @Test
@@ -165,24 +166,6 @@ class StarAttentionTest {
             double valueDiff = maxAbsDiff(Arrays.copyOf(e.values(), n), Arrays.copyOf(a.values(), n));
             assertTrue(keyDiff <= tolerance && valueDiff <= tolerance,
                     "layer " + layer + ": keys differ by " + keyDiff + ", values by " + valueDiff);
-        }
-    }
-
-    /** Remembers the logits returned by the first feed (the question's pass). */
-    private record CapturingSession(org.starflink.engine.generate.Session inner, float[][] first)
-            implements org.starflink.engine.generate.Session {
-        @Override
-        public float[] feed(int[] tokens) {
-            float[] logits = inner.feed(tokens);
-            if (first[0] == null) {
-                first[0] = logits;
-            }
-            return logits;
-        }
-
-        @Override
-        public int length() {
-            return inner.length();
         }
     }
 }

@@ -16,6 +16,7 @@ import org.starflink.engine.EngineException;
 import org.starflink.engine.attention.AttentionPartial;
 import org.starflink.engine.backend.Backend;
 import org.starflink.engine.backend.JavaAttention;
+import org.starflink.engine.backend.TokenEmbedding;
 import org.starflink.engine.backend.QkvProjection;
 import org.starflink.engine.forward.KvSpan;
 import org.starflink.engine.forward.Rope;
@@ -106,12 +107,7 @@ public final class DjlBackend implements Backend {
 
     @Override
     public float[] embed(int[] tokens) {
-        int dim = config.dim();
-        float[] x = new float[tokens.length * dim];
-        for (int t = 0; t < tokens.length; t++) {
-            System.arraycopy(tokenEmbedding, tokens[t] * dim, x, t * dim, dim);
-        }
-        return x;
+        return TokenEmbedding.lookup(tokenEmbedding, config.dim(), tokens);
     }
 
     @Override
