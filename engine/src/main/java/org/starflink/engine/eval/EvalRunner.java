@@ -23,6 +23,7 @@ public final class EvalRunner {
     private final Model model;
     private final LongContextGenerator generator;
     private final int maxNewTokens;
+    private final java.util.function.BiPredicate<EvalSample, String> exactMatch;
 
     /** Scores of one (task, length, mode) cell. */
     public static final class Cell {
@@ -58,10 +59,13 @@ public final class EvalRunner {
         }
     }
 
-    public EvalRunner(Model model, LongContextGenerator generator, int maxNewTokens) {
+    /** @param exactMatch whether the generated text answers the sample (the task's own normalization) */
+    public EvalRunner(Model model, LongContextGenerator generator, int maxNewTokens,
+                      java.util.function.BiPredicate<EvalSample, String> exactMatch) {
         this.model = model;
         this.generator = generator;
         this.maxNewTokens = maxNewTokens;
+        this.exactMatch = exactMatch;
     }
 
     /**
@@ -87,7 +91,7 @@ public final class EvalRunner {
                         .generate(session, question, SamplingParams.greedy(maxNewTokens), t -> { });
                 Cell cell = cells.computeIfAbsent(sample.task() + "|" + sample.length() + "|" + mode.name(),
                         k -> new Cell(sample.task(), sample.length(), mode.name()));
-                boolean correct = ExactMatch.matches(result.text(), sample.answer());
+                boolean correct = exactMatch.test(sample, result.text());
                 cell.samples++;
                 cell.correct += correct ? 1 : 0;
                 float[] logits = session.firstLogits();
