@@ -11,7 +11,8 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "starflink", mixinStandardHelpOptions = true, version = "starflink 0.1.0",
         description = "Star Attention long-context inference as an Apache Flink streaming job.",
-        subcommands = {GenerateCommand.class, RunCommand.class, IngestCommand.class, AskCommand.class})
+        subcommands = {GenerateCommand.class, EvalCommand.class, RunCommand.class, IngestCommand.class,
+                AskCommand.class})
 public final class StarflinkCli {
     public static final int EXIT_INPUT_ERROR = 1;
     public static final int EXIT_USAGE = 2;
