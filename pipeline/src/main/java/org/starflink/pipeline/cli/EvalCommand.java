@@ -59,6 +59,10 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--max-new-tokens", paramLabel = "N", defaultValue = "48")
     int maxNewTokens;
 
+    @Option(names = "--allow-beyond-window",
+            description = "Evaluate lengths beyond the model's trained context window (e.g. stories260K's 512).")
+    boolean allowBeyondWindow;
+
     @Option(names = "--json", paramLabel = "FILE", description = "Also write the results as JSON.")
     Path json;
 
@@ -80,6 +84,12 @@ final class EvalCommand implements Callable<Integer> {
             }
         }
         Model model = modelOptions.load();
+        int longest = lengths.stream().mapToInt(Integer::intValue).max().orElse(0);
+        if (!allowBeyondWindow && longest + maxNewTokens > model.config().maxPositions()) {
+            throw new org.starflink.engine.EngineException("length " + longest + " + " + maxNewTokens
+                    + " new tokens exceeds the model's context window of " + model.config().maxPositions()
+                    + " (--allow-beyond-window to run past it)");
+        }
         LongContextGenerator generator = new LongContextGenerator(model,
                 new Transformer(modelOptions.backend(model)));
         List<EvalSample> evalSamples = new ArrayList<>();

@@ -1,0 +1,54 @@
+package org.starflink.pipeline.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.starflink.engine.testing.SharedModels;
+
+/**
+ * {@code starflink eval} on stories260K (which cannot retrieve facts: the accuracy is not the point) at contexts of
+ * several blocks: every cell is reported, and Star's logits differ from global's while global agrees with itself.
+ */
+class EvalCommandTest {
+
+    @Test
+    void reportsAccuracyAndStarVsGlobalAgreementForEveryCell(@TempDir Path tmp) throws Exception {
+        Path json = tmp.resolve("eval.json");
+        Path csv = tmp.resolve("eval.csv");
+        CliRunner result = CliRunner.run("eval", "--model",
+                SharedModels.stories260KDir().resolve("stories260K.bin").toString(), "--tasks", "niah_single,cwe",
+                "--lengths", "600", "--samples", "1", "--block-size", "128", "--max-new-tokens", "8",
+                "--allow-beyond-window", "--json", json.toString(), "--csv", csv.toString());
+        assertEquals(0, result.exitCode(), result.err());
+        assertTrue(result.err().contains("[2/2] cwe @600"), result.err()); // progress
+        JsonNode cells = new ObjectMapper().readTree(json.toFile());
+        assertEquals(2 * 3, cells.size()); // 2 tasks x (global, star-N/4, star-128)
+        for (JsonNode cell : cells) {
+            double diff = cell.get("mean_abs_logit_diff").asDouble();
+            if (cell.get("mode").asText().equals("global")) {
+                assertEquals(0.0, diff);
+                assertEquals(1.0, cell.get("top1_agreement").asDouble());
+            } else {
+                assertTrue(diff > 1e-4, "Star should differ from global: " + cell);
+            }
+        }
+        List<String> lines = Files.readAllLines(csv);
+        assertEquals(7, lines.size());
+        assertTrue(result.out().contains("star-N/4"), result.out());
+    }
+
+    @Test
+    void refusesLengthsBeyondTheWindowUnlessAllowed() {
+        CliRunner.run("eval", "--model", SharedModels.stories260KDir().resolve("stories260K.bin").toString(),
+                "--lengths", "1024").assertOneLineError(1, "exceeds the model's context window of 512");
+        CliRunner.run("eval", "--model", SharedModels.stories260KDir().resolve("stories260K.bin").toString(),
+                "--tasks", "nonsense").assertOneLineError(2, "nonsense");
+    }
+}
