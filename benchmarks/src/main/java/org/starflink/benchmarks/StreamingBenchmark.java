@@ -73,7 +73,10 @@ public final class StreamingBenchmark {
     private record Answer(long ttftMs, long jobTtftMs, int tokens, long decodeNanos) {
     }
 
-    /** The query host's layerRoundTripMicros histogram, count-weighted over the subtasks that have samples. */
+    /**
+     * The query host's layerRoundTripMicros histogram (over subtasks weighted by their finished questions);
+     * count = layer round trips the cell's questions made (the histogram itself reports no count over REST).
+     */
     private record RoundTrip(long count, double mean, double p50, double p95) {
         static final RoundTrip NONE = new RoundTrip(0, Double.NaN, Double.NaN, Double.NaN);
     }
@@ -95,7 +98,8 @@ public final class StreamingBenchmark {
                 + " one JVM");
         System.out.println("# machine: " + Machine.describe());
         System.out.printf("# model %s (%d layers, dim %d, window %d), backend djl, block = anchor = %d tokens, "
-                        + "documents sent in chunks of %d chars, %d questions per cell (greedy, max %d new tokens), one at a time%n",
+                        + "documents sent in chunks of %d chars, %d questions per cell (greedy, max %d new tokens), "
+                        + "one at a time%n",
                 settings.model().getFileName(), layers, model.config().dim(), model.config().maxPositions(),
                 settings.blockSize(), settings.chunkChars(), settings.questions(), settings.maxNewTokens());
 
@@ -242,7 +246,8 @@ public final class StreamingBenchmark {
                 long[] r = e.getValue();
                 answers.add(new Answer(r[0] - sentMs.get(e.getKey()), r[3], (int) r[1], r[2]));
             }
-            RoundTrip roundTrip = readRoundTrip(restPort, job.getJobID(), workers, histogramSamples);
+            RoundTrip roundTrip = readRoundTrip(restPort, job.getJobID(), workers, settings.questions() + 1,
+                    histogramSamples);
             return new Cell(workers, contextTokens, blocks, phase1Seconds, answers, roundTrip);
         } finally {
             try {
@@ -320,10 +325,12 @@ public final class StreamingBenchmark {
     }
 
     /**
-     * Reads starflink.host.layerRoundTripMicros of every query-host subtask through the REST API, once the
-     * histograms hold {@code expected} samples in all (the REST metric fetcher lags), or after 30 s.
+     * Reads starflink.host.layerRoundTripMicros of every query-host subtask through the REST API. The REST view of a
+     * histogram has no count (min, max, mean, median, stddev, p75 ... p999 of its window of 1000), so subtasks are
+     * weighted by their questionsFinished counter, and the read waits until those add up to {@code questions} (the
+     * REST metric fetcher lags behind the job), or 20 s.
      */
-    private static RoundTrip readRoundTrip(int port, JobID jobId, int subtasks, int expected) {
+    private static RoundTrip readRoundTrip(int port, JobID jobId, int subtasks, int questions, int samples) {
         try {
             String base = "http://localhost:" + port + "/jobs/" + jobId;
             String vertex = null;
@@ -336,9 +343,9 @@ public final class StreamingBenchmark {
                 System.err.println("# no query-host vertex in the REST job listing");
                 return RoundTrip.NONE;
             }
-            long deadline = System.nanoTime() + Duration.ofSeconds(15).toNanos();
+            long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
             while (true) {
-                long count = 0;
+                long finished = 0;
                 double mean = 0;
                 double p50 = 0;
                 double p95 = 0;
@@ -347,7 +354,8 @@ public final class StreamingBenchmark {
                     List<String> ids = new ArrayList<>();
                     for (JsonNode m : get(url)) {
                         String id = m.get("id").asText();
-                        if (id.contains("layerRoundTripMicros")) {
+                        if (id.contains("starflink.host.layerRoundTripMicros_")
+                                || id.endsWith("starflink.host.questionsFinished")) {
                             ids.add(id);
                         }
                     }
@@ -358,28 +366,23 @@ public final class StreamingBenchmark {
                     for (JsonNode m : get(url + "?get=" + URLEncoder.encode(String.join(",", ids),
                             StandardCharsets.UTF_8))) {
                         String id = m.get("id").asText();
-                        values.put(id.substring(id.lastIndexOf('_') + 1), m.get("value").asDouble());
+                        values.put(id.substring(id.lastIndexOf('.') + 1), m.get("value").asDouble());
                     }
-                    long n = values.getOrDefault("count", 0.0).longValue();
-                    if (n > 0) {
-                        count += n;
-                        mean += n * values.get("mean");
-                        p50 += n * values.get("p50");
-                        p95 += n * values.get("p95");
+                    long n = values.getOrDefault("questionsFinished", 0.0).longValue();
+                    if (n > 0 && values.containsKey("layerRoundTripMicros_median")) {
+                        finished += n;
+                        mean += n * values.get("layerRoundTripMicros_mean");
+                        p50 += n * values.get("layerRoundTripMicros_median");
+                        p95 += n * values.get("layerRoundTripMicros_p95");
                     }
                 }
-                if (count >= expected || System.nanoTime() > deadline) {
-                    if (count < expected) {
-                        System.err.printf("# layerRoundTripMicros: %d of %d samples reported%n", count, expected);
-                        for (JsonNode m : get(base + "/vertices/" + vertex + "/subtasks/0/metrics")) {
-                            String id = m.get("id").asText();
-                            if (id.contains("starflink") || id.contains("host") || id.contains("Micros")) {
-                                System.err.println("#   metric " + id);
-                            }
-                        }
+                if (finished >= questions || System.nanoTime() > deadline) {
+                    if (finished < questions) {
+                        System.err.printf("# layerRoundTripMicros: %d of %d questions reported%n", finished,
+                                questions);
                     }
-                    return count == 0 ? RoundTrip.NONE
-                            : new RoundTrip(count, mean / count, p50 / count, p95 / count);
+                    return finished == 0 ? RoundTrip.NONE
+                            : new RoundTrip(samples, mean / finished, p50 / finished, p95 / finished);
                 }
                 Thread.sleep(500);
             }

@@ -62,7 +62,7 @@ class BadInputITCase {
     static void feedGarbageThenAGoodQuestion() throws Exception {
         kafka = EmbeddedKafka.builder().start();
         job = new JobHarness(kafka);
-        Path checkpoints = Files.createTempDirectory("bad-input-checkpoints");
+        Path checkpoints = Path.of("target", "checkpoints", "bad-input-" + java.util.UUID.randomUUID());
         client = job.start(2, checkpoints, JobHarness.options(
                 SharedModels.stories260KDir().resolve("stories260K.bin"), BLOCK, ANCHOR),
                 UnaryOperator.identity(), UnaryOperator.identity());

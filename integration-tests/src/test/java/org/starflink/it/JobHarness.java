@@ -57,7 +57,7 @@ final class JobHarness {
         cluster.setString("state.backend.type", "rocksdb");
         cluster.setString("execution.checkpointing.storage", "filesystem");
         cluster.setString("execution.checkpointing.dir", checkpoints.toUri().toString());
-        cluster.setString("execution.checkpointing.interval", "300 ms");
+        cluster.setString("execution.checkpointing.interval", "100 ms");
         cluster.setString("execution.checkpointing.incremental", "true");
         cluster.setString("execution.buffer-timeout.interval", "0 ms");
         cluster.setString("pipeline.generic-types", "false"); // any Kryo fallback fails the job graph

@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Properties;
 import java.util.UUID;
 import org.apache.avro.specific.SpecificRecord;
@@ -22,9 +23,13 @@ import org.starflink.pipeline.client.StarflinkClient;
 final class KafkaClient implements AutoCloseable {
     private final String bootstrap;
     private final KafkaProducer<byte[], byte[]> producer;
+    private final org.apache.kafka.clients.admin.Admin admin;
 
     KafkaClient(String bootstrap) {
         this.bootstrap = bootstrap;
+        Properties adminProps = new Properties();
+        adminProps.put("bootstrap.servers", bootstrap);
+        this.admin = org.apache.kafka.clients.admin.Admin.create(adminProps);
         Properties props = new Properties();
         props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
@@ -66,8 +71,35 @@ final class KafkaClient implements AutoCloseable {
         return records;
     }
 
+    /**
+     * Whether consumer group {@code group} has committed offsets at the end of every partition of
+     * {@code topic}. The job's Kafka sources commit on checkpoint completion, so this means that a completed
+     * checkpoint covers every record of the topic: the job has processed them all, also after a restore.
+     */
+    boolean committedToEnd(String group, String topic) throws Exception {
+        {
+            var committed = admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get();
+            var partitions = admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic).partitions();
+            Map<org.apache.kafka.common.TopicPartition, org.apache.kafka.clients.admin.OffsetSpec> latest =
+                    new java.util.HashMap<>();
+            for (var partition : partitions) {
+                latest.put(new org.apache.kafka.common.TopicPartition(topic, partition.partition()),
+                        org.apache.kafka.clients.admin.OffsetSpec.latest());
+            }
+            for (var end : admin.listOffsets(latest).all().get().entrySet()) {
+                var offset = committed.get(end.getKey());
+                long position = offset == null ? 0 : offset.offset();
+                if (position < end.getValue().offset()) {
+                    return false;
+                }
+            }
+            return true;
+        }
+    }
+
     @Override
     public void close() {
+        admin.close();
         producer.close();
     }
 }

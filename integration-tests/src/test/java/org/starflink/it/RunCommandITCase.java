@@ -8,7 +8,6 @@ import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 import org.starflink.engine.testing.SharedModels;
 import org.starflink.pipeline.cli.StarflinkCli;
 
@@ -19,7 +18,8 @@ import org.starflink.pipeline.cli.StarflinkCli;
 class RunCommandITCase {
 
     @Test
-    void theEmbeddedDemoAnswersItsQuestions(@TempDir Path checkpoints) {
+    void theEmbeddedDemoAnswersItsQuestions() {
+        Path checkpoints = Path.of("target", "checkpoints", "run-" + java.util.UUID.randomUUID());
         StringWriter out = new StringWriter();
         StringWriter err = new StringWriter();
         int exit = StarflinkCli.run(new String[] {"run", "--exit-after-demo",
