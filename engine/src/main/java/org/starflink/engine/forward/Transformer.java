@@ -41,6 +41,12 @@ public final class Transformer {
      * @return the last row's logits [vocab], or null
      */
     public float[] forward(int[] tokens, int[] positions, List<KvCache> context, KvCache own, boolean wantLogits) {
+        float[] x = hidden(tokens, positions, context, own);
+        return wantLogits ? lastRowLogits(x) : null;
+    }
+
+    /** The same pass, returning the final residual stream of every row, [T, dim] (before the final norm). */
+    public float[] hidden(int[] tokens, int[] positions, List<KvCache> context, KvCache own) {
         float[] x = backend.embed(tokens);
         for (int layer = 0; layer < backend.config().layers(); layer++) {
             QkvProjection qkv = backend.projectQkv(layer, x, positions);
@@ -53,7 +59,7 @@ public final class Transformer {
             AttentionPartial merged = partials.size() == 1 ? partials.get(0) : AttentionMerge.merge(partials);
             x = backend.finishLayer(layer, x, merged.output());
         }
-        return wantLogits ? lastRowLogits(x) : null;
+        return x;
     }
 
     /** Logits [vocab] of the last row of x [T, dim]. */

@@ -1,0 +1,74 @@
+package org.starflink.engine.checkpoint;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.starflink.engine.backend.Backend;
+import org.starflink.engine.backend.BackendKind;
+import org.starflink.engine.forward.KvCache;
+import org.starflink.engine.forward.Transformer;
+import org.starflink.engine.generate.Sampler;
+import org.starflink.engine.model.Model;
+
+/**
+ * Our own model (models/starflink-synth-14m, BF16, two shards) loaded by the engine gives the logits that Hugging
+ * Face transformers' LlamaForCausalLM computed from the same files (reference/hf_logits.json, made on the GPU
+ * machine by training/hf_export.py): every position's argmax, the last position's full row and 64 logits at
+ * sampled positions, within 1e-3, for prompts of 16 to 1996 tokens.
+ */
+class OwnModelParityTest {
+    private static final double TOLERANCE = 1e-3;
+
+    @Test
+    void engineMatchesTransformersOnOurModel() throws IOException {
+        Path dir = Path.of(System.getProperty("starflink.project.dir", ".."), "models/starflink-synth-14m");
+        JsonNode reference = new ObjectMapper().readTree(dir.resolve("reference/hf_logits.json").toFile());
+        Model model = ModelRegistry.model(dir, null);
+        Backend backend = ModelRegistry.backend(model, BackendKind.DJL);
+        Transformer transformer = new Transformer(backend);
+        double worst = 0;
+        for (JsonNode prompt : reference.get("prompts")) {
+            int[] tokens = ints(prompt.get("token_ids"));
+            KvCache cache = new KvCache(model.config().layers(), model.config().kvWidth(), tokens.length);
+            float[] hidden = transformer.hidden(tokens, Transformer.range(0, tokens.length), List.of(), cache);
+            float[] logits = backend.logits(hidden); // [T, vocab]
+            int vocab = model.config().vocabSize();
+            int[] argmax = ints(prompt.get("argmax_ids"));
+            for (int t = 0; t < tokens.length; t++) {
+                assertEquals(argmax[t], Sampler.argmax(Arrays.copyOfRange(logits, t * vocab, (t + 1) * vocab)),
+                        prompt.get("name").asText() + " position " + t);
+            }
+            worst = Math.max(worst, maxDiff(logits, (tokens.length - 1) * vocab, prompt.get("last_logits")));
+            JsonNode positions = prompt.get("sampled_positions");
+            for (int i = 0; i < positions.size(); i++) {
+                worst = Math.max(worst, maxDiff(logits, positions.get(i).asInt() * vocab,
+                        prompt.get("sampled_logits_first64").get(i)));
+            }
+        }
+        assertTrue(worst <= TOLERANCE, "max |logit - transformers| = " + worst);
+        System.out.printf("OwnModelParityTest: max |logit - transformers| = %.2e%n", worst);
+    }
+
+    private static double maxDiff(float[] logits, int offset, JsonNode expected) {
+        double worst = 0;
+        for (int i = 0; i < expected.size(); i++) {
+            worst = Math.max(worst, Math.abs(logits[offset + i] - expected.get(i).asDouble()));
+        }
+        return worst;
+    }
+
+    private static int[] ints(JsonNode array) {
+        int[] values = new int[array.size()];
+        for (int i = 0; i < values.length; i++) {
+            values[i] = array.get(i).asInt();
+        }
+        return values;
+    }
+}
