@@ -29,7 +29,8 @@ class RunCommandITCase {
         String printed = out.toString();
         assertEquals(0, exit, printed + err);
         assertTrue(printed.contains("embedded Kafka broker: "), printed);
-        assertTrue(printed.contains("demo: streamed document 'demo'"), printed);
+        assertTrue(printed.contains("demo: streamed document 'demo-needle'"), printed);
+        assertTrue(printed.contains("expected: "), printed);
         assertTrue(printed.contains("A: "), printed);
         assertTrue(printed.contains("time to first token"), printed);
         assertFalse(printed.contains("error:"), printed);

@@ -14,7 +14,7 @@ public final class StarflinkOptions {
     }
 
     public static final ConfigOption<String> MODEL = key("starflink.model").stringType()
-            .defaultValue("models/starflink-tiny")
+            .defaultValue("models/starflink-synth-14m")
             .withDescription("Model: a Hugging Face folder or a llama2.c .bin, as seen from the TaskManagers.");
     public static final ConfigOption<String> TOKENIZER = key("starflink.tokenizer").stringType().noDefaultValue()
             .withDescription("Tokenizer file overriding the model's own.");

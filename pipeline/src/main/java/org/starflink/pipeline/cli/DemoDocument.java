@@ -1,44 +1,30 @@
 package org.starflink.pipeline.cli;
 
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
-import java.util.ArrayList;
 import java.util.List;
+import org.starflink.engine.eval.RulerTasks;
+import org.starflink.engine.eval.TaskInstance;
+import org.starflink.engine.eval.TaskKind;
+import org.starflink.engine.model.Model;
 
-/** The demo of {@code starflink run}: a document with planted facts (resources/demo) and questions about them. */
+/**
+ * The demo of {@code starflink run}: documents in the task formats of docs/tasks.md (the ones our model was
+ * trained on), each with a question and the answer it should get.
+ */
 final class DemoDocument {
-    record Qa(String question, String answer) {
+    record Demo(String docId, String text, String question, String answer) {
     }
 
     private DemoDocument() {
     }
 
-    static String text() {
-        return resource("demo/document.txt");
+    /** A needle in a 2K-token haystack and planted facts about people in 1K tokens, counted by the model. */
+    static List<Demo> create(Model model) {
+        return List.of(demo("demo-needle", TaskKind.NIAH_SINGLE, 2048, model),
+                demo("demo-facts", TaskKind.QA, 1024, model));
     }
 
-    /** demo/questions.tsv: one "question TAB expected answer" per line. */
-    static List<Qa> questions() {
-        List<Qa> questions = new ArrayList<>();
-        for (String line : resource("demo/questions.tsv").split("\n")) {
-            String[] parts = line.split("\t");
-            if (parts.length == 2) {
-                questions.add(new Qa(parts[0].replace("\\n", "\n"), parts[1]));
-            }
-        }
-        return questions;
-    }
-
-    private static String resource(String name) {
-        try (InputStream in = DemoDocument.class.getClassLoader().getResourceAsStream(name)) {
-            if (in == null) {
-                throw new IllegalStateException("missing resource " + name);
-            }
-            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
+    private static Demo demo(String docId, TaskKind kind, int length, Model model) {
+        TaskInstance task = RulerTasks.evalInstance(kind, length, 0, text -> model.tokenizer().encode(text).length);
+        return new Demo(docId, task.context(), task.question(), task.answer());
     }
 }

@@ -11,7 +11,7 @@ import picocli.CommandLine.Option;
 final class ModelOptions {
     @Option(names = "--model", paramLabel = "DIR|FILE",
             description = "Hugging Face folder or llama2.c .bin (default: ${DEFAULT-VALUE}).",
-            defaultValue = "${sys:starflink.default.model:-models/starflink-tiny}")
+            defaultValue = "${sys:starflink.default.model:-models/starflink-synth-14m}")
     Path model;
 
     @Option(names = "--tokenizer", paramLabel = "FILE", description = "Tokenizer overriding the model's own.")

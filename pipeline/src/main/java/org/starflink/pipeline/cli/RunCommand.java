@@ -42,7 +42,7 @@ final class RunCommand implements Callable<Integer> {
     String bootstrapServers;
 
     @Option(names = "--model", paramLabel = "DIR|FILE",
-            defaultValue = "${sys:starflink.default.model:-models/starflink-tiny}",
+            defaultValue = "${sys:starflink.default.model:-models/starflink-synth-14m}",
             description = "Default: ${DEFAULT-VALUE}.")
     String model;
 
@@ -98,7 +98,8 @@ final class RunCommand implements Callable<Integer> {
         env.setMaxParallelism(128);
         StarflinkJob.defineKafkaJob(env, conf);
         JobClient job = env.executeAsync("starflink");
-        out.printf("job %s running; Flink Web UI: http://localhost:%d%n", job.getJobID(), webPort);
+        out.printf("job %s running; Flink Web UI: %s%n", job.getJobID(),
+                webPort == 0 ? "on a random port (--web-port 0)" : "http://localhost:" + webPort);
         out.printf("  starflink ingest --bootstrap-servers %s --doc-id ID FILE...%n", bootstrap);
         out.printf("  starflink ask --bootstrap-servers %s --doc-id ID \"question\"%n", bootstrap);
         EmbeddedKafka broker = embedded;
@@ -121,7 +122,7 @@ final class RunCommand implements Callable<Integer> {
         };
         Runtime.getRuntime().addShutdownHook(new Thread(shutdown));
         if (!noDemo) {
-            Demo.run(bootstrap, out);
+            Demo.run(bootstrap, model, out);
         }
         if (exitAfterDemo) {
             shutdown.run();
@@ -154,25 +155,28 @@ final class RunCommand implements Callable<Integer> {
         return conf;
     }
 
-    /** The demo: one document streamed in, then a few questions answered live. */
+    /** The demo: documents streamed in, then a question about each answered live, next to the expected answer. */
     static final class Demo {
         private Demo() {
         }
 
-        static void run(String bootstrap, java.io.PrintWriter out) throws Exception {
-            String text = DemoDocument.text();
-            List<DemoDocument.Qa> questions = DemoDocument.questions();
+        static void run(String bootstrap, String model, java.io.PrintWriter out) throws Exception {
+            List<DemoDocument.Demo> demos = DemoDocument.create(
+                    org.starflink.engine.checkpoint.ModelRegistry.model(Path.of(model), null));
             try (StarflinkClient client = new StarflinkClient(bootstrap, StarflinkClient.TopicNames.defaults())) {
-                int chunks = client.sendDocument("demo", 1, text, 400, sent -> { });
-                out.printf("demo: streamed document 'demo' (%d characters, %d chunks)%n", text.length(), chunks);
-                Thread.sleep(500);
-                for (DemoDocument.Qa qa : questions) {
-                    out.printf("Q: %s%nA: ", qa.question());
+                for (DemoDocument.Demo demo : demos) {
+                    int chunks = client.sendDocument(demo.docId(), 1, demo.text(), 1000, sent -> { });
+                    out.printf("demo: streamed document '%s' (%d characters, %d chunks)%n", demo.docId(),
+                            demo.text().length(), chunks);
+                }
+                Thread.sleep(3000); // a question is answered over the blocks that exist when it arrives
+                for (DemoDocument.Demo demo : demos) {
+                    out.printf("Q (%s): %s%nA: ", demo.docId(), demo.question().strip());
                     out.flush();
                     long sent = System.nanoTime();
                     long[] first = {0};
                     AnswerToken last = client.ask(Question.newBuilder().setQuestionId(UUID.randomUUID().toString())
-                                    .setDocId("demo").setText(qa.question()).setMaxNewTokens(32).build(),
+                                    .setDocId(demo.docId()).setText(demo.question()).setMaxNewTokens(24).build(),
                             token -> {
                                 if (first[0] == 0) {
                                     first[0] = System.nanoTime();
@@ -180,10 +184,10 @@ final class RunCommand implements Callable<Integer> {
                                 out.print(token.getText());
                                 out.flush();
                             }, Duration.ofMinutes(5));
-                    out.printf("%n   [%s; expected %s; time to first token %.0f ms]%n",
+                    out.printf("%n   [%s; expected: %s; time to first token %.0f ms]%n",
                             last.getError() != null ? "error: " + last.getError()
                                     : String.valueOf(last.getFinishReason()).toLowerCase(),
-                            qa.answer(), (first[0] - sent) / 1e6);
+                            demo.answer(), (first[0] - sent) / 1e6);
                 }
             }
         }
