@@ -21,7 +21,7 @@ import org.starflink.engine.star.LongContextGenerator;
  * same context, in the same engine and the same run, at growing context lengths. Global attention is quadratic
  * in the length; Star's phase 1 is linear (each block attends to at most 2b keys).
  *
- * <p>Usage: bin/benchmark star [--model stories260K|synthetic-100M] [--lengths 1024,2048,...] [--csv FILE]
+ * <p>Usage: bin/benchmark star [--model stories260K|synthetic-100M|PATH] [--lengths 1024,2048,...] [--csv FILE]
  */
 public final class StarVsGlobalBenchmark {
     public static void main(String[] args) throws IOException {
@@ -33,8 +33,11 @@ public final class StarVsGlobalBenchmark {
         int blockSize = Integer.parseInt(option(args, "--block-size", "1024"));
         String csv = option(args, "--csv", null);
 
-        Model model = modelName.equals("synthetic-100M") ? EngineBenchmark.synthetic100M()
-                : Stories260K.load();
+        Model model = switch (modelName) {
+            case "synthetic-100M" -> EngineBenchmark.synthetic100M();
+            case "stories260K" -> Stories260K.load();
+            default -> org.starflink.engine.checkpoint.ModelRegistry.model(Path.of(modelName), null);
+        };
         Backend backend = BackendKind.DJL.create(model);
         LongContextGenerator generator = new LongContextGenerator(model, new Transformer(backend));
         System.out.println("# Phase 1: Star (b = a = " + blockSize + ", anchor reused) vs global prefill, "
