@@ -53,6 +53,13 @@ final class JobHarness {
     JobClient start(int parallelism, Path checkpoints, Configuration options,
                     UnaryOperator<DataStream<KafkaRawRecord>> aroundDocuments,
                     UnaryOperator<DataStream<AnswerToken>> aroundAnswers) throws Exception {
+        return start(parallelism, checkpoints, options, aroundDocuments, aroundAnswers, false);
+    }
+
+    /** @param exactlyOnce answers through the transactional sink, as {@code starflink.answers.exactly-once} */
+    JobClient start(int parallelism, Path checkpoints, Configuration options,
+                    UnaryOperator<DataStream<KafkaRawRecord>> aroundDocuments,
+                    UnaryOperator<DataStream<AnswerToken>> aroundAnswers, boolean exactlyOnce) throws Exception {
         Configuration cluster = new Configuration();
         cluster.setString("state.backend.type", "rocksdb");
         cluster.setString("execution.checkpointing.storage", "filesystem");
@@ -79,7 +86,9 @@ final class JobHarness {
             @Override
             public void answers(DataStream<AnswerToken> stream) {
                 aroundAnswers.apply(stream).sinkTo(AvroKafka.avroSink(bootstrap, answers, AnswerToken.class,
-                        AnswerToken::getQuestionId, DeliveryGuarantee.AT_LEAST_ONCE, null)).uid("sink-answers");
+                        AnswerToken::getQuestionId,
+                        exactlyOnce ? DeliveryGuarantee.EXACTLY_ONCE : DeliveryGuarantee.AT_LEAST_ONCE,
+                        exactlyOnce ? "it-answers-" + suffix : null)).uid("sink-answers");
             }
 
             @Override

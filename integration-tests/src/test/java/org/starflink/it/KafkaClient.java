@@ -51,7 +51,14 @@ final class KafkaClient implements AutoCloseable {
     /** Every record of a topic, read from the beginning until {@code done} holds or the timeout passes. */
     <T extends SpecificRecord> List<T> readUntil(String topic, Class<T> type, java.util.function.Predicate<List<T>> done,
                                                  Duration timeout) throws IOException {
+        return readUntil(topic, type, done, timeout, false);
+    }
+
+    /** @param readCommitted see only committed transactions, as a consumer of exactly-once answers does */
+    <T extends SpecificRecord> List<T> readUntil(String topic, Class<T> type, java.util.function.Predicate<List<T>> done,
+                                                 Duration timeout, boolean readCommitted) throws IOException {
         Properties props = new Properties();
+        props.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, readCommitted ? "read_committed" : "read_uncommitted");
         props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         props.put(ConsumerConfig.GROUP_ID_CONFIG, "test-" + UUID.randomUUID());
         props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");

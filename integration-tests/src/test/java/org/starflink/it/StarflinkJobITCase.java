@@ -112,6 +112,8 @@ class StarflinkJobITCase {
             return run(client, () -> { });
         }
 
+        boolean readCommitted;
+
         /**
          * @param documentsComplete runs once a completed checkpoint covers every document, before the last two
          *                          questions are asked
@@ -144,7 +146,7 @@ class StarflinkJobITCase {
                 ask(kafkaClient, ids.get(2), "Her mom said", q);
 
                 List<AnswerToken> answers = kafkaClient.readUntil(job.answers, AnswerToken.class,
-                        this::allFinal, Duration.ofMinutes(3));
+                        this::allFinal, Duration.ofMinutes(3), readCommitted);
                 Map<String, List<AnswerToken>> byQuestion = new HashMap<>();
                 for (AnswerToken token : answers) {
                     byQuestion.computeIfAbsent(token.getQuestionId(), k -> new ArrayList<>()).add(token);
@@ -317,6 +319,31 @@ class StarflinkJobITCase {
                     assertEquals(1, BlockOperator.ENCODES.get(key).get(), key + " was encoded again");
                 }
             }
+        } finally {
+            client.cancel().get();
+        }
+    }
+
+    @Test
+    void exactlyOnceAnswersThroughAFailureCarryEveryTokenOnce() throws Exception {
+        Scenario scenario = new Scenario();
+        scenario.readCommitted = true; // what consumers of the transactional sink see
+        String failure = "exactly-once-" + scenario.job.suffix;
+        JobClient client = scenario.job.start(2, checkpoints, JobHarness.options(modelPath(), BLOCK, ANCHOR),
+                UnaryOperator.identity(),
+                answers -> answers.map(new FailOnce<AnswerToken>(failure, 5, false)).uid("inject-failure")
+                        .name("Test: fail once"), true);
+        try {
+            Map<String, List<AnswerToken>> answers = scenario.run(client, () -> {
+                FailOnce.arm(failure);
+                FailOnce.awaitReady(failure, Duration.ofMinutes(1));
+            });
+            assertEquals(1, FailOnce.failures(failure), "the injected failure did not happen");
+            for (Map.Entry<String, List<AnswerToken>> answer : answers.entrySet()) {
+                long distinct = answer.getValue().stream().map(AnswerToken::getIndex).distinct().count();
+                assertEquals(answer.getValue().size(), distinct, answer.getKey() + " has a token twice");
+            }
+            scenario.assertAnswersMatchTheEngine(answers);
         } finally {
             client.cancel().get();
         }
