@@ -15,6 +15,7 @@ import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.starflink.kafka.EmbeddedKafka;
 import org.starflink.operators.kafka.AvroKafka;
 import org.starflink.operators.kafka.KafkaRawRecord;
+import org.starflink.pipeline.ClusterSettings;
 import org.starflink.pipeline.JobSinks;
 import org.starflink.pipeline.StarflinkJob;
 import org.starflink.pipeline.StarflinkOptions;
@@ -60,14 +61,8 @@ final class JobHarness {
     JobClient start(int parallelism, Path checkpoints, Configuration options,
                     UnaryOperator<DataStream<KafkaRawRecord>> aroundDocuments,
                     UnaryOperator<DataStream<AnswerToken>> aroundAnswers, boolean exactlyOnce) throws Exception {
-        Configuration cluster = new Configuration();
-        cluster.setString("state.backend.type", "rocksdb");
-        cluster.setString("execution.checkpointing.storage", "filesystem");
-        cluster.setString("execution.checkpointing.dir", checkpoints.toUri().toString());
-        cluster.setString("execution.checkpointing.interval", "100 ms");
-        cluster.setString("execution.checkpointing.incremental", "true");
-        cluster.setString("execution.buffer-timeout.interval", "0 ms");
-        cluster.setString("pipeline.generic-types", "false"); // any Kryo fallback fails the job graph
+        // The production settings (any Kryo fallback fails the job), with frequent checkpoints.
+        Configuration cluster = ClusterSettings.apply(new Configuration(), checkpoints, Duration.ofMillis(100));
         cluster.setString("restart-strategy.type", "fixed-delay");
         cluster.setString("restart-strategy.fixed-delay.attempts", "3");
         cluster.setString("restart-strategy.fixed-delay.delay", "200 ms");

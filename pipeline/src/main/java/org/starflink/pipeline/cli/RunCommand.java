@@ -14,6 +14,7 @@ import org.apache.flink.configuration.RestOptions;
 import org.apache.flink.core.execution.JobClient;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.starflink.kafka.EmbeddedKafka;
+import org.starflink.pipeline.ClusterSettings;
 import org.starflink.pipeline.StarflinkJob;
 import org.starflink.pipeline.StarflinkOptions;
 import org.starflink.pipeline.client.StarflinkClient;
@@ -134,15 +135,8 @@ final class RunCommand implements Callable<Integer> {
     }
 
     private Configuration clusterConfiguration(String bootstrap) {
-        Configuration conf = new Configuration();
+        Configuration conf = ClusterSettings.apply(new Configuration(), checkpointDir, Duration.ofSeconds(10));
         conf.set(RestOptions.PORT, webPort);
-        conf.setString("state.backend.type", "rocksdb");
-        conf.setString("execution.checkpointing.storage", "filesystem");
-        conf.setString("execution.checkpointing.dir", checkpointDir.toAbsolutePath().toUri().toString());
-        conf.setString("execution.checkpointing.interval", "10 s");
-        conf.setString("execution.checkpointing.incremental", "true");
-        conf.setString("execution.buffer-timeout.interval", "0 ms");
-        conf.setString("pipeline.generic-types", "false");
         conf.setString("taskmanager.numberOfTaskSlots", String.valueOf(Math.max(parallelism, 1)));
         conf.set(StarflinkOptions.BOOTSTRAP_SERVERS, bootstrap);
         conf.set(StarflinkOptions.MODEL, model);
