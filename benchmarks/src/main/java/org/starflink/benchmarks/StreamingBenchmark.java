@@ -1,14 +1,7 @@
 package org.starflink.benchmarks;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.net.ServerSocket;
-import java.net.URI;
-import java.net.URLEncoder;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -41,6 +34,7 @@ import org.starflink.operators.block.BlockOperator;
 import org.starflink.operators.messages.BlockKeys;
 import org.starflink.pipeline.StarflinkJob;
 import org.starflink.pipeline.ClusterSettings;
+import org.starflink.pipeline.client.FlinkRest;
 import org.starflink.pipeline.StarflinkOptions;
 import org.starflink.pipeline.client.StarflinkClient;
 import org.starflink.schemas.AnswerToken;
@@ -61,8 +55,6 @@ import org.starflink.schemas.Question;
  * [--max-new-tokens N] [--model PATH] [--block-size B] [--chunk-chars C]
  */
 public final class StreamingBenchmark {
-    private static final ObjectMapper JSON = new ObjectMapper();
-    private static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
     private static final String[] PROMPTS = {"Once upon a time", "Lily said", "The ball was", "Her mom said",
         "Tim wanted to"};
 
@@ -327,13 +319,9 @@ public final class StreamingBenchmark {
      */
     private static RoundTrip readRoundTrip(int port, JobID jobId, int subtasks, int questions, int samples) {
         try {
-            String base = "http://localhost:" + port + "/jobs/" + jobId;
-            String vertex = null;
-            for (JsonNode v : get(base).get("vertices")) {
-                if (v.get("name").asText().contains("Query host")) {
-                    vertex = v.get("id").asText();
-                }
-            }
+            FlinkRest rest = new FlinkRest("http://localhost:" + port);
+            String job = jobId.toString();
+            FlinkRest.Vertex vertex = rest.vertex(job, "Query host").orElse(null);
             if (vertex == null) {
                 System.err.println("# no query-host vertex in the REST job listing");
                 return RoundTrip.NONE;
@@ -345,24 +333,9 @@ public final class StreamingBenchmark {
                 double p50 = 0;
                 double p95 = 0;
                 for (int s = 0; s < subtasks; s++) {
-                    String url = base + "/vertices/" + vertex + "/subtasks/" + s + "/metrics";
-                    List<String> ids = new ArrayList<>();
-                    for (JsonNode m : get(url)) {
-                        String id = m.get("id").asText();
-                        if (id.contains("starflink.host.layerRoundTripMicros_")
-                                || id.endsWith("starflink.host.questionsFinished")) {
-                            ids.add(id);
-                        }
-                    }
-                    if (ids.isEmpty()) {
-                        continue;
-                    }
-                    Map<String, Double> values = new HashMap<>();
-                    for (JsonNode m : get(url + "?get=" + URLEncoder.encode(String.join(",", ids),
-                            StandardCharsets.UTF_8))) {
-                        String id = m.get("id").asText();
-                        values.put(id.substring(id.lastIndexOf('.') + 1), m.get("value").asDouble());
-                    }
+                    Map<String, Double> values = rest.subtaskMetrics(job, vertex, s,
+                            id -> id.contains("starflink.host.layerRoundTripMicros_")
+                                    || id.endsWith("starflink.host.questionsFinished"));
                     long n = values.getOrDefault("questionsFinished", 0.0).longValue();
                     if (n > 0 && values.containsKey("layerRoundTripMicros_median")) {
                         finished += n;
@@ -385,15 +358,6 @@ public final class StreamingBenchmark {
             System.err.println("# could not read layerRoundTripMicros through REST: " + e);
             return RoundTrip.NONE;
         }
-    }
-
-    private static JsonNode get(String url) throws IOException, InterruptedException {
-        HttpResponse<String> response = HTTP.send(HttpRequest.newBuilder(URI.create(url))
-                .timeout(Duration.ofSeconds(10)).build(), HttpResponse.BodyHandlers.ofString());
-        if (response.statusCode() != 200) {
-            throw new IOException("GET " + url + ": HTTP " + response.statusCode() + " " + response.body());
-        }
-        return JSON.readTree(response.body());
     }
 
     /**

@@ -1,9 +1,12 @@
 package org.starflink.pipeline.cli;
 
+import java.io.IOException;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
+import org.starflink.pipeline.client.FlinkRest;
 import org.starflink.pipeline.client.StarflinkClient;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -33,6 +36,14 @@ final class IngestCommand implements Callable<Integer> {
             description = "About this many characters per chunk. Default: ${DEFAULT-VALUE}.")
     int chunkChars;
 
+    @Option(names = "--rest-url", paramLabel = "URL", defaultValue = "http://localhost:8081",
+            description = "Flink REST endpoint, to follow the blocks being encoded. Default: ${DEFAULT-VALUE}.")
+    String restUrl;
+
+    @Option(names = "--follow-seconds", paramLabel = "S", defaultValue = "60",
+            description = "Follow encoding until no block was encoded for 5 s, at most this long (0: don't).")
+    int followSeconds;
+
     @Parameters(paramLabel = "FILE", arity = "1..*", description = "UTF-8 text files.")
     List<Path> files = new ArrayList<>();
 
@@ -46,12 +57,65 @@ final class IngestCommand implements Callable<Integer> {
             text.append(text.length() == 0 ? "" : "\n").append(GenerateCommand.read(file));
         }
         var out = spec.commandLine().getOut();
+        BlockProgress progress = BlockProgress.connect(restUrl);
         try (StarflinkClient client = kafka.client()) {
             int chunks = client.sendDocument(docId, version, text.toString(), chunkChars,
                     sent -> out.printf("\rchunks sent: %d", sent).flush());
             out.printf("%ndocument %s v%d: %d characters in %d chunks sent to %s%n", docId, version, text.length(),
                     chunks, kafka.bootstrapServers);
         }
+        if (followSeconds > 0) {
+            progress.follow(Duration.ofSeconds(followSeconds), out);
+        }
         return 0;
     }
+
+    /**
+     * Follows the job's blocksEncoded counter (all block-operator subtasks) through Flink's REST API: the blocks
+     * encoded since the ingest started. The counter is job-wide, so documents ingested at the same time count too.
+     */
+    private record BlockProgress(FlinkRest rest, String jobId, FlinkRest.Vertex vertex, double start, String problem) {
+        static BlockProgress connect(String url) {
+            try {
+                FlinkRest rest = new FlinkRest(url);
+                String job = rest.runningJob("starflink").orElse(null);
+                FlinkRest.Vertex vertex = job == null ? null : rest.vertex(job, "Context blocks").orElse(null);
+                if (vertex == null) {
+                    return new BlockProgress(null, null, null, 0, "no running starflink job at " + url);
+                }
+                return new BlockProgress(rest, job, vertex, rest.sum(job, vertex, BLOCKS_ENCODED), null);
+            } catch (IOException e) {
+                return new BlockProgress(null, null, null, 0, "Flink REST not reachable at " + url);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return new BlockProgress(null, null, null, 0, "interrupted");
+            }
+        }
+
+        void follow(Duration limit, java.io.PrintWriter out) {
+            if (problem != null) {
+                out.println("blocks encoded: not followed (" + problem + ")");
+                return;
+            }
+            long deadline = System.nanoTime() + limit.toNanos();
+            long lastChange = System.nanoTime();
+            double last = start;
+            try {
+                while (System.nanoTime() < deadline && System.nanoTime() - lastChange < 5_000_000_000L) {
+                    double now = rest.sum(jobId, vertex, BLOCKS_ENCODED);
+                    if (now != last) {
+                        last = now;
+                        lastChange = System.nanoTime();
+                    }
+                    out.printf("\rblocks encoded: %.0f", last - start).flush();
+                    Thread.sleep(500);
+                }
+                out.println();
+            } catch (IOException | InterruptedException e) {
+                out.println("\nblocks encoded: lost the REST connection (" + e.getMessage() + ")");
+            }
+        }
+    }
+
+    private static final String BLOCKS_ENCODED = "starflink.block.blocksEncoded";
 }
