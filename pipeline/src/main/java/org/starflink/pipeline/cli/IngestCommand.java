@@ -41,7 +41,7 @@ final class IngestCommand implements Callable<Integer> {
     String restUrl;
 
     @Option(names = "--follow-seconds", paramLabel = "S", defaultValue = "60",
-            description = "Follow encoding until no block was encoded for 5 s, at most this long (0: don't).")
+            description = "Follow encoding until no block was encoded for 15 s, at most this long (0: don't).")
     int followSeconds;
 
     @Parameters(paramLabel = "FILE", arity = "1..*", description = "UTF-8 text files.")
@@ -101,7 +101,7 @@ final class IngestCommand implements Callable<Integer> {
             long lastChange = System.nanoTime();
             double last = start;
             try {
-                while (System.nanoTime() < deadline && System.nanoTime() - lastChange < 5_000_000_000L) {
+                while (System.nanoTime() < deadline && System.nanoTime() - lastChange < QUIET.toNanos()) {
                     double now = rest.sum(jobId, vertex, BLOCKS_ENCODED);
                     if (now != last) {
                         last = now;
@@ -118,4 +118,6 @@ final class IngestCommand implements Callable<Integer> {
     }
 
     private static final String BLOCKS_ENCODED = "starflink.block.blocksEncoded";
+    /** Flink's REST metrics lag (fetcher interval, 1 s in `starflink run`, 10 s by default): wait this long. */
+    private static final Duration QUIET = Duration.ofSeconds(15);
 }

@@ -137,6 +137,7 @@ final class RunCommand implements Callable<Integer> {
     private Configuration clusterConfiguration(String bootstrap) {
         Configuration conf = ClusterSettings.apply(new Configuration(), checkpointDir, Duration.ofSeconds(10));
         conf.set(RestOptions.PORT, webPort);
+        conf.setString("metrics.fetcher.update-interval", "1 s"); // the Web UI and `ingest` see fresh counters
         conf.setString("taskmanager.numberOfTaskSlots", String.valueOf(Math.max(parallelism, 1)));
         conf.set(StarflinkOptions.BOOTSTRAP_SERVERS, bootstrap);
         conf.set(StarflinkOptions.MODEL, model);
