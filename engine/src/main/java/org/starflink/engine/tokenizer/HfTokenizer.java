@@ -8,6 +8,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Map;
+import org.starflink.engine.DjlOffline;
 import org.starflink.engine.EngineException;
 
 /**
@@ -33,7 +34,7 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
             throw new EngineException(file + " is missing (a Hugging Face tokenizer.json is needed)");
         }
         int vocabSize = countTokens(file);
-        keepDjlOffline();
+        DjlOffline.ensure();
         try {
             // Builder options, not a name: a tokenizer name would make DJL look it up on the Hugging Face hub.
             HuggingFaceTokenizer tokenizer = HuggingFaceTokenizer.builder()
@@ -68,21 +69,6 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
     @Override
     public void close() {
         tokenizer.close();
-    }
-
-    /**
-     * Unless told otherwise, DJL reaches out to the network: a telemetry ping on every tokenizer load, and on a
-     * machine with CUDA a download of a GPU build of the native tokenizers library. Tokenizing needs only the CPU
-     * build bundled in the jar, so pin offline mode and the CPU build where the operator has not chosen (an
-     * environment variable of the same name still wins).
-     */
-    private static void keepDjlOffline() {
-        if (System.getenv("DJL_OFFLINE") == null && System.getProperty("ai.djl.offline") == null) {
-            System.setProperty("ai.djl.offline", "true");
-        }
-        if (System.getenv("RUST_FLAVOR") == null && System.getProperty("RUST_FLAVOR") == null) {
-            System.setProperty("RUST_FLAVOR", "cpu");
-        }
     }
 
     /**

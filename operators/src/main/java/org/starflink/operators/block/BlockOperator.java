@@ -137,8 +137,6 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
             pages.put(page.layer() * PAGES_PER_LAYER + page.page(), page.toBytes());
         }
         BlockMeta encoded = new BlockMeta();
-        encoded.length = command.tokens.length;
-        encoded.start = command.start;
         encoded.lastUsedMs = ctx.timerService().currentProcessingTime();
         meta.update(encoded);
         if (idleTtl != null) {

@@ -41,7 +41,8 @@ import org.starflink.schemas.AnswerToken;
  * a stop string. Then it clears its state and sends the question id on {@link #EXITS}.
  *
  * <p>Only this operator holds the question's and generated tokens' KV. Its state is rewritten after every layer
- * (serialized engine state); an operator-local map keeps the live objects so that a layer does not deserialize.
+ * (serialized engine state); operator-local maps keep the live host and answer objects, so that neither a layer
+ * nor a token deserializes or replays anything (only a restore does).
  */
 public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage, BlockRequest> {
     public static final OutputTag<AnswerToken> ANSWERS = new OutputTag<>("answers") { };
@@ -65,6 +66,8 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
     private transient Model model;
     private transient Transformer transformer;
     private transient Map<String, QueryHost> liveHosts;
+    /** The answers being built, live: rebuilt from {@code HostProgress.tokens} only after a restore. */
+    private transient Map<String, AnswerBuilder> liveAnswers;
     private transient HostMetrics metrics;
 
     public QueryHostOperator(ModelLocation model) {
@@ -80,6 +83,7 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
         model = modelLocation.load();
         transformer = new Transformer(modelLocation.backend());
         liveHosts = new HashMap<>();
+        liveAnswers = new HashMap<>();
         metrics = new HostMetrics(getRuntimeContext().getMetricGroup());
     }
 
@@ -149,7 +153,8 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
         SamplingParams params = samplingParams(question);
         int step = state.tokens.length;
         int token = new Sampler(params).next(host.logits(), step);
-        AnswerBuilder answer = AnswerBuilder.resume(model.tokenizer(), model.config().eosIds(), params, state.tokens);
+        AnswerBuilder answer = liveAnswers.computeIfAbsent(question.questionId, id -> AnswerBuilder.resume(
+                model.tokenizer(), model.config().eosIds(), params, state.tokens));
         AnswerBuilder.Step outcome = answer.add(token);
         long now = System.currentTimeMillis();
         if (step == 0) {
@@ -203,6 +208,7 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
         hostState.clear();
         partials.clear();
         liveHosts.remove(questionId);
+        liveAnswers.remove(questionId);
     }
 
     static SamplingParams samplingParams(QuestionTask question) {

@@ -1,7 +1,6 @@
 package org.starflink.pipeline.cli;
 
 import java.util.function.IntConsumer;
-import java.util.stream.IntStream;
 import org.starflink.engine.EngineException;
 import org.starflink.engine.forward.Transformer;
 import org.starflink.engine.generate.GenerationResult;
@@ -42,8 +41,7 @@ final class RequestExecutor {
         if (request.prompt().isEmpty()) {
             throw new EngineException("the prompt is empty");
         }
-        int[] prompt = IntStream.concat(IntStream.of(model.config().bosId()),
-                IntStream.of(model.tokenizer().encode(request.prompt()))).toArray();
+        int[] prompt = longContext.contextTokens(request.prompt()); // the same contract: BOS + tokenize(text)
         longContext.checkWindow(prompt.length, request.params().maxNewTokens(), allowBeyondWindow);
         return new Generator(model.tokenizer(), model.config().eosIds()).generate(
                 new GlobalSession(transformer, prompt.length + request.params().maxNewTokens()), prompt,

@@ -123,7 +123,8 @@ final class RunCommand implements Callable<Integer> {
         };
         Runtime.getRuntime().addShutdownHook(new Thread(shutdown));
         if (!noDemo) {
-            Demo.run(bootstrap, model, out);
+            Demo.run(bootstrap, org.starflink.engine.checkpoint.ModelRegistry.model(Path.of(model),
+                    tokenizer == null ? null : Path.of(tokenizer)), out);
         }
         if (exitAfterDemo) {
             shutdown.run();
@@ -155,9 +156,9 @@ final class RunCommand implements Callable<Integer> {
         private Demo() {
         }
 
-        static void run(String bootstrap, String model, java.io.PrintWriter out) throws Exception {
-            List<DemoDocument.Demo> demos = DemoDocument.create(
-                    org.starflink.engine.checkpoint.ModelRegistry.model(Path.of(model), null));
+        static void run(String bootstrap, org.starflink.engine.model.Model model, java.io.PrintWriter out)
+                throws Exception {
+            List<DemoDocument.Demo> demos = DemoDocument.create(model);
             try (StarflinkClient client = new StarflinkClient(bootstrap, StarflinkClient.TopicNames.defaults())) {
                 for (DemoDocument.Demo demo : demos) {
                     int chunks = client.sendDocument(demo.docId(), 1, demo.text(), 1000, sent -> { });

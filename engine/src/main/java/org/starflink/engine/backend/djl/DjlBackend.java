@@ -12,6 +12,7 @@ import java.nio.IntBuffer;
 import ai.djl.nn.Activation;
 import java.util.ArrayList;
 import java.util.List;
+import org.starflink.engine.DjlOffline;
 import org.starflink.engine.EngineException;
 import org.starflink.engine.attention.AttentionPartial;
 import org.starflink.engine.backend.Backend;
@@ -30,7 +31,7 @@ import org.starflink.engine.model.ModelWeights;
  * with the number of calls. RoPE and the token-embedding lookup stay in Java: both are O(T * width), noise next
  * to the matrix products, and sharing them with the reference removes a source of disagreement.
  *
- * <p>DJL must run offline (DJL_OFFLINE=true / -Dai.djl.offline=true); see {@link DjlRuntime}.
+ * <p>DJL runs offline ({@link DjlOffline}); libtorch is extracted once under DJL_CACHE_DIR.
  */
 public final class DjlBackend implements Backend {
     /** Attention scores are materialized per chunk of query rows; this caps one chunk's score tensor. */
@@ -57,7 +58,7 @@ public final class DjlBackend implements Backend {
     }
 
     public DjlBackend(ModelConfig config, ModelWeights weights) {
-        DjlRuntime.ensureOffline();
+        DjlOffline.ensure();
         this.config = config;
         this.tokenEmbedding = weights.tokenEmbedding();
         this.rope = new Rope(config);
