@@ -123,7 +123,10 @@ class Llama(nn.Module):
             q, k, v = b.qkv(x, cos, sin)
             if torch.is_autocast_enabled("cuda"):
                 q, k, v = q.to(torch.bfloat16), k.to(torch.bfloat16), v.to(torch.bfloat16)
-            a = flex_attention(q, k, v, block_mask=block_mask, enable_gqa=True)
+            if isinstance(block_mask, torch.Tensor):  # dense bool [B, 1, L, L] (CPU probes: no flex backward)
+                a = F.scaled_dot_product_attention(q, k, v, attn_mask=block_mask, enable_gqa=True)
+            else:
+                a = flex_attention(q, k, v, block_mask=block_mask, enable_gqa=True)
             x = b.finish(x, a)
         return x  # final hidden states (pre-norm); call logits()
 

@@ -360,6 +360,40 @@ def build(kind: str, target_len: int, seed: int, count, n_extra: int = 0) -> Ins
     return Instance(kind, context, question, answer, extra[:n_extra], seed, target_len)
 
 
+def build_recall(target_len: int, seed: int, count, n_keys: int) -> Instance:
+    """Training only (not an evaluation task): a dense key -> value recall document.
+
+    `n_keys` needles in the niah format (distinct keys, 7-digit values; a third of the keys carry two values)
+    in a short haystack, and one question per key in random order (single-value keys in the niah_single
+    format, two-value keys in the niah_multivalue format). It gives the model many lookups per document, the
+    signal a from-scratch model needs to form the key-matching retrieval circuit before the sparse RULER tasks
+    can teach it anything."""
+    rng = SplitMix64(seed)
+    keys = distinct(rng, magic_key, n_keys)
+    vals = distinct(rng, lambda r: r.digits(7), 2 * n_keys)
+    needles, qas = [], []
+    for i, k in enumerate(keys):
+        if rng.below(3) == 0:
+            needles += [needle(k, vals[2 * i]), needle(k, vals[2 * i + 1])]
+            qas.append((q_multi(k), vals[2 * i] + ", " + vals[2 * i + 1]))
+        else:
+            needles.append(needle(k, vals[2 * i]))
+            qas.append((q_single(k), vals[2 * i]))
+    order = list(range(len(needles)))
+    rng.shuffle(order)
+    # a key's two values keep their relative order (the multi-value answer is in order of appearance)
+    placed = [needles[j] for j in order]
+    for i, k in enumerate(keys):
+        pair = [n for n in placed if f" for {k} is:" in n]
+        if len(pair) == 2 and pair[0] != needle(k, vals[2 * i]):
+            a, b = placed.index(pair[0]), placed.index(pair[1])
+            placed[a], placed[b] = placed[b], placed[a]
+    rng.shuffle(qas)
+    context, _ = _haystack(rng, PREFIX["niah"], placed, target_len, count, ordered=False)
+    q0, a0 = qas[0]
+    return Instance("recall", context, q0, a0, qas[1:], seed, target_len)
+
+
 def eval_seed(kind: str, target_len: int, index: int) -> int:
     """Held-out evaluation seeds (training seeds are >= 2**62)."""
     return 1_000_003 * (KINDS.index(kind) + 1) * 100_000 + target_len * 1_009 + index

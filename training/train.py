@@ -27,10 +27,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tasks  # noqa: E402
-from model import Cfg, Llama, param_count, save_hf  # noqa: E402
+from model import Cfg, Llama, load_hf, param_count, save_hf  # noqa: E402
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 BOS, EOS, PAD = 1, 2, 0
+LOG_KINDS = tasks.KINDS + ["recall", "copy"]
 
 
 class RowStream(torch.utils.data.IterableDataset):
@@ -38,6 +39,7 @@ class RowStream(torch.utils.data.IterableDataset):
         self.tok_path, self.seq, self.rows, self.star_p, self.min_len, self.seed = tok_path, seq, rows, star_p, min_len, seed
         self.max_extra = 3
         self.copy_frac, self.copy_until = 0.0, 0.0  # set by main() from --copy-frac / --copy-until
+        self.recall_frac, self.recall_until, self.recall_late = 0.0, 0.0, 0.0  # from --recall-*
         self.progress = progress  # multiprocessing.Value('d'): training progress in [0, 1], set by the main loop
         # curriculum "p1:len1,p2:len2,...": below progress p_i documents are at most len_i tokens
         self.curriculum = [(float(a), int(b)) for a, b in (x.split(":") for x in curriculum.split(",") if x)]
@@ -46,6 +48,11 @@ class RowStream(torch.utils.data.IterableDataset):
         """Probability that a document is a dense copy document (random numbers, then repeat them)."""
         prog = self.progress.value if self.progress is not None else 1.0
         return self.copy_frac if prog < self.copy_until else 0.0
+
+    def recall_p(self):
+        """Probability that a document is a dense key -> value recall document (tasks.build_recall)."""
+        prog = self.progress.value if self.progress is not None else 1.0
+        return self.recall_frac if prog < self.recall_until else self.recall_late
 
     def max_len(self):
         prog = self.progress.value if self.progress is not None else 1.0
@@ -80,17 +87,25 @@ class RowStream(torch.utils.data.IterableDataset):
         blk = np.full(L, -1, np.int32)
         anc = np.zeros(L, np.int32)
         cls = np.zeros(L, np.int8)  # class of the token at this index: 0 none, 1 aux, 2 answer
+        kid = np.full(L, -1, np.int8)  # document kind (index in LOG_KINDS), for per-kind answer accuracy
         cur, d = 0, 0
         maxT = self.max_len()
         while L - cur >= self.min_len + 120:
             rem = L - cur
             T = int(math.exp(rnd.uniform(math.log(self.min_len), math.log(maxT))))
             T = min(T, rem - 120)
-            if rnd.random() < self.copy_p():
+            u = rnd.random()
+            if u < self.recall_p():
+                n_keys = rnd.randint(2, max(2, min(24, T // 48)))
+                inst = tasks.build_recall(T, next_seed(), count, n_keys)
+                context, qa_pairs = inst.context, [(inst.question, inst.answer)] + list(inst.extra_qa)
+                kind = "recall"
+            elif u < self.recall_p() + self.copy_p():
                 # dense copy document (training only): a dense signal for the induction/copy circuit
                 crng = tasks.SplitMix64(next_seed())
                 nums = " ".join(crng.digits(5) for _ in range(max(4, min(T, 1024) // 16)))
                 context, qa_pairs = "Numbers: " + nums + ".", [("\nRepeat the numbers:", nums)]
+                kind = "copy"
             else:
                 kind = tasks.KINDS[rnd.randrange(len(tasks.KINDS))]
                 inst = tasks.build(kind, T, next_seed(), count, n_extra=rnd.randrange(self.max_extra + 1))
@@ -117,6 +132,7 @@ class RowStream(torch.utils.data.IterableDataset):
                 pos[sl] = np.arange(p, p + n)
                 doc[sl] = d
                 cls[sl] = c
+                kid[sl] = LOG_KINDS.index(kind)
                 if is_ctx and star:
                     blk[sl] = np.arange(n) // b
                     anc[sl] = b
@@ -131,7 +147,21 @@ class RowStream(torch.utils.data.IterableDataset):
         tgt[:-1] = np.where(same & (cls[1:] > 0), ids[1:], -100)
         tcls = np.zeros(L, np.int8)
         tcls[:-1] = np.where(same, cls[1:], 0)
-        return {"ids": ids, "pos": pos, "doc": doc, "blk": blk, "anc": anc, "tgt": tgt, "tcls": tcls}
+        return {"ids": ids, "pos": pos, "doc": doc, "blk": blk, "anc": anc, "tgt": tgt, "tcls": tcls, "kid": kid}
+
+
+def answer_accuracy_by_kind(hit, tcls, kid):
+    """Answer-token accuracy per document kind on this batch ({kind: accuracy}); the kind of a target is the
+    kind of the token it predicts, i.e. kid shifted by one."""
+    ans = tcls.view(-1) == 2
+    k = torch.roll(kid.view(-1).long(), -1)  # a row's last token never predicts (target -100), so roll is safe
+    out = {}
+    for i, name in enumerate(LOG_KINDS):
+        sel = ans & (k == i)
+        n = int(sel.sum())
+        if n:
+            out[name] = round(float(hit.view(-1)[sel].float().mean()), 3)
+    return out
 
 
 def mask_mod_for(doc, pos, blk, anc):
@@ -193,6 +223,13 @@ def main():
     ap.add_argument("--copy-frac", type=float, default=0.0,
                     help="share of documents that are dense copy documents while progress < --copy-until")
     ap.add_argument("--copy-until", type=float, default=0.0)
+    ap.add_argument("--recall-frac", type=float, default=0.0,
+                    help="share of documents that are dense recall documents while progress < --recall-until")
+    ap.add_argument("--recall-until", type=float, default=0.0)
+    ap.add_argument("--recall-late", type=float, default=0.0, help="share of recall documents after that")
+    ap.add_argument("--init", default="", help="start from these HF weights (a fine-tuning stage) instead of random")
+    ap.add_argument("--layers", type=int, default=8)
+    ap.add_argument("--dim", type=int, default=384, help="model width (heads of 64; a third as many KV heads)")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--aux-w", type=float, default=0.1)
@@ -207,8 +244,15 @@ def main():
     t_start = time.time()
     dev = args.device
     torch.backends.cuda.matmul.allow_tf32 = True
-    cfg = Cfg(max_pos=args.seq)
-    model = Llama(cfg).to(dev)
+    heads = args.dim // 64
+    cfg = Cfg(max_pos=args.seq, n_layers=args.layers, dim=args.dim, n_heads=heads, n_kv_heads=max(1, heads // 3),
+              ffn_dim=args.dim * 8 // 3 // 64 * 64)
+    if args.init:
+        model = load_hf(args.init, device=dev)  # weights only: the optimizer starts fresh (with --warmup)
+        cfg = model.c
+        cfg.max_pos = args.seq  # the config saved with these weights says what they were trained at
+    else:
+        model = Llama(cfg).to(dev)
     print(f"params {param_count(model) / 1e6:.2f}M", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1, fused=(dev == "cuda"))
 
@@ -217,6 +261,7 @@ def main():
     ds = RowStream(os.path.abspath(args.tokenizer), args.seq, args.rows, args.star_p, args.min_len, args.seed,
                    progress, args.curriculum)
     ds.copy_frac, ds.copy_until = args.copy_frac, args.copy_until
+    ds.recall_frac, ds.recall_until, ds.recall_late = args.recall_frac, args.recall_until, args.recall_late
     dl = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=args.workers, prefetch_factor=4,
                                      pin_memory=(dev == "cuda"), persistent_workers=True)
 
@@ -231,8 +276,9 @@ def main():
         ans, aux = (c == 2).float(), (c == 1).float()
         l_ans = (ce * ans).sum() / ans.sum().clamp(min=1)
         l_aux = (ce * aux).sum() / aux.sum().clamp(min=1)
-        acc = ((logits.argmax(-1) == t).float() * ans).sum() / ans.sum().clamp(min=1)
-        return l_ans + args.aux_w * l_aux, l_ans, l_aux, acc
+        hit = (logits.argmax(-1) == t) & (c == 2)
+        acc = hit.float().sum() / ans.sum().clamp(min=1)
+        return l_ans + args.aux_w * l_aux, l_ans, l_aux, acc, hit
 
     closs = loss_fn if args.no_compile else torch.compile(loss_fn)
     deadline = args.deadline or (t_start + args.time_budget if args.time_budget else 0)
@@ -251,7 +297,13 @@ def main():
         tm = time.time()
         for k in mbuf:  # fixed buffers: the same mask_mod closure every step, so compile never re-traces it
             mbuf[k].copy_(b[k])
-        bm = make_block_mask(mbuf["doc"], mbuf["pos"], mbuf["blk"], mbuf["anc"], mask_mod=mask_mod)
+        if dev == "cpu":  # flex_attention has no CPU backward: the same mask, dense, through SDPA
+            d, p_, bl, an = (mbuf[k] for k in ("doc", "pos", "blk", "anc"))
+            ar = torch.arange(args.seq)
+            bm = ((d[:, :, None] == d[:, None, :]) & (ar[:, None] >= ar[None, :])
+                  & ((bl[:, :, None] < 0) | (bl[:, :, None] == bl[:, None, :]) | (p_[:, None, :] < an[:, :, None])))[:, None]
+        else:
+            bm = make_block_mask(mbuf["doc"], mbuf["pos"], mbuf["blk"], mbuf["anc"], mask_mod=mask_mod)
         if step < 3 and dev == "cuda":
             torch.cuda.synchronize()
             print(f"step {step}: block mask {time.time() - tm:.2f}s (t={time.time() - t_start:.1f})", flush=True)
@@ -267,7 +319,7 @@ def main():
         lr = args.lr * min(1.0, (step + 1) / args.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(prog, 1.0))))
         for g in opt.param_groups:
             g["lr"] = lr
-        loss, l_ans, l_aux, acc = closs(b["ids"].long(), mbuf["pos"], bm, b["tgt"], b["tcls"])
+        loss, l_ans, l_aux, acc, hit = closs(b["ids"].long(), mbuf["pos"], bm, b["tgt"], b["tcls"])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -281,7 +333,8 @@ def main():
             rec = {"step": step, "t": round(time.time() - t_start, 1), "lr": round(lr, 6), "loss": round(loss.item(), 4),
                    "ans_loss": round(l_ans.item(), 4), "aux_loss": round(l_aux.item(), 4),
                    "ans_tok_acc": round(acc.item(), 4), "grad_norm": round(gn.item(), 3),
-                   "tok_per_s": round(tokens / max(1e-6, time.time() - t_train0)), "max_doc_len": ds.max_len()}
+                   "tok_per_s": round(tokens / max(1e-6, time.time() - t_train0)), "max_doc_len": ds.max_len(),
+                   "ans_acc_by_kind": answer_accuracy_by_kind(hit, b["tcls"], b["kid"])}
             log.write(json.dumps(rec) + "\n")
             log.flush()
             if step % 50 == 0 or step == 1:
