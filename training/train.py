@@ -31,23 +31,23 @@ from model import Cfg, Llama, load_hf, param_count, save_hf  # noqa: E402
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 BOS, EOS, PAD = 1, 2, 0
-LOG_KINDS = tasks.KINDS + ["recall", "copy"]
+LOG_KINDS = tasks.KINDS + ["recall", "assoc"]
 
 
 class RowStream(torch.utils.data.IterableDataset):
     def __init__(self, tok_path, seq, rows, star_p, min_len, seed, progress=None, curriculum=""):
         self.tok_path, self.seq, self.rows, self.star_p, self.min_len, self.seed = tok_path, seq, rows, star_p, min_len, seed
         self.max_extra = 3
-        self.copy_frac, self.copy_until = 0.0, 0.0  # set by main() from --copy-frac / --copy-until
+        self.assoc_frac, self.assoc_until = 0.0, 0.0  # set by main() from --assoc-frac / --assoc-until
         self.recall_frac, self.recall_until, self.recall_late = 0.0, 0.0, 0.0  # from --recall-*
         self.progress = progress  # multiprocessing.Value('d'): training progress in [0, 1], set by the main loop
         # curriculum "p1:len1,p2:len2,...": below progress p_i documents are at most len_i tokens
         self.curriculum = [(float(a), int(b)) for a, b in (x.split(":") for x in curriculum.split(",") if x)]
 
-    def copy_p(self):
-        """Probability that a document is a dense copy document (random numbers, then repeat them)."""
+    def assoc_p(self):
+        """Probability that a document is a random-token associative recall document."""
         prog = self.progress.value if self.progress is not None else 1.0
-        return self.copy_frac if prog < self.copy_until else 0.0
+        return self.assoc_frac if prog < self.assoc_until else 0.0
 
     def recall_p(self):
         """Probability that a document is a dense key -> value recall document (tasks.build_recall)."""
@@ -79,6 +79,31 @@ class RowStream(torch.utils.data.IterableDataset):
             batch = [self.make_row(rnd, enc, count, next_seed) for _ in range(self.rows)]
             yield {k: torch.from_numpy(np.stack([b[k] for b in batch])) for k in batch[0]}
 
+    def make_document(self, rnd, T, enc, count, next_seed):
+        """One document of about T tokens: ([BOS] + context ids + [kind name], [(question ids, answer ids)])."""
+        u = rnd.random()
+        if u < self.assoc_p():
+            # random-token associative recall (training only): the context is random token ids; each question
+            # is a 2-token span of it and the answer the 4 tokens that follow. A copy over a 4K-symbol alphabet
+            # forms the induction (find the key, copy what follows) circuit in a few hundred steps; the RULER
+            # tasks then only have to reuse it.
+            m = max(16, min(T, 1024) - 1)
+            ctx = [rnd.randrange(3, 4096) for _ in range(m)]
+            qa = []
+            for _ in range(max(1, m // 16)):
+                j = rnd.randrange(0, m - 6)
+                qa.append((ctx[j:j + 2], ctx[j + 2:j + 6] + [EOS]))
+            return [BOS] + ctx + ["assoc"], qa
+        if u < self.assoc_p() + self.recall_p():
+            n_keys = rnd.randint(2, max(2, min(24, T // 48)))
+            inst = tasks.build_recall(T, next_seed(), count, n_keys)
+            kind = "recall"
+        else:
+            kind = tasks.KINDS[rnd.randrange(len(tasks.KINDS))]
+            inst = tasks.build(kind, T, next_seed(), count, n_extra=rnd.randrange(self.max_extra + 1))
+        qa = [(enc(q), enc(" " + a) + [EOS]) for q, a in [(inst.question, inst.answer)] + list(inst.extra_qa)]
+        return [BOS] + enc(inst.context) + [kind], qa
+
     def make_row(self, rnd, enc, count, next_seed):
         L = self.seq
         ids = np.full(L, PAD, np.int32)
@@ -94,29 +119,14 @@ class RowStream(torch.utils.data.IterableDataset):
             rem = L - cur
             T = int(math.exp(rnd.uniform(math.log(self.min_len), math.log(maxT))))
             T = min(T, rem - 120)
-            u = rnd.random()
-            if u < self.recall_p():
-                n_keys = rnd.randint(2, max(2, min(24, T // 48)))
-                inst = tasks.build_recall(T, next_seed(), count, n_keys)
-                context, qa_pairs = inst.context, [(inst.question, inst.answer)] + list(inst.extra_qa)
-                kind = "recall"
-            elif u < self.recall_p() + self.copy_p():
-                # dense copy document (training only): a dense signal for the induction/copy circuit
-                crng = tasks.SplitMix64(next_seed())
-                nums = " ".join(crng.digits(5) for _ in range(max(4, min(T, 1024) // 16)))
-                context, qa_pairs = "Numbers: " + nums + ".", [("\nRepeat the numbers:", nums)]
-                kind = "copy"
-            else:
-                kind = tasks.KINDS[rnd.randrange(len(tasks.KINDS))]
-                inst = tasks.build(kind, T, next_seed(), count, n_extra=rnd.randrange(self.max_extra + 1))
-                context, qa_pairs = inst.context, [(inst.question, inst.answer)] + list(inst.extra_qa)
-            ctx = [BOS] + enc(context)
-            parts = [(ctx, 1, True)]
-            for q, a in qa_pairs:
-                qi, ai = enc(q), enc(" " + a) + [EOS]
+            ctx, qa = self.make_document(rnd, T, enc, count, next_seed)
+            kind = ctx.pop()  # make_document appends the kind's name last
+            aux = 0 if kind == "assoc" else 1  # random tokens: nothing to predict outside the answers
+            parts = [(ctx, aux, True)]
+            for qi, ai in qa:
                 if sum(len(p[0]) for p in parts) + len(qi) + len(ai) > rem:
                     break
-                parts += [(qi, 1, False), (ai, 2, False)]
+                parts += [(qi, aux, False), (ai, 2, False)]
             if len(parts) == 1:
                 break
             N = len(ctx)
@@ -220,9 +230,9 @@ def main():
     ap.add_argument("--min-len", type=int, default=256)
     ap.add_argument("--curriculum", default="0.35:2048,0.5:4096,0.65:8192",
                     help="progress:max_doc_len steps; documents are log-uniform in [min-len, max]")
-    ap.add_argument("--copy-frac", type=float, default=0.0,
-                    help="share of documents that are dense copy documents while progress < --copy-until")
-    ap.add_argument("--copy-until", type=float, default=0.0)
+    ap.add_argument("--assoc-frac", type=float, default=0.0,
+                    help="share of random-token associative recall documents while progress < --assoc-until")
+    ap.add_argument("--assoc-until", type=float, default=0.0)
     ap.add_argument("--recall-frac", type=float, default=0.0,
                     help="share of documents that are dense recall documents while progress < --recall-until")
     ap.add_argument("--recall-until", type=float, default=0.0)
@@ -260,7 +270,7 @@ def main():
     progress = mp.Value("d", 0.0, lock=False)
     ds = RowStream(os.path.abspath(args.tokenizer), args.seq, args.rows, args.star_p, args.min_len, args.seed,
                    progress, args.curriculum)
-    ds.copy_frac, ds.copy_until = args.copy_frac, args.copy_until
+    ds.assoc_frac, ds.assoc_until = args.assoc_frac, args.assoc_until
     ds.recall_frac, ds.recall_until, ds.recall_late = args.recall_frac, args.recall_until, args.recall_late
     dl = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=args.workers, prefetch_factor=4,
                                      pin_memory=(dev == "cuda"), persistent_workers=True)
