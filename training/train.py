@@ -31,7 +31,7 @@ from model import Cfg, Llama, load_hf, param_count, save_hf  # noqa: E402
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 BOS, EOS, PAD = 1, 2, 0
-LOG_KINDS = tasks.KINDS + ["recall", "assoc"]
+LOG_KINDS = tasks.KINDS + ["recall", "assoc", "repeat"]
 
 
 class RowStream(torch.utils.data.IterableDataset):
@@ -39,10 +39,16 @@ class RowStream(torch.utils.data.IterableDataset):
         self.tok_path, self.seq, self.rows, self.star_p, self.min_len, self.seed = tok_path, seq, rows, star_p, min_len, seed
         self.max_extra = 3
         self.assoc_frac, self.assoc_until = 0.0, 0.0  # set by main() from --assoc-frac / --assoc-until
+        self.repeat_frac, self.repeat_until = 0.0, 0.0  # from --repeat-frac / --repeat-until
         self.recall_frac, self.recall_until, self.recall_late = 0.0, 0.0, 0.0  # from --recall-*
         self.progress = progress  # multiprocessing.Value('d'): training progress in [0, 1], set by the main loop
         # curriculum "p1:len1,p2:len2,...": below progress p_i documents are at most len_i tokens
         self.curriculum = [(float(a), int(b)) for a, b in (x.split(":") for x in curriculum.split(",") if x)]
+
+    def repeat_p(self):
+        """Probability that a document is a random-token repeat document."""
+        prog = self.progress.value if self.progress is not None else 1.0
+        return self.repeat_frac if prog < self.repeat_until else 0.0
 
     def assoc_p(self):
         """Probability that a document is a random-token associative recall document."""
@@ -82,6 +88,15 @@ class RowStream(torch.utils.data.IterableDataset):
     def make_document(self, rnd, T, enc, count, next_seed):
         """One document of about T tokens: ([BOS] + context ids + [kind name], [(question ids, answer ids)])."""
         u = rnd.random()
+        if u < self.repeat_p():
+            # random-token repeat (training only): random ids, then the same ids again after one cue token; the
+            # offset of the copy differs per document, so only content-based induction (find the previous
+            # occurrence of the current token, copy its successor) predicts it. The classic setting in which
+            # induction heads form; the answer-only lookups (assoc, recall, RULER) plateau without it.
+            n = rnd.randint(16, max(16, min(T, 2048) // 2))
+            x = [rnd.randrange(3, 4096) for _ in range(n)]
+            return [BOS] + x + ["repeat"], [(x[:1], x[1:] + [EOS])]
+        u -= self.repeat_p()
         if u < self.assoc_p():
             # random-token associative recall (training only): the context is random token ids; each question
             # is a 2-token span of it and the answer the 4 tokens that follow. A copy over a 4K-symbol alphabet
@@ -121,7 +136,7 @@ class RowStream(torch.utils.data.IterableDataset):
             T = min(T, rem - 120)
             ctx, qa = self.make_document(rnd, T, enc, count, next_seed)
             kind = ctx.pop()  # make_document appends the kind's name last
-            aux = 0 if kind == "assoc" else 1  # random tokens: nothing to predict outside the answers
+            aux = 0 if kind in ("assoc", "repeat") else 1  # random tokens: nothing to predict outside the answers
             parts = [(ctx, aux, True)]
             for qi, ai in qa:
                 if sum(len(p[0]) for p in parts) + len(qi) + len(ai) > rem:
@@ -233,6 +248,9 @@ def main():
     ap.add_argument("--assoc-frac", type=float, default=0.0,
                     help="share of random-token associative recall documents while progress < --assoc-until")
     ap.add_argument("--assoc-until", type=float, default=0.0)
+    ap.add_argument("--repeat-frac", type=float, default=0.0,
+                    help="share of random-token repeat documents while progress < --repeat-until")
+    ap.add_argument("--repeat-until", type=float, default=0.0)
     ap.add_argument("--recall-frac", type=float, default=0.0,
                     help="share of documents that are dense recall documents while progress < --recall-until")
     ap.add_argument("--recall-until", type=float, default=0.0)
@@ -271,6 +289,7 @@ def main():
     ds = RowStream(os.path.abspath(args.tokenizer), args.seq, args.rows, args.star_p, args.min_len, args.seed,
                    progress, args.curriculum)
     ds.assoc_frac, ds.assoc_until = args.assoc_frac, args.assoc_until
+    ds.repeat_frac, ds.repeat_until = args.repeat_frac, args.repeat_until
     ds.recall_frac, ds.recall_until, ds.recall_late = args.recall_frac, args.recall_until, args.recall_late
     dl = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=args.workers, prefetch_factor=4,
                                      pin_memory=(dev == "cuda"), persistent_workers=True)
