@@ -1,5 +1,6 @@
 package org.starflink.engine.checkpoint;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -11,6 +12,9 @@ import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.starflink.engine.backend.Backend;
+import org.starflink.engine.eval.RulerTasks;
+import org.starflink.engine.eval.TaskInstance;
+import org.starflink.engine.eval.TaskKind;
 import org.starflink.engine.backend.BackendKind;
 import org.starflink.engine.forward.KvCache;
 import org.starflink.engine.forward.Transformer;
@@ -54,6 +58,37 @@ class OwnModelParityTest {
         }
         assertTrue(worst <= TOLERANCE, "max |logit - transformers| = " + worst);
         System.out.printf("OwnModelParityTest: max |logit - transformers| = %.2e%n", worst);
+    }
+
+    /**
+     * The reference prompts were built in Python (training/hf_export.py: tasks.build + the shipped tokenizer.json);
+     * the engine's tokenizer and RulerTasks must give the same ids, so the tokenizer's number splitting (groups of up
+     * to 3 digits through a Split pre-tokenizer) is the one the model was trained with.
+     */
+    @Test
+    void engineTokenizerAndTasksReproduceThePythonPrompts() throws IOException {
+        Path dir = Path.of(System.getProperty("starflink.project.dir", ".."), "models/starflink-synth-14m");
+        JsonNode reference = new ObjectMapper().readTree(dir.resolve("reference/hf_logits.json").toFile());
+        Model model = ModelRegistry.model(dir, null);
+        Object[][] built = {{"qa_256", TaskKind.QA, 256, 424243L}, {"vt_1000", TaskKind.VT, 1000, 424244L},
+                {"niah_single_2000", TaskKind.NIAH_SINGLE, 2000, 424245L}};
+        for (Object[] b : built) {
+            TaskInstance instance = RulerTasks.build((TaskKind) b[1], (Integer) b[2], (Long) b[3],
+                    text -> model.tokenizer().encode(text).length);
+            int[] context = model.tokenizer().encode(instance.context());
+            int[] question = model.tokenizer().encode(instance.question());
+            int[] ids = new int[1 + context.length + question.length];
+            ids[0] = model.config().bosId();
+            System.arraycopy(context, 0, ids, 1, context.length);
+            System.arraycopy(question, 0, ids, 1 + context.length, question.length);
+            JsonNode prompt = null;
+            for (JsonNode p : reference.get("prompts")) {
+                if (p.get("name").asText().equals(b[0])) {
+                    prompt = p;
+                }
+            }
+            assertArrayEquals(ints(prompt.get("token_ids")), ids, (String) b[0]);
+        }
     }
 
     private static double maxDiff(float[] logits, int offset, JsonNode expected) {
