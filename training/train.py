@@ -199,6 +199,13 @@ def mask_mod_for(doc, pos, blk, anc):
     return mask_mod
 
 
+def dense_mask(doc, pos, blk, anc):
+    """The same mask as mask_mod_for, materialised: bool [B, 1, L, L] (True = attend) for SDPA."""
+    ar = torch.arange(doc.shape[1], device=doc.device)
+    return ((doc[:, :, None] == doc[:, None, :]) & (ar[:, None] >= ar[None, :])
+            & ((blk[:, :, None] < 0) | (blk[:, :, None] == blk[:, None, :]) | (pos[:, None, :] < anc[:, :, None])))[:, None]
+
+
 def make_block_mask(doc, pos, blk, anc, bs=128, mask_mod=None):
     """BlockMask built eagerly (no compile): the dense mask of one row at a time, reduced to 128x128 tiles
     (empty / full / partial); partial tiles are refined in the kernel by the same mask_mod."""
@@ -265,6 +272,9 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--no-compile", action="store_true", help="(CPU smoke tests) eager flex attention, no compile")
+    ap.add_argument("--attention", choices=["flex", "dense"], default=None,
+                    help="flex: flex_attention with a tiled block mask (default on CUDA); dense: SDPA with the "
+                         "materialised mask (default on CPU, where flex_attention has no backward)")
     ap.add_argument("--save-every", type=float, default=150, help="seconds between interim HF saves")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
@@ -315,6 +325,7 @@ def main():
     step, t_train0, last_save, tokens = 0, None, time.time(), 0
     mbuf = {k: torch.zeros(args.rows, args.seq, dtype=torch.int32, device=dev) for k in ("doc", "pos", "blk", "anc")}
     mask_mod = mask_mod_for(mbuf["doc"], mbuf["pos"], mbuf["blk"], mbuf["anc"])
+    attention = args.attention or ("flex" if dev == "cuda" else "dense")
     it = iter(dl)
     print(f"setup {time.time() - t_start:.1f}s", flush=True)
     while True:
@@ -326,11 +337,8 @@ def main():
         tm = time.time()
         for k in mbuf:  # fixed buffers: the same mask_mod closure every step, so compile never re-traces it
             mbuf[k].copy_(b[k])
-        if dev == "cpu":  # flex_attention has no CPU backward: the same mask, dense, through SDPA
-            d, p_, bl, an = (mbuf[k] for k in ("doc", "pos", "blk", "anc"))
-            ar = torch.arange(args.seq)
-            bm = ((d[:, :, None] == d[:, None, :]) & (ar[:, None] >= ar[None, :])
-                  & ((bl[:, :, None] < 0) | (bl[:, :, None] == bl[:, None, :]) | (p_[:, None, :] < an[:, :, None])))[:, None]
+        if attention == "dense":
+            bm = dense_mask(mbuf["doc"], mbuf["pos"], mbuf["blk"], mbuf["anc"])
         else:
             bm = make_block_mask(mbuf["doc"], mbuf["pos"], mbuf["blk"], mbuf["anc"], mask_mod=mask_mod)
         if step < 3 and dev == "cuda":
