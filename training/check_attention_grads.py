@@ -35,6 +35,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seq", type=int, default=4096)
     ap.add_argument("--rows", type=int, default=2)
+    ap.add_argument("--device", default="cuda", help="cpu: only the reference runs (flex_attention has no CPU "
+                                                      "backward); a smoke test of this script")
     args = ap.parse_args()
     from tokenizers import Tokenizer
     tok = Tokenizer.from_file(TOK)
@@ -49,13 +51,13 @@ def main():
         return (1 << 62) + counter[0]
 
     rows = [ds.make_row(rnd, enc, lambda s: len(enc(s)), next_seed) for _ in range(args.rows)]
-    b = {k: torch.from_numpy(np.stack([r[k] for r in rows])).cuda() for k in rows[0]}
+    b = {k: torch.from_numpy(np.stack([r[k] for r in rows])).to(args.device) for k in rows[0]}
     torch.manual_seed(0)
-    model = Llama(Cfg(max_pos=args.seq)).cuda()
+    model = Llama(Cfg(max_pos=args.seq)).to(args.device)
     doc, pos, blk, anc = (b[k] for k in ("doc", "pos", "blk", "anc"))
 
     def loss_of(mask, bf16):
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16 and args.device == "cuda"):
             logits = model.logits(model.forward_train(b["ids"].long(), pos, mask))
         ce = F.cross_entropy(logits.float().view(-1, model.c.vocab_size), b["tgt"].view(-1), reduction="none",
                              ignore_index=-100)
@@ -69,10 +71,11 @@ def main():
         loss.backward()
         return loss.item(), {n: p.grad.detach().float().clone() for n, p in model.named_parameters()}
 
-    block = make_block_mask(doc, pos, blk, anc, mask_mod=mask_mod_for(doc, pos, blk, anc))
-    runs = {"reference": grads(loss_of, dense_mask(doc, pos, blk, anc), False),
-            "flex-eager": grads(loss_of, block, False),
-            "flex-train": grads(torch.compile(loss_of), block, True)}
+    runs = {"reference": grads(loss_of, dense_mask(doc, pos, blk, anc), False)}
+    if args.device == "cuda":
+        block = make_block_mask(doc, pos, blk, anc, mask_mod=mask_mod_for(doc, pos, blk, anc))
+        runs["flex-eager"] = grads(loss_of, block, False)
+        runs["flex-train"] = grads(torch.compile(loss_of), block, True)
     ref_loss, ref = runs["reference"]
     print(f"answer targets {int((b['tcls'] == 2).sum())}, aux targets {int((b['tcls'] == 1).sum())}")
     for name, (loss, g) in runs.items():

@@ -86,7 +86,7 @@ class RowStream(torch.utils.data.IterableDataset):
             yield {k: torch.from_numpy(np.stack([b[k] for b in batch])) for k in batch[0]}
 
     def make_document(self, rnd, T, enc, count, next_seed):
-        """One document of about T tokens: ([BOS] + context ids + [kind name], [(question ids, answer ids)])."""
+        """One document of about T tokens: (kind, [BOS] + context ids, [(question ids, answer ids)])."""
         u = rnd.random()
         if u < self.repeat_p():
             # random-token repeat (training only): random ids, then the same ids again after one cue token; the
@@ -95,20 +95,20 @@ class RowStream(torch.utils.data.IterableDataset):
             # induction heads form; the answer-only lookups (assoc, recall, RULER) plateau without it.
             n = rnd.randint(16, max(16, min(T, 2048) // 2))
             x = [rnd.randrange(3, 4096) for _ in range(n)]
-            return [BOS] + x + ["repeat"], [(x[:1], x[1:] + [EOS])]
+            return "repeat", [BOS] + x, [(x[:1], x[1:] + [EOS])]
         u -= self.repeat_p()
         if u < self.assoc_p():
             # random-token associative recall (training only): the context is random token ids; each question
-            # is a 2-token span of it and the answer the 4 tokens that follow. A copy over a 4K-symbol alphabet
-            # forms the induction (find the key, copy what follows) circuit in a few hundred steps; the RULER
-            # tasks then only have to reuse it.
+            # is a 2-token span of it and the answer the 4 tokens that follow (find the key, copy what follows).
+            # Answer-only lookups like this plateau on their own (docs/accuracy.md); they build on the induction
+            # that the repeat documents form.
             m = max(16, min(T, 1024) - 1)
             ctx = [rnd.randrange(3, 4096) for _ in range(m)]
             qa = []
             for _ in range(max(1, m // 16)):
                 j = rnd.randrange(0, m - 6)
                 qa.append((ctx[j:j + 2], ctx[j + 2:j + 6] + [EOS]))
-            return [BOS] + ctx + ["assoc"], qa
+            return "assoc", [BOS] + ctx, qa
         if u < self.assoc_p() + self.recall_p():
             n_keys = rnd.randint(2, max(2, min(24, T // 48)))
             inst = tasks.build_recall(T, next_seed(), count, n_keys)
@@ -117,7 +117,7 @@ class RowStream(torch.utils.data.IterableDataset):
             kind = tasks.KINDS[rnd.randrange(len(tasks.KINDS))]
             inst = tasks.build(kind, T, next_seed(), count, n_extra=rnd.randrange(self.max_extra + 1))
         qa = [(enc(q), enc(" " + a) + [EOS]) for q, a in [(inst.question, inst.answer)] + list(inst.extra_qa)]
-        return [BOS] + enc(inst.context) + [kind], qa
+        return kind, [BOS] + enc(inst.context), qa
 
     def make_row(self, rnd, enc, count, next_seed):
         L = self.seq
@@ -134,8 +134,7 @@ class RowStream(torch.utils.data.IterableDataset):
             rem = L - cur
             T = int(math.exp(rnd.uniform(math.log(self.min_len), math.log(maxT))))
             T = min(T, rem - 120)
-            ctx, qa = self.make_document(rnd, T, enc, count, next_seed)
-            kind = ctx.pop()  # make_document appends the kind's name last
+            kind, ctx, qa = self.make_document(rnd, T, enc, count, next_seed)
             aux = 0 if kind in ("assoc", "repeat") else 1  # random tokens: nothing to predict outside the answers
             parts = [(ctx, aux, True)]
             for qi, ai in qa:
