@@ -9,6 +9,8 @@ tokens see only the anchor = first b tokens of the document and their own block,
 {ceil(N/4), ceil(N/2), ceil(N/8), 512, 1024, 2048} below N; question/answer tokens see everything before them).
 RoPE positions restart at 0 in every document.
 Loss = mean CE over answer tokens (incl. EOS) + --aux-w * mean CE over the other tokens.
+With --induction-gate A, training starts on random-token repeat documents alone and switches to the schedule
+once their answer accuracy reaches A (an induction head exists): see docs/accuracy.md for why.
 Data come from DataLoader workers (CPU), so the GPU never waits on Python generation.
 """
 from __future__ import annotations
@@ -46,8 +48,11 @@ class RowStream(torch.utils.data.IterableDataset):
         self.curriculum = [(float(a), int(b)) for a, b in (x.split(":") for x in curriculum.split(",") if x)]
 
     def repeat_p(self):
-        """Probability that a document is a random-token repeat document."""
+        """Probability that a document is a random-token repeat document (1 while the induction gate is
+        closed, which the main loop signals with a negative progress)."""
         prog = self.progress.value if self.progress is not None else 1.0
+        if prog < 0:
+            return 1.0
         return self.repeat_frac if prog < self.repeat_until else 0.0
 
     def assoc_p(self):
@@ -261,6 +266,11 @@ def main():
                     help="share of documents that are dense recall documents while progress < --recall-until")
     ap.add_argument("--recall-until", type=float, default=0.0)
     ap.add_argument("--recall-late", type=float, default=0.0, help="share of recall documents after that")
+    ap.add_argument("--induction-gate", type=float, default=0.0,
+                    help="if > 0: repeat documents only until their answer accuracy reaches this at two logging "
+                         "steps in a row; the schedule (curriculum, document mix, cosine) then runs over the rest")
+    ap.add_argument("--induction-gate-max", type=float, default=0.5,
+                    help="open the induction gate anyway after this share of the budget")
     ap.add_argument("--init", default="", help="start from these HF weights (a fine-tuning stage) instead of random")
     ap.add_argument("--layers", type=int, default=8)
     ap.add_argument("--dim", type=int, default=384, help="model width (heads of 64; a third as many KV heads)")
@@ -294,7 +304,7 @@ def main():
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1, fused=(dev == "cuda"))
 
     import multiprocessing as mp
-    progress = mp.Value("d", 0.0, lock=False)
+    progress = mp.Value("d", -1.0 if args.induction_gate > 0 else 0.0, lock=False)  # < 0: induction gate closed
     ds = RowStream(os.path.abspath(args.tokenizer), args.seq, args.rows, args.star_p, args.min_len, args.seed,
                    progress, args.curriculum)
     ds.assoc_frac, ds.assoc_until = args.assoc_frac, args.assoc_until
@@ -326,6 +336,7 @@ def main():
     mask_mod = mask_mod_for(mbuf["doc"], mbuf["pos"], mbuf["blk"], mbuf["anc"])
     attention = args.attention or ("flex" if dev == "cuda" else "dense")
     it = iter(dl)
+    gated, gate_hits, schedule_start, gate_opened_at = args.induction_gate > 0, 0, None, None
     print(f"setup {time.time() - t_start:.1f}s", flush=True)
     while True:
         tb = time.time()
@@ -346,12 +357,23 @@ def main():
         if t_train0 is None:
             t_train0 = time.time()
         if deadline:
-            prog = (time.time() - t_train0) / max(1.0, deadline - t_train0)
+            budget_used = (time.time() - t_train0) / max(1.0, deadline - t_train0)
         else:
-            prog = step / args.steps
-        if prog >= 1.0:
+            budget_used = step / args.steps
+        if budget_used >= 1.0:
             break
-        progress.value = prog
+        if gated and budget_used >= args.induction_gate_max:
+            gated = False
+            print(f"induction gate opened by the cap at step {step}", flush=True)
+        if gated:
+            prog = 0.0
+            progress.value = -1.0  # workers: repeat documents only
+        else:
+            if schedule_start is None:
+                schedule_start = budget_used
+                gate_opened_at = step
+            prog = (budget_used - schedule_start) / (1.0 - schedule_start)
+            progress.value = prog
         lr = args.lr * min(1.0, (step + 1) / args.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(prog, 1.0))))
         for g in opt.param_groups:
             g["lr"] = lr
@@ -371,6 +393,12 @@ def main():
                    "ans_tok_acc": round(acc.item(), 4), "grad_norm": round(gn.item(), 3),
                    "tok_per_s": round(tokens / max(1e-6, time.time() - t_train0)), "max_doc_len": ds.max_len(),
                    "ans_acc_by_kind": answer_accuracy_by_kind(hit, b["tcls"], b["kid"])}
+            if gated:
+                gate_hits = gate_hits + 1 if rec["ans_acc_by_kind"].get("repeat", 0) >= args.induction_gate else 0
+                if gate_hits >= 2:
+                    gated = False
+                    print(f"induction gate opened at step {step}", flush=True)
+            rec["induction_gate_open"] = not gated
             log.write(json.dumps(rec) + "\n")
             log.flush()
             if step % 50 == 0 or step == 1:
@@ -380,7 +408,8 @@ def main():
             last_save = time.time()
     save_hf(model, os.path.join(args.out, "hf"))
     meta = {"steps": step, "tokens": tokens, "train_seconds": round(time.time() - t_train0, 1),
-            "total_seconds": round(time.time() - t_start, 1), "args": vars(args), "params": param_count(model),
+            "total_seconds": round(time.time() - t_start, 1), "induction_gate_opened_at_step": gate_opened_at,
+            "args": vars(args), "params": param_count(model),
             "gpu": torch.cuda.get_device_name() if dev == "cuda" else "cpu"}
     json.dump(meta, open(os.path.join(args.out, "train_meta.json"), "w"), indent=2)
     print("done", json.dumps(meta), flush=True)
