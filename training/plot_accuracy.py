@@ -94,6 +94,7 @@ DIAGNOSIS = [
     ("s2_call3_global_loss_log.jsonl", "repeat", "GPU call 3: random-token repeat", "tab:red", "-"),
     ("s2_call3_global_loss_log.jsonl", "recall", "GPU call 3: dense recall", "tab:red", ":"),
     ("s2_cpu_repeat_2x128_loss_log.jsonl", "repeat", "CPU: random-token repeat (2 x 128, dense mask)", "tab:blue", "-"),
+    ("s2_cpu_repeat_4x128_loss_log.jsonl", "repeat", "CPU: random-token repeat (4 x 128, dense mask)", "tab:purple", "-"),
     ("s2_cpu_repeat_8x128_loss_log.jsonl", "repeat", "CPU: random-token repeat (8 x 128, dense mask)", "tab:cyan", "-"),
     ("s2_cpu_mix_2x128_loss_log.jsonl", "repeat", "CPU: repeat in the GPU call 3 mix (2 x 128)", "tab:green", "-"),
 ]
@@ -116,7 +117,7 @@ def plot_induction_diagnosis(model_dir, out):
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="center left")
-    ax.set_title("Induction never forms on the GPU runs; the same code forms it on CPU in 300-400 steps")
+    ax.set_title("Induction (repeat accuracy) forms only in the 2-layer, repeat-only CPU run")
     fig.tight_layout()
     fig.savefig(os.path.join(out, "induction_diagnosis.png"), dpi=110)
     plt.close(fig)
