@@ -365,30 +365,22 @@ def build_recall(target_len: int, seed: int, count, n_keys: int) -> Instance:
 
     `n_keys` needles in the niah format (distinct keys, 7-digit values; a third of the keys carry two values)
     in a short haystack, and one question per key in random order (single-value keys in the niah_single
-    format, two-value keys in the niah_multivalue format). It gives the model many lookups per document, the
-    signal a from-scratch model needs to form the key-matching retrieval circuit before the sparse RULER tasks
-    can teach it anything."""
+    format, two-value keys in the niah_multivalue format). Many lookups per document instead of the RULER
+    tasks' one to four; on its own it did not form a retrieval circuit (docs/accuracy.md): it is meant to
+    build on the induction head that train.py's repeat documents form first."""
     rng = SplitMix64(seed)
     keys = distinct(rng, magic_key, n_keys)
     vals = distinct(rng, lambda r: r.digits(7), 2 * n_keys)
-    needles, qas = [], []
+    pairs = []  # (key, value) needles
     for i, k in enumerate(keys):
-        if rng.below(3) == 0:
-            needles += [needle(k, vals[2 * i]), needle(k, vals[2 * i + 1])]
-            qas.append((q_multi(k), vals[2 * i] + ", " + vals[2 * i + 1]))
-        else:
-            needles.append(needle(k, vals[2 * i]))
-            qas.append((q_single(k), vals[2 * i]))
-    order = list(range(len(needles)))
-    rng.shuffle(order)
-    # a key's two values keep their relative order (the multi-value answer is in order of appearance)
-    placed = [needles[j] for j in order]
-    for i, k in enumerate(keys):
-        pair = [n for n in placed if f" for {k} is:" in n]
-        if len(pair) == 2 and pair[0] != needle(k, vals[2 * i]):
-            a, b = placed.index(pair[0]), placed.index(pair[1])
-            placed[a], placed[b] = placed[b], placed[a]
+        pairs += [(k, vals[2 * i]), (k, vals[2 * i + 1])] if rng.below(3) == 0 else [(k, vals[2 * i])]
+    rng.shuffle(pairs)
+    by_key = {}  # key -> its values in order of appearance (the multi-value answer order)
+    for k, v in pairs:
+        by_key.setdefault(k, []).append(v)
+    qas = [(q_single(k), vs[0]) if len(vs) == 1 else (q_multi(k), ", ".join(vs)) for k, vs in by_key.items()]
     rng.shuffle(qas)
+    placed = [needle(k, v) for k, v in pairs]
     context, _ = _haystack(rng, PREFIX["niah"], placed, target_len, count, ordered=False)
     q0, a0 = qas[0]
     return Instance("recall", context, q0, a0, qas[1:], seed, target_len)
