@@ -97,6 +97,9 @@ DIAGNOSIS = [
     ("s2_cpu_repeat_4x128_loss_log.jsonl", "repeat", "CPU: random-token repeat (4 x 128, dense mask)", "tab:purple", "-"),
     ("s2_cpu_repeat_8x128_loss_log.jsonl", "repeat", "CPU: random-token repeat (8 x 128, dense mask)", "tab:cyan", "-"),
     ("s2_cpu_mix_2x128_loss_log.jsonl", "repeat", "CPU: repeat in the GPU call 3 mix (2 x 128)", "tab:green", "-"),
+    ("s2_cpu_gate_2x128_loss_log.jsonl", "repeat", "CPU, induction gate (2 x 128): repeat", "black", "-"),
+    ("s2_cpu_gate_2x128_loss_log.jsonl", "recall", "CPU, induction gate (2 x 128): recall after the gate", "black", ":"),
+    ("s2_cpu_gate_2x128_loss_log.jsonl", "niah_single", "CPU, induction gate (2 x 128): niah_single", "black", "--"),
 ]
 
 
@@ -117,7 +120,7 @@ def plot_induction_diagnosis(model_dir, out):
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="center left")
-    ax.set_title("Induction (repeat accuracy) forms only in the 2-layer, repeat-only CPU run")
+    ax.set_title("Induction forms only in 2-layer, repeat-only CPU runs; once it has, the retrieval tasks follow")
     fig.tight_layout()
     fig.savefig(os.path.join(out, "induction_diagnosis.png"), dpi=110)
     plt.close(fig)
