@@ -100,6 +100,7 @@ DIAGNOSIS = [
     ("s2_cpu_gate_2x128_loss_log.jsonl", "repeat", "CPU, induction gate (2 x 128): repeat", "black", "-"),
     ("s2_cpu_gate_2x128_loss_log.jsonl", "recall", "CPU, induction gate (2 x 128): recall after the gate", "black", ":"),
     ("s2_cpu_gate_2x128_loss_log.jsonl", "niah_single", "CPU, induction gate (2 x 128): niah_single", "black", "--"),
+    ("s2_cpu_gate_2x128_mixed_loss_log.jsonl", "repeat", "CPU, induction gate, 50% Star mask (2 x 128): repeat", "tab:olive", "-"),
 ]
 
 
