@@ -3,7 +3,8 @@
 1. the training Star mask (flex_attention, packed rows) gives exactly the logits of Star inference
    (evaluate.context_kv_star + phase 2) on the question/answer tokens, and the global mask those of global;
 2. our model matches HF LlamaForCausalLM on a random init after save_hf/load;
-3. the row packer produces consistent targets.
+3. the row packer produces consistent targets;
+4. flex_attention with the tiled block mask (eager and torch.compile) equals the dense mask on packed rows.
 
     python3 training/test_local.py
 """
@@ -20,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tasks  # noqa: E402
 from evaluate import context_kv_global, context_kv_star  # noqa: E402
 from model import Cfg, Llama, load_hf, save_hf  # noqa: E402
-from train import RowStream, make_block_mask  # noqa: E402
+from train import RowStream, dense_mask, make_block_mask, mask_mod_for  # noqa: E402
 
 TOK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models", "starflink-synth-14m", "tokenizer.json")
 
@@ -123,6 +124,27 @@ def main():
     t = r["tgt"]
     valid = t >= 0
     assert np.all(t[:-1][valid[:-1]] == r["ids"][1:][valid[:-1]])
+
+    # the training step's mask: flex_attention with the eagerly tiled block mask, eager and compiled (the
+    # mask_mod reads fixed buffers that change every step), equals the dense mask on packed rows
+    L = 1024
+    mbuf = {k: torch.zeros(2, L, dtype=torch.int32) for k in ("doc", "pos", "blk", "anc")}
+    mm = mask_mod_for(mbuf["doc"], mbuf["pos"], mbuf["blk"], mbuf["anc"])
+    fwd = lambda ids, pos, mask: m.logits(m.forward_train(ids, pos, mask))  # noqa: E731
+    compiled = torch.compile(fwd)
+    rs2 = RowStream(TOK, L, 2, 0.5, 100, 4)
+    for step in range(2):
+        rows = [rs2.make_row(rnd, enc, lambda s: len(enc(s)), nxt) for _ in range(2)]
+        for k in mbuf:
+            mbuf[k].copy_(torch.from_numpy(np.stack([row[k] for row in rows])))
+        ids = torch.from_numpy(np.stack([row["ids"] for row in rows])).long()
+        block = make_block_mask(mbuf["doc"], mbuf["pos"], mbuf["blk"], mbuf["anc"], mask_mod=mm)
+        with torch.no_grad():
+            ref = fwd(ids, mbuf["pos"], dense_mask(mbuf["doc"], mbuf["pos"], mbuf["blk"], mbuf["anc"]))
+            d_eager = (fwd(ids, mbuf["pos"], block) - ref).abs().max().item()
+            d_comp = (compiled(ids, mbuf["pos"], block) - ref).abs().max().item()
+        print(f"batch {step}: flex vs dense mask max |dlogit| eager {d_eager:.1e}, compiled {d_comp:.1e}")
+        assert d_eager < 1e-5 and d_comp < 1e-5
     print("ok")
 
 
