@@ -2,8 +2,8 @@
 # One device call: when does an induction head form? Trains 8 small configurations side by side on one GPU on
 # random-token repeat documents only (train.py --repeat-frac 1) and prints, per configuration, the first step at
 # which the repeat answer accuracy reaches 0.9 (or "never"). Configurations cover the open questions of
-# docs/accuracy.md: GPU flex_attention vs dense SDPA (same model), depth (2/4/8 layers), the 8 x 384 model at
-# three learning rates, and 6 x 384.
+# docs/accuracy.md: GPU flex_attention vs dense SDPA (same model), depth at 128 wide (2/4 layers), the 8 x 384
+# model at three learning rates, and 6 and 4 layers x 384.
 #   bash training/induction_sweep.sh [SECONDS]        # default 240; results also in $OUT/induction_sweep.json
 #   DEVICE_ARGS="--device cpu --no-compile --seq 256 --rows 2 --workers 1" bash training/induction_sweep.sh 15  # CPU smoke test
 set -u
@@ -17,7 +17,7 @@ run() {  # name, extra train.py arguments
 run l2d128_flex   --layers 2 --dim 128
 run l2d128_dense  --layers 2 --dim 128 --attention dense
 run l4d128_flex   --layers 4 --dim 128
-run l8d128_flex   --layers 8 --dim 128
+run l4d384_lr2e-3 --layers 4 --dim 384
 run l8d384_lr2e-3 --layers 8 --dim 384
 run l8d384_lr1e-3 --layers 8 --dim 384 --lr 1e-3
 run l8d384_lr5e-3 --layers 8 --dim 384 --lr 5e-3
@@ -40,3 +40,4 @@ for name in sorted(os.listdir(w)):
           f"{last['ans_acc_by_kind'].get('repeat')}, {last['tok_per_s']} tok/s)")
 json.dump(res, open(os.path.join(out, "induction_sweep.json"), "w"), indent=1)
 EOF
+tar -C $W -cf ${OUT:-/tmp}/induction_sweep_logs.tar --exclude='*.safetensors' --exclude='hf' .

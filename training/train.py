@@ -43,6 +43,7 @@ class RowStream(torch.utils.data.IterableDataset):
         self.assoc_frac, self.assoc_until = 0.0, 0.0  # set by main() from --assoc-frac / --assoc-until
         self.repeat_frac, self.repeat_until = 0.0, 0.0  # from --repeat-frac / --repeat-until
         self.recall_frac, self.recall_until, self.recall_late = 0.0, 0.0, 0.0  # from --recall-*
+        self.kind_weights = [1.0] * len(tasks.KINDS)  # relative weights of the RULER kinds, from --kind-weights
         self.progress = progress  # multiprocessing.Value('d'): training progress in [0, 1], set by the main loop
         # curriculum "p1:len1,p2:len2,...": below progress p_i documents are at most len_i tokens
         self.curriculum = [(float(a), int(b)) for a, b in (x.split(":") for x in curriculum.split(",") if x)]
@@ -119,7 +120,7 @@ class RowStream(torch.utils.data.IterableDataset):
             inst = tasks.build_recall(T, next_seed(), count, n_keys)
             kind = "recall"
         else:
-            kind = tasks.KINDS[rnd.randrange(len(tasks.KINDS))]
+            kind = rnd.choices(tasks.KINDS, weights=self.kind_weights)[0]
             inst = tasks.build(kind, T, next_seed(), count, n_extra=rnd.randrange(self.max_extra + 1))
         qa = [(enc(q), enc(" " + a) + [EOS]) for q, a in [(inst.question, inst.answer)] + list(inst.extra_qa)]
         return kind, [BOS] + enc(inst.context), qa
@@ -266,6 +267,9 @@ def main():
                     help="share of documents that are dense recall documents while progress < --recall-until")
     ap.add_argument("--recall-until", type=float, default=0.0)
     ap.add_argument("--recall-late", type=float, default=0.0, help="share of recall documents after that")
+    ap.add_argument("--kind-weights", default="",
+                    help="kind:weight,... relative weights of the RULER task kinds (default 1 each), e.g. "
+                         "niah_multivalue:2,vt:2 to spend more of the budget on the hard ones")
     ap.add_argument("--induction-gate", type=float, default=0.0,
                     help="if > 0: repeat documents only until their answer accuracy reaches this at two logging "
                          "steps in a row; the schedule (curriculum, document mix, cosine) then runs over the rest")
@@ -310,6 +314,9 @@ def main():
     ds.assoc_frac, ds.assoc_until = args.assoc_frac, args.assoc_until
     ds.repeat_frac, ds.repeat_until = args.repeat_frac, args.repeat_until
     ds.recall_frac, ds.recall_until, ds.recall_late = args.recall_frac, args.recall_until, args.recall_late
+    for item in filter(None, args.kind_weights.split(",")):
+        kind, weight = item.split(":")
+        ds.kind_weights[tasks.KINDS.index(kind)] = float(weight)
     dl = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=args.workers, prefetch_factor=4,
                                      pin_memory=(dev == "cuda"), persistent_workers=True)
 
