@@ -52,6 +52,11 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--samples", paramLabel = "N", defaultValue = "5", description = "Instances per cell.")
     int samples;
 
+    @Option(names = "--first-sample", paramLabel = "K", defaultValue = "0",
+            description = "Index of the first held-out instance of each cell (instances K .. K+N-1), to extend an "
+                    + "earlier run with new instances. Default: ${DEFAULT-VALUE}.")
+    int firstSample;
+
     @Option(names = "--block-size", paramLabel = "B", defaultValue = "1024",
             description = "The fixed Star block size (Star with N/4 always runs too). Default: ${DEFAULT-VALUE}.")
     int fixedBlock;
@@ -75,6 +80,9 @@ final class EvalCommand implements Callable<Integer> {
             throw new StarflinkCli.UsageException("--samples, --block-size, --max-new-tokens must be >= 1 and "
                     + "--lengths >= 16");
         }
+        if (firstSample < 0) {
+            throw new StarflinkCli.UsageException("--first-sample must be >= 0, got " + firstSample);
+        }
         List<TaskKind> kinds = new ArrayList<>();
         for (String task : tasks) {
             try {
@@ -97,7 +105,7 @@ final class EvalCommand implements Callable<Integer> {
         for (TaskKind kind : kinds) {
             kindsById.put(kind.id(), kind);
             for (int length : lengths) {
-                for (int i = 0; i < samples; i++) {
+                for (int i = firstSample; i < firstSample + samples; i++) {
                     TaskInstance instance = RulerTasks.evalInstance(kind, length, i,
                             text -> model.tokenizer().encode(text).length);
                     evalSamples.add(new EvalSample(kind.id(), length, instance.context(), instance.question(),

@@ -44,11 +44,35 @@ class EvalCommandTest {
         assertTrue(result.out().contains("star-N/4"), result.out());
     }
 
+    /** Instances 0 and 1 run separately (--first-sample) add up to the run of both: a cell can be extended. */
+    @Test
+    void firstSampleExtendsAnEarlierRunWithTheNextInstances(@TempDir Path tmp) throws Exception {
+        double[] diffs = new double[3];
+        String[][] runs = {{"--samples", "2"}, {"--samples", "1"}, {"--samples", "1", "--first-sample", "1"}};
+        for (int r = 0; r < runs.length; r++) {
+            Path json = tmp.resolve("eval" + r + ".json");
+            List<String> args = new java.util.ArrayList<>(List.of("eval", "--model",
+                    SharedModels.stories260KDir().resolve("stories260K.bin").toString(), "--tasks", "niah_single",
+                    "--lengths", "400", "--block-size", "128", "--max-new-tokens", "2", "--json", json.toString()));
+            args.addAll(List.of(runs[r]));
+            CliRunner result = CliRunner.run(args.toArray(String[]::new));
+            assertEquals(0, result.exitCode(), result.err());
+            for (JsonNode cell : new ObjectMapper().readTree(json.toFile())) {
+                if (cell.get("mode").asText().equals("star-N/4")) {
+                    diffs[r] = cell.get("mean_abs_logit_diff").asDouble();
+                }
+            }
+        }
+        assertTrue(Math.abs(diffs[1] - diffs[2]) > 1e-6, "instances 0 and 1 should differ: " + diffs[1]);
+        assertEquals(diffs[0], (diffs[1] + diffs[2]) / 2, 1e-6);
+    }
+
     @Test
     void refusesLengthsBeyondTheWindowUnlessAllowed() {
         CliRunner.run("eval", "--model", SharedModels.stories260KDir().resolve("stories260K.bin").toString(),
                 "--lengths", "1024").assertOneLineError(1, "exceeds the model's context window of 512");
         CliRunner.run("eval", "--model", SharedModels.stories260KDir().resolve("stories260K.bin").toString(),
                 "--tasks", "nonsense").assertOneLineError(2, "nonsense");
+        CliRunner.run("eval", "--first-sample", "-1").assertOneLineError(2, "--first-sample must be >= 0");
     }
 }
