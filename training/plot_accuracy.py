@@ -77,29 +77,25 @@ def plot_accuracy_vs_length(java, pytorch, out):
     plt.close(fig)
 
 
-# (stage, log file under runs/, label, line style): the shipped model's two stages and the Star-mask variant
-STAGES = [("stage 1, global mask", "s3_call2_global_loss_log.jsonl", "-"),
-          ("stage 1, 50% Star mask", "s3_call2_mixed_loss_log.jsonl", ":"),
-          ("stage 2 (continuation of stage 1 global)", "s3_call3_cont_loss_log.jsonl", "-")]
+# (log file under runs/, line style, first step): the shipped model's two stages (stage 2 continues stage 1's
+# step numbering) and the stage-1 variant trained with the Star mask on half the documents (dotted)
+STAGE1_STEPS = 2520
+STAGES = [("s3_call2_global_loss_log.jsonl", "-", 0), ("s3_call2_mixed_loss_log.jsonl", ":", 0),
+          ("s3_call3_cont_loss_log.jsonl", "-", STAGE1_STEPS)]
 KIND_COLORS = dict(zip(TASKS + ["recall", "repeat"], plt.get_cmap("tab10").colors))
 
 
 def plot_training_curves(model_dir, out):
-    """Answer-token accuracy per document kind on the training batches; stage 2 continues stage 1's steps."""
+    """Answer-token accuracy per document kind on the training batches, over both stages."""
     fig, ax = plt.subplots(figsize=(12, 5.5))
-    offset = 0
-    for label, name, ls in STAGES:
+    for i, (name, ls, first_step) in enumerate(STAGES):
         recs = [json.loads(x) for x in open(os.path.join(model_dir, "runs", name))]
-        base = offset if "stage 2" in label else 0
         for kind in TASKS + ["recall", "repeat"]:
-            pts = [(base + r["step"], r["ans_acc_by_kind"][kind]) for r in recs if kind in r["ans_acc_by_kind"]]
+            pts = [(first_step + r["step"], r["ans_acc_by_kind"][kind]) for r in recs if kind in r["ans_acc_by_kind"]]
             if len(pts) > 3:
-                ax.plot(*zip(*pts), ls=ls, lw=1.0, color=KIND_COLORS[kind],
-                        label=kind if label.startswith("stage 1, global") else None)
-        if label == "stage 1, global mask":
-            offset = recs[-1]["step"]
-            ax.axvline(offset, color="gray", lw=0.8)
-            ax.text(offset, 0.02, " stage 2 starts", fontsize=8, color="gray")
+                ax.plot(*zip(*pts), ls=ls, lw=1.0, color=KIND_COLORS[kind], label=kind if i == 0 else None)
+    ax.axvline(STAGE1_STEPS, color="gray", lw=0.8)
+    ax.text(STAGE1_STEPS, 0.02, " stage 2 starts", fontsize=8, color="gray")
     ax.set_xlabel("step (stage 2 continues the numbering of stage 1; dotted: stage 1 with the Star mask on 50%)")
     ax.set_ylabel("answer-token accuracy on the training batch")
     ax.set_ylim(-0.02, 1.02)

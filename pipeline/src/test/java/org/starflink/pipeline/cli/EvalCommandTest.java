@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -51,7 +52,7 @@ class EvalCommandTest {
         String[][] runs = {{"--samples", "2"}, {"--samples", "1"}, {"--samples", "1", "--first-sample", "1"}};
         for (int r = 0; r < runs.length; r++) {
             Path json = tmp.resolve("eval" + r + ".json");
-            List<String> args = new java.util.ArrayList<>(List.of("eval", "--model",
+            List<String> args = new ArrayList<>(List.of("eval", "--model",
                     SharedModels.stories260KDir().resolve("stories260K.bin").toString(), "--tasks", "niah_single",
                     "--lengths", "400", "--block-size", "128", "--max-new-tokens", "2", "--json", json.toString()));
             args.addAll(List.of(runs[r]));
