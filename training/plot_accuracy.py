@@ -2,9 +2,10 @@
 
     python3 training/plot_accuracy.py [--model-dir models/starflink-synth-14m] [--out docs/figures]
 
-Writes three figures:
+Prints the accuracy tables of docs/accuracy.md, writes eval-synth-14m.csv (the `starflink eval` runs pooled per
+cell) and three figures:
   accuracy_vs_length.png   exact match vs context length, per task and attention mode: the `starflink eval`
-                           table of the shipped model (docs/figures/eval-synth-14m.json, Java engine) with the
+                           runs of the shipped model (docs/figures/eval-synth-14m/*.json, Java engine) with the
                            PyTorch evaluation of the same weights on the GPU (runs/s3_call3_cont_eval.json)
   training_curves.png      answer-token accuracy per document kind over training: stage 1 trained with the
                            global mask and with the Star mask on half the documents, then stage 2
@@ -12,6 +13,7 @@ Writes three figures:
                            that never formed one, the CPU checks and the GPU sweep that did
 """
 import argparse
+import glob
 import json
 import os
 
@@ -27,10 +29,36 @@ MODES = {"global": ("global", "tab:blue", "o"), "star-N/4": ("Star, block = N/4"
 PYTORCH_MODES = {"global": "global", "star_quarter": "star-N/4", "star_b1024": "star-1024"}
 
 
-def load_java(path):
-    """{mode: {task: {length: (accuracy, samples)}}} from a `starflink eval --json` file."""
+def pool_java(paths):
+    """`starflink eval --json` rows of several runs, one row per (task, length, mode) cell: runs that cover other
+    instances of a cell (--first-sample) are pooled, every rate weighted by its sample count."""
+    cells = {}
+    for path in paths:
+        for row in json.load(open(path)):
+            cell = cells.setdefault((row["task"], row["length"], row["mode"]), dict(row, samples=0))
+            n = cell["samples"] + row["samples"]
+            for f in ("accuracy", "top1_agreement", "mean_abs_logit_diff"):
+                cell[f] = (cell[f] * cell["samples"] + row[f] * row["samples"]) / n
+            cell["samples"] = n
+    return sorted(cells.values(), key=lambda r: (TASKS.index(r["task"]), r["length"]))  # stable: modes keep order
+
+
+def write_csv(rows, path):
+    """The same columns as `starflink eval --csv`."""
+    acc = {(r["task"], r["length"], r["mode"]): r["accuracy"] for r in rows}
+    lines = ["task,length,mode,samples,accuracy,star_over_global,top1_agreement,mean_abs_logit_diff"]
+    for r in rows:
+        g = acc[(r["task"], r["length"], "global")]
+        ratio = "-" if r["mode"] == "global" or g == 0 else f"{r['accuracy'] / g:.2f}"
+        lines.append(f"{r['task']},{r['length']},{r['mode']},{r['samples']},{r['accuracy']:.4f},{ratio},"
+                     f"{r['top1_agreement']:.4f},{r['mean_abs_logit_diff']:.6f}")
+    open(path, "w").write("\n".join(lines) + "\n")
+
+
+def load_java(rows):
+    """{mode: {task: {length: (accuracy, samples)}}} from pooled `starflink eval` rows."""
     table = {}
-    for row in json.load(open(path)):
+    for row in rows:
         table.setdefault(row["mode"], {}).setdefault(row["task"], {})[row["length"]] = (row["accuracy"], row["samples"])
     return table
 
@@ -77,25 +105,26 @@ def plot_accuracy_vs_length(java, pytorch, out):
     plt.close(fig)
 
 
-# (log file under runs/, line style, first step): the shipped model's two stages (stage 2 continues stage 1's
-# step numbering) and the stage-1 variant trained with the Star mask on half the documents (dotted)
-STAGE1_STEPS = 2520
-STAGES = [("s3_call2_global_loss_log.jsonl", "-", 0), ("s3_call2_mixed_loss_log.jsonl", ":", 0),
-          ("s3_call3_cont_loss_log.jsonl", "-", STAGE1_STEPS)]
+# (log file under runs/, line style, continues stage 1): the shipped model's two stages (stage 2 continues stage
+# 1's step numbering) and the stage-1 variant trained with the Star mask on half the documents (dotted)
+STAGES = [("s3_call2_global_loss_log.jsonl", "-", False), ("s3_call2_mixed_loss_log.jsonl", ":", False),
+          ("s3_call3_cont_loss_log.jsonl", "-", True)]
 KIND_COLORS = dict(zip(TASKS + ["recall", "repeat"], plt.get_cmap("tab10").colors))
 
 
 def plot_training_curves(model_dir, out):
     """Answer-token accuracy per document kind on the training batches, over both stages."""
+    logs = [[json.loads(x) for x in open(os.path.join(model_dir, "runs", name))] for name, _, _ in STAGES]
+    stage1_steps = logs[0][-1]["step"]
     fig, ax = plt.subplots(figsize=(12, 5.5))
-    for i, (name, ls, first_step) in enumerate(STAGES):
-        recs = [json.loads(x) for x in open(os.path.join(model_dir, "runs", name))]
+    for i, ((_, ls, continues), recs) in enumerate(zip(STAGES, logs)):
+        first_step = stage1_steps if continues else 0
         for kind in TASKS + ["recall", "repeat"]:
             pts = [(first_step + r["step"], r["ans_acc_by_kind"][kind]) for r in recs if kind in r["ans_acc_by_kind"]]
             if len(pts) > 3:
                 ax.plot(*zip(*pts), ls=ls, lw=1.0, color=KIND_COLORS[kind], label=kind if i == 0 else None)
-    ax.axvline(STAGE1_STEPS, color="gray", lw=0.8)
-    ax.text(STAGE1_STEPS, 0.02, " stage 2 starts", fontsize=8, color="gray")
+    ax.axvline(stage1_steps, color="gray", lw=0.8)
+    ax.text(stage1_steps, 0.02, " stage 2 starts", fontsize=8, color="gray")
     ax.set_xlabel("step (stage 2 continues the numbering of stage 1; dotted: stage 1 with the Star mask on 50%)")
     ax.set_ylabel("answer-token accuracy on the training batch")
     ax.set_ylim(-0.02, 1.02)
@@ -164,7 +193,9 @@ def main():
     ap.add_argument("--out", default="docs/figures")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    java = load_java(os.path.join(args.out, "eval-synth-14m.json"))
+    rows = pool_java(sorted(glob.glob(os.path.join(args.out, "eval-synth-14m", "*.json"))))
+    write_csv(rows, os.path.join(args.out, "eval-synth-14m.csv"))
+    java = load_java(rows)
     pytorch = load_pytorch(os.path.join(args.model_dir, "runs", "s3_call3_cont_eval.json"))
     print("starflink eval (global / Star N/4 / Star 1024, %):\n" + markdown_table(java))
     print("PyTorch on the GPU:\n" + markdown_table(pytorch))

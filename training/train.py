@@ -205,24 +205,22 @@ def mask_mod_for(doc, pos, blk, anc):
 
 
 def dense_mask(doc, pos, blk, anc):
-    """The same mask as mask_mod_for, materialised: bool [B, 1, L, L] (True = attend) for SDPA."""
-    ar = torch.arange(doc.shape[1], device=doc.device)
-    return ((doc[:, :, None] == doc[:, None, :]) & (ar[:, None] >= ar[None, :])
-            & ((blk[:, :, None] < 0) | (blk[:, :, None] == blk[:, None, :]) | (pos[:, None, :] < anc[:, :, None])))[:, None]
+    """mask_mod_for's mask, materialised by evaluating it on broadcast indices: bool [B, 1, L, L] (True = attend)."""
+    B, L = doc.shape
+    ar = torch.arange(L, device=doc.device)
+    rows = torch.arange(B, device=doc.device)[:, None, None]
+    return mask_mod_for(doc, pos, blk, anc)(rows, 0, ar[None, :, None], ar[None, None, :])[:, None]
 
 
 def make_block_mask(doc, pos, blk, anc, bs=128, mask_mod=None):
-    """BlockMask built eagerly (no compile): the dense mask of one row at a time, reduced to 128x128 tiles
-    (empty / full / partial); partial tiles are refined in the kernel by the same mask_mod."""
+    """BlockMask built eagerly (no compile): the dense mask of one row at a time (bounded memory), reduced to
+    128x128 tiles (empty / full / partial); partial tiles are refined in the kernel by the same mask_mod."""
     from torch.nn.attention.flex_attention import BlockMask
     B, L = doc.shape
     nb = L // bs
-    ar = torch.arange(L, device=doc.device)
-    causal = ar[:, None] >= ar[None, :]
     partial_l, full_l = [], []
     for r in range(B):
-        d, p, bl, an = doc[r], pos[r], blk[r], anc[r]
-        m = (d[:, None] == d[None, :]) & causal & ((bl[:, None] < 0) | (bl[:, None] == bl[None, :]) | (p[None, :] < an[:, None]))
+        m = dense_mask(doc[r:r + 1], pos[r:r + 1], blk[r:r + 1], anc[r:r + 1])[0, 0]  # [L, L]
         mb = m.view(nb, bs, nb, bs)
         anyb = mb.any(dim=3).any(dim=1)
         allb = mb.all(dim=3).all(dim=1)
@@ -378,7 +376,7 @@ def main():
         else:
             if schedule_start is None:
                 schedule_start = budget_used
-                gate_opened_at = step
+                gate_opened_at = step if args.induction_gate > 0 else None
             prog = (budget_used - schedule_start) / (1.0 - schedule_start)
             progress.value = prog
         lr = args.lr * min(1.0, (step + 1) / args.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(prog, 1.0))))
