@@ -57,8 +57,9 @@ public final class EngineBenchmark {
         int[] prompt = RandomWeights.tokens(new Random(seed), c.promptTokens(), c.loaded().config().vocabSize());
         // No EOS: always decode the full count.
         Generator generator = new Generator(c.loaded().tokenizer(), java.util.Set.of());
-        return generator.generate(new GlobalSession(transformer, c.promptTokens() + c.decodeTokens()), prompt,
-                SamplingParams.greedy(c.decodeTokens()), t -> { });
+        try (GlobalSession session = new GlobalSession(transformer, c.promptTokens() + c.decodeTokens())) {
+            return generator.generate(session, prompt, SamplingParams.greedy(c.decodeTokens()), t -> { });
+        }
     }
 
     /** Random weights have no text: this tokenizer renders ids as nothing (throughput does not need text). */

@@ -46,7 +46,7 @@ public final class StarVsGlobalBenchmark {
         System.out.printf("%8s %7s %12s %12s %14s %10s%n", "tokens", "blocks", "global s", "star s",
                 "star s/block", "global/star");
         generator.encode(RandomWeights.tokens(new Random(0), blockSize, model.config().vocabSize()),
-                BlockLayout.of(blockSize)); // warm-up
+                BlockLayout.of(blockSize)).close(); // warm-up
         List<String> rows = new ArrayList<>();
         rows.add("model,tokens,block_size,blocks,global_s,star_s,star_s_per_block");
         for (int length : lengths) {
@@ -60,6 +60,8 @@ public final class StarVsGlobalBenchmark {
                     starSeconds / blocks, globalSeconds / starSeconds);
             rows.add(String.format("%s,%d,%d,%d,%.4f,%.4f,%.4f", modelName, length, blockSize, blocks,
                     globalSeconds, starSeconds, starSeconds / blocks));
+            star.close();
+            global.close();
         }
         if (csv != null) {
             Files.write(Path.of(csv), rows);

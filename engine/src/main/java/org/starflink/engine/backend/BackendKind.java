@@ -12,10 +12,15 @@ public enum BackendKind {
     /** Plain Java, float64 accumulation: slow, the reference. */
     REFERENCE;
 
+    /** A backend of this kind with BF16 KV caches (the default). */
     public Backend create(Model model) {
+        return create(model, KvPrecision.BF16);
+    }
+
+    public Backend create(Model model, KvPrecision kvPrecision) {
         return switch (this) {
-            case DJL -> new DjlBackend(model.config(), model.weights());
-            case REFERENCE -> new ReferenceBackend(model.config(), model.weights());
+            case DJL -> new DjlBackend(model.config(), model.weights(), kvPrecision);
+            case REFERENCE -> new ReferenceBackend(model.config(), model.weights(), kvPrecision);
         };
     }
 

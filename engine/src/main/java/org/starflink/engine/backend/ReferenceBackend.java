@@ -1,24 +1,27 @@
 package org.starflink.engine.backend;
 
-import org.starflink.engine.attention.AttentionPartial;
-import org.starflink.engine.forward.KvSpan;
-import org.starflink.engine.forward.Rope;
+import java.util.List;
 import org.starflink.engine.model.LayerWeights;
 import org.starflink.engine.model.ModelConfig;
 import org.starflink.engine.model.ModelWeights;
+import org.starflink.engine.model.WeightSource;
 
 /**
- * The plain-Java reference: straight loops over the weights, every dot product and softmax sum accumulated in
- * float64. Slow and obviously right; every other backend is compared against it.
+ * The plain-Java reference: straight loops over float32 weights on the heap, every dot product and softmax sum
+ * accumulated in float64, tensors in Java arrays ({@link HostTensor}). Slow and obviously right; every other
+ * backend is compared against it.
  */
 public final class ReferenceBackend implements Backend {
     private final ModelConfig config;
     private final ModelWeights weights;
+    private final KvPrecision kvPrecision;
     private final Rope rope;
+    private final HandleLedger ledger = new HandleLedger();
 
-    public ReferenceBackend(ModelConfig config, ModelWeights weights) {
+    public ReferenceBackend(ModelConfig config, WeightSource weights, KvPrecision kvPrecision) {
         this.config = config;
-        this.weights = weights;
+        this.weights = ModelWeights.read(weights, config);
+        this.kvPrecision = kvPrecision;
         this.rope = new Rope(config);
     }
 
@@ -33,88 +36,144 @@ public final class ReferenceBackend implements Backend {
     }
 
     @Override
-    public float[] embed(int[] tokens) {
-        return TokenEmbedding.lookup(weights.tokenEmbedding(), config.dim(), tokens);
+    public KvPrecision kvPrecision() {
+        return kvPrecision;
     }
 
     @Override
-    public QkvProjection projectQkv(int layer, float[] x, int[] positions) {
-        LayerWeights w = weights.layers().get(layer);
+    public Tensor embed(Arena arena, int[] tokens) {
+        return host(arena, TokenEmbedding.lookup(weights.tokenEmbedding(), config.dim(), tokens), tokens.length,
+                config.dim());
+    }
+
+    @Override
+    public Tensor upload(Arena arena, float[] values, int... shape) {
+        return host(arena, values.clone(), shape);
+    }
+
+    @Override
+    public float[] download(Tensor tensor) {
+        return data(tensor).clone();
+    }
+
+    @Override
+    public Tensor rows(Arena arena, Tensor x, int from, int to) {
+        int width = x.dim(1);
+        return host(arena, java.util.Arrays.copyOfRange(data(x), from * width, to * width), to - from, width);
+    }
+
+    @Override
+    public Qkv projectQkv(Arena arena, int layer, Tensor xTensor, int[] positions) {
         int rows = positions.length;
-        float[] normed = rmsNorm(x, rows, w.attentionNorm());
+        Tensor.requireShape(xTensor, "x", rows, config.dim());
+        LayerWeights w = weights.layers().get(layer);
+        float[] normed = rmsNorm(data(xTensor), rows, w.attentionNorm());
         float[] q = matmul(normed, rows, config.dim(), w.wq(), config.queryWidth(), w.bq());
         float[] k = matmul(normed, rows, config.dim(), w.wk(), config.kvWidth(), w.bk());
         float[] v = matmul(normed, rows, config.dim(), w.wv(), config.kvWidth(), w.bv());
         rope.apply(q, config.heads(), positions);
         rope.apply(k, config.kvHeads(), positions);
-        return new QkvProjection(q, k, v);
+        int hd = config.headDim();
+        return new Qkv(host(arena, q, rows, config.heads(), hd), host(arena, k, rows, config.kvHeads(), hd),
+                host(arena, v, rows, config.kvHeads(), hd));
     }
 
     @Override
-    public AttentionPartial attend(float[] q, int[] queryPositions, KvSpan kv) {
+    public KvCache newKvCache(int expectedTokens) {
+        return new HostKvCache(config.layers(), config.kvWidth(), config.headDim(), kvPrecision, expectedTokens,
+                ledger, this::data);
+    }
+
+    @Override
+    public Partial attend(Arena arena, Tensor qTensor, int[] queryPositions, KvCache kvCache, int layer) {
         int rows = queryPositions.length;
-        int keyCount = kv.length();
-        int[] keyPositions = kv.positions();
-        float[] keys = kv.keys();
-        float[] values = kv.values();
         int heads = config.heads();
         int kvHeads = config.kvHeads();
+        int group = config.groupSize();
         int hd = config.headDim();
+        Tensor.requireShape(qTensor, "q", rows, heads, hd);
+        float[] q = data(qTensor);
+        HostKvCache kv = CpuKernels.hostCache(kvCache);
+        int keyCount = kv.length(layer);
+        int[] keyPositions = kv.positionsView(layer);
         double scale = 1.0 / Math.sqrt(hd);
         float[] output = new float[rows * heads * hd];
         float[] lse = new float[rows * heads];
-        double[] scores = new double[keyCount];
-        double[] acc = new double[hd];
+        double[][] scores = new double[group][keyCount];
+        double[][] acc = new double[group][hd];
+        double[] max = new double[group];
+        double[] sum = new double[group];
+        float[] row = new float[hd];
         for (int t = 0; t < rows; t++) {
-            for (int h = 0; h < heads; h++) {
-                int kvHead = h / config.groupSize();
-                int qBase = (t * heads + h) * hd;
-                double max = Double.NEGATIVE_INFINITY;
+            for (int kvHead = 0; kvHead < kvHeads; kvHead++) {
+                // The group's query heads h = kvHead * G + g all read KV head kvHead: widen each key row once.
+                java.util.Arrays.fill(max, Double.NEGATIVE_INFINITY);
+                for (int s = 0; s < keyCount; s++) {
+                    boolean visible = keyPositions[s] <= queryPositions[t];
+                    if (visible) {
+                        kv.keyRow(layer, s, kvHead, row);
+                    }
+                    for (int g = 0; g < group; g++) {
+                        if (!visible) {
+                            scores[g][s] = Double.NEGATIVE_INFINITY;
+                            continue;
+                        }
+                        int qBase = (t * heads + kvHead * group + g) * hd;
+                        double dot = 0;
+                        for (int i = 0; i < hd; i++) {
+                            dot += (double) q[qBase + i] * row[i];
+                        }
+                        scores[g][s] = dot * scale;
+                        max[g] = Math.max(max[g], scores[g][s]);
+                    }
+                }
+                java.util.Arrays.fill(sum, 0);
+                for (double[] a : acc) {
+                    java.util.Arrays.fill(a, 0);
+                }
                 for (int s = 0; s < keyCount; s++) {
                     if (keyPositions[s] > queryPositions[t]) {
-                        scores[s] = Double.NEGATIVE_INFINITY;
                         continue;
                     }
-                    int kBase = (s * kvHeads + kvHead) * hd;
-                    double dot = 0;
-                    for (int i = 0; i < hd; i++) {
-                        dot += (double) q[qBase + i] * keys[kBase + i];
+                    kv.valueRow(layer, s, kvHead, row);
+                    for (int g = 0; g < group; g++) {
+                        double p = Math.exp(scores[g][s] - max[g]);
+                        sum[g] += p;
+                        for (int i = 0; i < hd; i++) {
+                            acc[g][i] += p * row[i];
+                        }
                     }
-                    scores[s] = dot * scale;
-                    max = Math.max(max, scores[s]);
                 }
-                if (max == Double.NEGATIVE_INFINITY) {
-                    lse[t * heads + h] = Float.NEGATIVE_INFINITY;
-                    continue;
-                }
-                double sum = 0;
-                java.util.Arrays.fill(acc, 0);
-                for (int s = 0; s < keyCount; s++) {
-                    if (scores[s] == Double.NEGATIVE_INFINITY) {
+                for (int g = 0; g < group; g++) {
+                    int h = kvHead * group + g;
+                    if (max[g] == Double.NEGATIVE_INFINITY) {
+                        lse[t * heads + h] = Float.NEGATIVE_INFINITY; // no visible key: zero output
                         continue;
                     }
-                    double p = Math.exp(scores[s] - max);
-                    sum += p;
-                    int vBase = (s * kvHeads + kvHead) * hd;
                     for (int i = 0; i < hd; i++) {
-                        acc[i] += p * values[vBase + i];
+                        output[(t * heads + h) * hd + i] = (float) (acc[g][i] / sum[g]);
                     }
+                    lse[t * heads + h] = (float) (max[g] + Math.log(sum[g]));
                 }
-                for (int i = 0; i < hd; i++) {
-                    output[qBase + i] = (float) (acc[i] / sum);
-                }
-                lse[t * heads + h] = (float) (max + Math.log(sum));
             }
         }
-        return new AttentionPartial(rows, heads, output, lse);
+        return new Partial(host(arena, output, rows, heads, hd), host(arena, lse, rows, heads));
     }
 
     @Override
-    public float[] finishLayer(int layer, float[] x, float[] attention) {
-        LayerWeights w = weights.layers().get(layer);
+    public Partial merge(Arena arena, List<Partial> partials) {
+        return CpuKernels.merge(partials, this::data, (values, shape) -> host(arena, values, shape));
+    }
+
+    @Override
+    public Tensor finishLayer(Arena arena, int layer, Tensor xTensor, Tensor attentionTensor) {
         int dim = config.dim();
-        int rows = x.length / dim;
-        float[] projected = matmul(attention, rows, config.queryWidth(), w.wo(), dim, null);
+        int rows = xTensor.dim(0);
+        Tensor.requireShape(xTensor, "x", rows, dim);
+        Tensor.requireShape(attentionTensor, "attention", rows, config.heads(), config.headDim());
+        LayerWeights w = weights.layers().get(layer);
+        float[] x = data(xTensor);
+        float[] projected = matmul(data(attentionTensor), rows, config.queryWidth(), w.wo(), dim, null);
         float[] h = new float[x.length];
         for (int i = 0; i < h.length; i++) {
             h[i] = x[i] + projected[i];
@@ -130,14 +189,32 @@ public final class ReferenceBackend implements Backend {
         for (int i = 0; i < h.length; i++) {
             h[i] += down[i];
         }
-        return h;
+        return host(arena, h, rows, dim);
     }
 
     @Override
-    public float[] logits(float[] x) {
-        int rows = x.length / config.dim();
-        float[] normed = rmsNorm(x, rows, weights.finalNorm());
+    public float[] logits(Tensor xTensor) {
+        int rows = xTensor.dim(0);
+        Tensor.requireShape(xTensor, "x", rows, config.dim());
+        float[] normed = rmsNorm(data(xTensor), rows, weights.finalNorm());
         return matmul(normed, rows, config.dim(), weights.outputHead(), config.vocabSize(), null);
+    }
+
+    @Override
+    public long liveHandles() {
+        return ledger.open();
+    }
+
+    private HostTensor host(Arena arena, float[] values, int... shape) {
+        return arena.own(new HostTensor(ledger, values, shape));
+    }
+
+    private float[] data(Tensor tensor) {
+        if (!(tensor instanceof HostTensor host)) {
+            throw new IllegalArgumentException(tensor + " is not a tensor of the reference backend");
+        }
+        host.checkUsableBy(ledger);
+        return host.data();
     }
 
     /** x: [rows, dim] -> x / rms(x) * weight, per row. */

@@ -5,13 +5,13 @@ import java.nio.file.Path;
 import org.starflink.engine.EngineException;
 import org.starflink.engine.model.Model;
 import org.starflink.engine.model.ModelConfig;
-import org.starflink.engine.model.ModelWeights;
 import org.starflink.engine.tokenizer.HfTokenizer;
 
 /**
  * Loads a Hugging Face checkpoint directory (config.json, safetensors weights, tokenizer.json) of a supported
- * Llama-family architecture into a {@link Model}. Cheap checks run first: the config, every safetensors header
- * and the tokenizer are validated before the weights are read.
+ * Llama-family architecture into a {@link Model}: the config, every safetensors header (presence and shape of
+ * every tensor) and the tokenizer are validated here; the weights are read later, by each backend, one tensor at
+ * a time.
  */
 public final class HfCheckpoint {
     private HfCheckpoint() {
@@ -27,19 +27,20 @@ public final class HfCheckpoint {
             throw new EngineException(dir + " is not a checkpoint directory");
         }
         ModelConfig config = HfConfig.read(dir);
-        try (ShardedSafetensors tensors = ShardedSafetensors.open(dir)) {
+        // The files stay open (memory-mapped) for as long as the model lives: backends read them when created.
+        ShardedSafetensors tensors = ShardedSafetensors.open(dir);
+        try {
+            HfWeights weights = HfWeights.open(tensors, config);
             HfTokenizer tokenizer = HfTokenizer.load(tokenizerOverride != null ? tokenizerOverride : dir);
-            try {
-                if (tokenizer.vocabSize() > config.vocabSize()) {
-                    throw new EngineException(dir + ": the tokenizer has " + tokenizer.vocabSize()
-                            + " tokens but the model's vocab_size is " + config.vocabSize());
-                }
-                ModelWeights weights = HfWeights.read(tensors, config);
-                return new Model(dir.toString(), config, weights, tokenizer);
-            } catch (RuntimeException e) {
+            if (tokenizer.vocabSize() > config.vocabSize()) {
                 tokenizer.close();
-                throw e;
+                throw new EngineException(dir + ": the tokenizer has " + tokenizer.vocabSize()
+                        + " tokens but the model's vocab_size is " + config.vocabSize());
             }
+            return new Model(dir.toString(), config, weights, tokenizer);
+        } catch (RuntimeException e) {
+            tensors.close();
+            throw e;
         }
     }
 }

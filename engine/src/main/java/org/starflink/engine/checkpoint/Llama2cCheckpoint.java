@@ -8,14 +8,16 @@ import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import org.starflink.engine.EngineException;
-import org.starflink.engine.model.LayerWeights;
 import org.starflink.engine.model.Model;
 import org.starflink.engine.model.ModelConfig;
-import org.starflink.engine.model.ModelWeights;
+import org.starflink.engine.model.WeightName;
+import org.starflink.engine.model.WeightSource;
 import org.starflink.engine.model.RopeStyle;
 import org.starflink.engine.tokenizer.Llama2cTokenizer;
 
@@ -66,7 +68,7 @@ public final class Llama2cCheckpoint {
                         + " bytes, the header's shapes need " + expected);
             }
             FloatBuffer floats = bytes.position(HEADER_BYTES).slice().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
-            return new Model(checkpoint.toString(), config, readWeights(config, floats),
+            return new Model(checkpoint.toString(), config, new Llama2cWeights(config, floats),
                     Llama2cTokenizer.load(tokenizerFile, vocab));
         } catch (IOException e) {
             throw new EngineException("cannot read checkpoint " + checkpoint + ": " + e.getMessage(), e);
@@ -100,41 +102,51 @@ public final class Llama2cCheckpoint {
         return HEADER_BYTES + floats * Float.BYTES;
     }
 
-    private static ModelWeights readWeights(ModelConfig c, FloatBuffer in) {
-        int dim = c.dim();
-        int layers = c.layers();
-        float[] embedding = read(in, c.vocabSize() * dim);
-        float[][] attentionNorm = readPerLayer(in, layers, dim);
-        float[][] wq = readPerLayer(in, layers, c.queryWidth() * dim);
-        float[][] wk = readPerLayer(in, layers, c.kvWidth() * dim);
-        float[][] wv = readPerLayer(in, layers, c.kvWidth() * dim);
-        float[][] wo = readPerLayer(in, layers, dim * c.queryWidth());
-        float[][] ffnNorm = readPerLayer(in, layers, dim);
-        float[][] w1 = readPerLayer(in, layers, c.hiddenDim() * dim);
-        float[][] w2 = readPerLayer(in, layers, dim * c.hiddenDim());
-        float[][] w3 = readPerLayer(in, layers, c.hiddenDim() * dim);
-        float[] finalNorm = read(in, dim);
-        in.position(in.position() + c.maxPositions() * c.headDim()); // skip the legacy RoPE tables
-        float[] head = c.tiedEmbeddings() ? embedding : read(in, c.vocabSize() * dim);
-        List<LayerWeights> layerWeights = new ArrayList<>();
-        for (int l = 0; l < layers; l++) {
-            layerWeights.add(new LayerWeights(attentionNorm[l], wq[l], wk[l], wv[l], null, null, null, wo[l],
-                    ffnNorm[l], w1[l], w3[l], w2[l]));
-        }
-        return new ModelWeights(embedding, layerWeights, finalNorm, head);
-    }
+    /**
+     * The tensors of the mapped file, in its fixed order: embedding, then each kind for all layers (attention
+     * norms, wq, wk, wv, wo, ffn norms, w1, w2, w3), the final norm, the unused legacy RoPE tables, and the
+     * output head unless tied. Reads copy one tensor out of the mapping.
+     */
+    private static final class Llama2cWeights implements WeightSource {
+        private final FloatBuffer floats;
+        private final ModelConfig config;
+        private final Map<WeightName, Integer> offsets = new HashMap<>();
 
-    private static float[][] readPerLayer(FloatBuffer in, int layers, int size) {
-        float[][] out = new float[layers][];
-        for (int l = 0; l < layers; l++) {
-            out[l] = read(in, size);
+        Llama2cWeights(ModelConfig c, FloatBuffer floats) {
+            this.floats = floats;
+            this.config = c;
+            int offset = place(WeightName.Kind.TOKEN_EMBEDDING, -1, 0);
+            for (WeightName.Kind kind : List.of(WeightName.Kind.ATTENTION_NORM, WeightName.Kind.WQ,
+                    WeightName.Kind.WK, WeightName.Kind.WV, WeightName.Kind.WO, WeightName.Kind.FFN_NORM,
+                    WeightName.Kind.W_GATE, WeightName.Kind.W_DOWN, WeightName.Kind.W_UP)) {
+                for (int l = 0; l < c.layers(); l++) {
+                    offset = place(kind, l, offset);
+                }
+            }
+            offset = place(WeightName.Kind.FINAL_NORM, -1, offset);
+            offset += c.maxPositions() * c.headDim(); // the legacy RoPE tables
+            offsets.put(WeightName.of(WeightName.Kind.OUTPUT_HEAD), c.tiedEmbeddings() ? 0 : offset);
         }
-        return out;
-    }
 
-    private static float[] read(FloatBuffer in, int size) {
-        float[] out = new float[size];
-        in.get(out);
-        return out;
+        private int place(WeightName.Kind kind, int layer, int offset) {
+            WeightName name = new WeightName(kind, layer);
+            offsets.put(name, offset);
+            return offset + size(name);
+        }
+
+        private int size(WeightName name) {
+            return Arrays.stream(name.shape(config)).reduce(1, Math::multiplyExact);
+        }
+
+        @Override
+        public float[] read(WeightName name) {
+            Integer offset = offsets.get(name);
+            if (offset == null) {
+                throw new EngineException("a llama2.c checkpoint has no " + name);
+            }
+            float[] values = new float[size(name)];
+            floats.slice(offset, values.length).get(values);
+            return values;
+        }
     }
 }

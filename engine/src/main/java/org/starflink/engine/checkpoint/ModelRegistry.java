@@ -6,6 +6,7 @@ import java.util.Objects;
 import java.util.concurrent.ConcurrentHashMap;
 import org.starflink.engine.backend.Backend;
 import org.starflink.engine.backend.BackendKind;
+import org.starflink.engine.backend.KvPrecision;
 import org.starflink.engine.model.Model;
 
 /**
@@ -17,7 +18,7 @@ public final class ModelRegistry {
     private record ModelKey(Path model, Path tokenizer) {
     }
 
-    private record BackendKey(Model model, BackendKind kind) {
+    private record BackendKey(Model model, BackendKind kind, KvPrecision kvPrecision) {
     }
 
     private static final Map<ModelKey, Model> MODELS = new ConcurrentHashMap<>();
@@ -32,8 +33,14 @@ public final class ModelRegistry {
         return MODELS.computeIfAbsent(key, k -> CheckpointLoader.load(k.model(), k.tokenizer()));
     }
 
+    /** The JVM's backend of {@code kind} for {@code model}, with BF16 KV caches (the default). */
     public static Backend backend(Model model, BackendKind kind) {
+        return backend(model, kind, KvPrecision.BF16);
+    }
+
+    public static Backend backend(Model model, BackendKind kind, KvPrecision kvPrecision) {
         Objects.requireNonNull(model);
-        return BACKENDS.computeIfAbsent(new BackendKey(model, kind), k -> k.kind().create(k.model()));
+        return BACKENDS.computeIfAbsent(new BackendKey(model, kind, kvPrecision),
+                k -> k.kind().create(k.model(), k.kvPrecision()));
     }
 }

@@ -138,6 +138,33 @@ public final class Safetensors implements AutoCloseable {
 
     /** The tensor's elements, row-major, widened to float32. */
     public float[] read(String name) {
+        float[] values = new float[elementCount(name)];
+        forEachWindow(name, (dtype, window, offset, count) -> dtype.widen(window, values, offset, count));
+        return values;
+    }
+
+    /** The tensor's elements, row-major, as BF16 bits: copied from BF16 data, rounded to nearest even otherwise. */
+    public short[] readBf16(String name) {
+        short[] bits = new short[elementCount(name)];
+        forEachWindow(name, (dtype, window, offset, count) -> dtype.toBf16(window, bits, offset, count));
+        return bits;
+    }
+
+    /** What a reader does with one mapped window of a tensor: {@code count} elements from element {@code offset}. */
+    private interface WindowReader {
+        void accept(SafetensorsDtype dtype, ByteBuffer window, int offset, int count);
+    }
+
+    private int elementCount(String name) {
+        long count = header(name).elementCount();
+        if (count > MAX_ELEMENTS) {
+            throw fail(file, "tensor " + name + " has " + count + " elements, more than one Java array holds");
+        }
+        return (int) count;
+    }
+
+    /** Maps the tensor window by window (one mapping cannot exceed 2 GiB) and hands each to {@code reader}. */
+    private void forEachWindow(String name, WindowReader reader) {
         TensorHeader header = header(name);
         SafetensorsDtype dtype = SafetensorsDtype.forName(header.dtype());
         if (dtype == null) {
@@ -146,22 +173,17 @@ public final class Safetensors implements AutoCloseable {
                     + ")");
         }
         long count = header.elementCount();
-        if (count > MAX_ELEMENTS) {
-            throw fail(file, "tensor " + name + " has " + count + " elements, more than one Java array holds");
-        }
-        float[] values = new float[(int) count];
         long windowElements = windowBytes / dtype.bytes;
         try {
             for (long done = 0; done < count; done += windowElements) {
                 int n = (int) Math.min(windowElements, count - done);
                 MappedByteBuffer window = channel.map(FileChannel.MapMode.READ_ONLY,
                         dataStart + header.dataBegin() + done * dtype.bytes, (long) n * dtype.bytes);
-                dtype.widen(window.order(ByteOrder.LITTLE_ENDIAN), values, (int) done, n);
+                reader.accept(dtype, window.order(ByteOrder.LITTLE_ENDIAN), (int) done, n);
             }
         } catch (IOException e) {
             throw new EngineException(file + ": cannot read tensor " + name + " (" + e + ")", e);
         }
-        return values;
     }
 
     /** Releases the file; mapped windows already handed out stay valid until they are garbage collected. */

@@ -1,7 +1,9 @@
 package org.starflink.engine.checkpoint;
 
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.ShortBuffer;
+import org.starflink.engine.numeric.Bf16;
 
 /** The safetensors element types the engine reads, each widened to float32. */
 enum SafetensorsDtype {
@@ -45,6 +47,27 @@ enum SafetensorsDtype {
             halves.get(scratch, 0, n);
             for (int i = 0; i < n; i++) {
                 target[offset + done + i] = this == BF16 ? bf16ToFloat(scratch[i]) : F16_TO_FLOAT[scratch[i] & 0xffff];
+            }
+            done += n;
+        }
+    }
+
+    /**
+     * Converts {@code count} little-endian elements starting at {@code source}'s position into BF16 bits at
+     * {@code target[offset ...]}: a copy for BF16, round to nearest even for F32 and F16.
+     */
+    void toBf16(ByteBuffer source, short[] target, int offset, int count) {
+        if (this == BF16) {
+            source.asShortBuffer().get(target, offset, count);
+            return;
+        }
+        float[] scratch = new float[Math.min(count, SCRATCH_ELEMENTS)];
+        for (int done = 0; done < count; ) {
+            int n = Math.min(scratch.length, count - done);
+            widen(source.slice(source.position() + done * bytes, n * bytes).order(ByteOrder.LITTLE_ENDIAN),
+                    scratch, 0, n);
+            for (int i = 0; i < n; i++) {
+                target[offset + done + i] = Bf16.fromFloat(scratch[i]);
             }
             done += n;
         }

@@ -96,6 +96,10 @@ public final class ShardedSafetensors implements AutoCloseable {
         return owner(name).read(name);
     }
 
+    public short[] readBf16(String name) {
+        return owner(name).readBf16(name);
+    }
+
     @Override
     public void close() {
         shards.forEach(Safetensors::close);

@@ -84,17 +84,20 @@ public final class EvalRunner {
             float[] globalLogits = null;
             StringBuilder line = new StringBuilder();
             for (EvalMode mode : modes) {
-                EncodedContext encoded = generator.encode(context, mode.layout(context.length));
-                FirstLogitsSession session = new FirstLogitsSession(
-                        generator.session(encoded, question.length + maxNewTokens));
-                GenerationResult result = new Generator(model.tokenizer(), model.config().eosIds())
-                        .generate(session, question, SamplingParams.greedy(maxNewTokens), t -> { });
+                GenerationResult result;
+                float[] logits;
+                try (EncodedContext encoded = generator.encode(context, mode.layout(context.length));
+                     FirstLogitsSession session = new FirstLogitsSession(
+                             generator.session(encoded, question.length + maxNewTokens))) {
+                    result = new Generator(model.tokenizer(), model.config().eosIds())
+                            .generate(session, question, SamplingParams.greedy(maxNewTokens), t -> { });
+                    logits = session.firstLogits();
+                }
                 Cell cell = cells.computeIfAbsent(sample.task() + "|" + sample.length() + "|" + mode.name(),
                         k -> new Cell(sample.task(), sample.length(), mode.name()));
                 boolean correct = exactMatch.test(sample, result.text());
                 cell.samples++;
                 cell.correct += correct ? 1 : 0;
-                float[] logits = session.firstLogits();
                 if (globalLogits == null) {
                     globalLogits = logits;
                 }

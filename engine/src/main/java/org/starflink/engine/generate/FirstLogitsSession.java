@@ -26,6 +26,11 @@ public final class FirstLogitsSession implements Session {
         return inner.length();
     }
 
+    @Override
+    public void close() {
+        inner.close();
+    }
+
     /** [vocab], or null before the first feed. */
     public float[] firstLogits() {
         return firstLogits;

@@ -1,7 +1,7 @@
 package org.starflink.engine.generate;
 
 import java.util.List;
-import org.starflink.engine.forward.KvCache;
+import org.starflink.engine.backend.KvCache;
 import org.starflink.engine.forward.Transformer;
 
 /** Ordinary causal decoding over one KV cache: the baseline every Star result is compared with. */
@@ -11,8 +11,7 @@ public final class GlobalSession implements Session {
 
     public GlobalSession(Transformer transformer, int expectedLength) {
         this.transformer = transformer;
-        var config = transformer.backend().config();
-        this.cache = new KvCache(config.layers(), config.kvWidth(), expectedLength);
+        this.cache = transformer.backend().newKvCache(expectedLength);
     }
 
     @Override
@@ -23,5 +22,10 @@ public final class GlobalSession implements Session {
     @Override
     public int length() {
         return cache.length();
+    }
+
+    @Override
+    public void close() {
+        cache.close();
     }
 }

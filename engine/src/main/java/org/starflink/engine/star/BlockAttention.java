@@ -1,8 +1,10 @@
 package org.starflink.engine.star;
 
 import org.starflink.engine.attention.AttentionPartial;
+import org.starflink.engine.attention.LayerRequest;
+import org.starflink.engine.backend.Arena;
 import org.starflink.engine.backend.Backend;
-import org.starflink.engine.forward.KvCache;
+import org.starflink.engine.backend.KvCache;
 
 /** A context block's side of phase 2: the partial attention of the host's query rows over the block's KV. */
 public final class BlockAttention {
@@ -14,6 +16,10 @@ public final class BlockAttention {
      * mask masks nothing (unlike the reference implementation's bottom-right causal mask on remote blocks).
      */
     public static AttentionPartial answer(Backend backend, LayerRequest request, KvCache block) {
-        return backend.attend(request.q(), request.positions(), block.span(request.layer()));
+        var config = backend.config();
+        try (Arena scope = new Arena()) {
+            var q = backend.upload(scope, request.q(), request.rows(), config.heads(), config.headDim());
+            return backend.download(backend.attend(scope, q, request.positions(), block, request.layer()));
+        }
     }
 }

@@ -1,9 +1,8 @@
 package org.starflink.engine.star;
 
 import java.util.List;
-import org.starflink.engine.forward.KvCache;
+import org.starflink.engine.backend.KvCache;
 import org.starflink.engine.forward.Transformer;
-import org.starflink.engine.model.ModelConfig;
 
 /**
  * Star Attention phase 1: encodes one context block into its own KV cache, independent of every other block.
@@ -23,22 +22,33 @@ public final class BlockEncoder {
         this.transformer = transformer;
     }
 
-    /** The anchor's KV: its tokens encoded alone at positions 0..a-1. */
+    /** The anchor's KV: its tokens encoded alone at positions 0..a-1. The caller closes it. */
     public KvCache encodeAnchor(int[] anchorTokens) {
-        KvCache anchor = emptyCache(anchorTokens.length);
-        transformer.forward(anchorTokens, Transformer.range(0, anchorTokens.length), List.of(), anchor, false);
-        return anchor;
+        KvCache anchor = transformer.backend().newKvCache(anchorTokens.length);
+        try {
+            transformer.forward(anchorTokens, Transformer.range(0, anchorTokens.length), List.of(), anchor, false);
+            return anchor;
+        } catch (RuntimeException e) {
+            anchor.close();
+            throw e;
+        }
     }
 
     /**
      * Encodes a whole block.
      *
      * @param anchor the document's anchor KV ({@link #encodeAnchor}); ignored for block 0
+     * @return the block's KV; the caller closes it
      */
     public KvCache encode(ContextBlock block, KvCache anchor) {
-        KvCache cache = emptyCache(block.tokens().length);
-        extend(cache, block.index() == 0 ? null : anchor, block.tokens(), block.start());
-        return cache;
+        KvCache cache = transformer.backend().newKvCache(block.tokens().length);
+        try {
+            extend(cache, block.index() == 0 ? null : anchor, block.tokens(), block.start());
+            return cache;
+        } catch (RuntimeException e) {
+            cache.close();
+            throw e;
+        }
     }
 
     /**
@@ -49,10 +59,5 @@ public final class BlockEncoder {
     public void extend(KvCache block, KvCache anchor, int[] newTokens, int firstPosition) {
         transformer.forward(newTokens, Transformer.range(firstPosition, newTokens.length),
                 anchor == null ? List.of() : List.of(anchor), block, false);
-    }
-
-    private KvCache emptyCache(int capacity) {
-        ModelConfig config = transformer.backend().config();
-        return new KvCache(config.layers(), config.kvWidth(), capacity);
     }
 }

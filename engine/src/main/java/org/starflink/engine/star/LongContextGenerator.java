@@ -5,7 +5,7 @@ import java.util.List;
 import java.util.function.IntConsumer;
 import java.util.stream.IntStream;
 import org.starflink.engine.EngineException;
-import org.starflink.engine.forward.KvCache;
+import org.starflink.engine.backend.KvCache;
 import org.starflink.engine.forward.Transformer;
 import org.starflink.engine.generate.GenerationResult;
 import org.starflink.engine.generate.Generator;
@@ -62,15 +62,19 @@ public final class LongContextGenerator {
     public EncodedContext encode(int[] contextTokens, BlockLayout layout) {
         long start = System.nanoTime();
         List<ContextBlock> blocks = layout.split(contextTokens);
-        KvCache anchor = blocks.size() > 1 ? encoder.encodeAnchor(layout.anchor(contextTokens)) : null;
         List<KvCache> caches = new ArrayList<>(blocks.size());
-        for (ContextBlock block : blocks) {
-            caches.add(encoder.encode(block, anchor));
+        try (KvCache anchor = blocks.size() > 1 ? encoder.encodeAnchor(layout.anchor(contextTokens)) : null) {
+            for (ContextBlock block : blocks) {
+                caches.add(encoder.encode(block, anchor));
+            }
+        } catch (RuntimeException e) {
+            caches.forEach(KvCache::close);
+            throw e;
         }
         return new EncodedContext(contextTokens.length, caches, System.nanoTime() - start);
     }
 
-    /** Phase 2 over an encoded context. */
+    /** Phase 2 over an encoded context; the session (which the caller closes) does not close the context. */
     public StarSession session(EncodedContext context, int expectedTokens) {
         return new StarSession(new QueryHost(transformer, context.length(), expectedTokens), transformer.backend(),
                 context.blocks());
@@ -86,9 +90,11 @@ public final class LongContextGenerator {
                                      SamplingParams params, boolean allowBeyondWindow, IntConsumer onToken) {
         checkWindow(contextTokens.length + questionTokens.length, params.maxNewTokens(), allowBeyondWindow);
         EncodedContext encoded = encode(contextTokens, layout);
-        GenerationResult result = new Generator(model.tokenizer(), model.config().eosIds())
-                .generate(session(encoded, questionTokens.length + params.maxNewTokens()), questionTokens, params,
-                        onToken);
+        GenerationResult result;
+        try (encoded; StarSession session = session(encoded, questionTokens.length + params.maxNewTokens())) {
+            result = new Generator(model.tokenizer(), model.config().eosIds())
+                    .generate(session, questionTokens, params, onToken);
+        }
         Timings t = result.timings();
         Timings withPhase1 = new Timings(contextTokens.length + t.prefillTokens(),
                 encoded.encodeNanos() + t.prefillNanos(), t.decodeTokens(), t.decodeNanos());

@@ -3,13 +3,15 @@ package org.starflink.engine.star;
 import java.util.ArrayList;
 import java.util.List;
 import org.starflink.engine.attention.AttentionPartial;
+import org.starflink.engine.attention.LayerRequest;
 import org.starflink.engine.backend.Backend;
-import org.starflink.engine.forward.KvCache;
+import org.starflink.engine.backend.KvCache;
 import org.starflink.engine.generate.Session;
 
 /**
  * Phase 2 in one process: a query host over context blocks held locally. The streaming job runs the same
- * {@link QueryHost} and {@link BlockAttention} with the blocks on other workers.
+ * {@link QueryHost} and {@link BlockAttention} with the blocks on other workers. Closing the session closes its
+ * host; the blocks belong to the caller.
  */
 public final class StarSession implements Session {
     private final Backend backend;
@@ -39,5 +41,10 @@ public final class StarSession implements Session {
     @Override
     public int length() {
         return host.nextPosition();
+    }
+
+    @Override
+    public void close() {
+        host.close();
     }
 }

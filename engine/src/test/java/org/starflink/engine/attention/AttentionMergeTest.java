@@ -13,8 +13,11 @@ import java.util.Random;
 import org.junit.jupiter.api.RepeatedTest;
 import org.junit.jupiter.api.RepetitionInfo;
 import org.junit.jupiter.api.Test;
+import org.starflink.engine.backend.Arena;
+import org.starflink.engine.backend.KvCache;
+import org.starflink.engine.backend.KvPrecision;
 import org.starflink.engine.backend.ReferenceBackend;
-import org.starflink.engine.forward.KvSpan;
+import org.starflink.engine.testing.KvTesting;
 import org.starflink.engine.model.ModelConfig;
 import org.starflink.engine.testing.RandomModels;
 
@@ -33,7 +36,7 @@ class AttentionMergeTest {
         int rows = 1 + random.nextInt(6);
         int keys = 1 + random.nextInt(60);
         ModelConfig config = RandomModels.config(heads * headDim, 1, heads, kvHeads, 16);
-        ReferenceBackend backend = new ReferenceBackend(config, null); // attend() needs no weights
+        ReferenceBackend backend = new ReferenceBackend(config, RandomModels.weights(config, 1), KvPrecision.F32);
 
         float[] q = gaussian(random, rows * heads * headDim, 3); // large scores: stress the exp
         float[] k = gaussian(random, keys * kvHeads * headDim, 1);
@@ -46,7 +49,7 @@ class AttentionMergeTest {
         for (int t = 0; t < rows; t++) {
             queryPositions[t] = random.nextInt(keys + rows) - 2; // some rows see nothing at all
         }
-        AttentionPartial whole = backend.attend(q, queryPositions, new KvSpan(keyPositions, k, v, keys));
+        AttentionPartial whole = attend(backend, q, queryPositions, KvTesting.layerZero(backend, keyPositions, k, v));
 
         // Split the keys into random disjoint parts (some may be empty or fully masked for a row).
         List<AttentionPartial> parts = new ArrayList<>();
@@ -55,7 +58,10 @@ class AttentionMergeTest {
         int start = 0;
         for (int p = 0; p <= cuts.length; p++) {
             int end = p < cuts.length ? cuts[p] : keys;
-            parts.add(backend.attend(q, queryPositions, slice(keyPositions, k, v, start, end, kvHeads * headDim)));
+            int width = kvHeads * headDim;
+            parts.add(attend(backend, q, queryPositions, KvTesting.layerZero(backend,
+                    Arrays.copyOfRange(keyPositions, start, end), Arrays.copyOfRange(k, start * width, end * width),
+                    Arrays.copyOfRange(v, start * width, end * width))));
             start = end;
         }
 
@@ -103,9 +109,13 @@ class AttentionMergeTest {
         }
     }
 
-    private static KvSpan slice(int[] positions, float[] k, float[] v, int start, int end, int width) {
-        return new KvSpan(Arrays.copyOfRange(positions, start, end), Arrays.copyOfRange(k, start * width, end * width),
-                Arrays.copyOfRange(v, start * width, end * width), end - start);
+    /** Layer-0 attention of q over {@code kv} through the backend interface, on the host. */
+    private static AttentionPartial attend(ReferenceBackend backend, float[] q, int[] queryPositions, KvCache kv) {
+        var c = backend.config();
+        try (kv; Arena arena = new Arena()) {
+            var qTensor = backend.upload(arena, q, queryPositions.length, c.heads(), c.headDim());
+            return backend.download(backend.attend(arena, qTensor, queryPositions, kv, 0));
+        }
     }
 
     private static float[] gaussian(Random random, int n, double scale) {

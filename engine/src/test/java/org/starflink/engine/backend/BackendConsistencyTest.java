@@ -1,85 +1,176 @@
 package org.starflink.engine.backend;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.starflink.engine.testing.RandomModels.maxAbsDiff;
 
+import java.util.List;
 import java.util.Random;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 import org.starflink.engine.attention.AttentionPartial;
 import org.starflink.engine.backend.djl.DjlBackend;
-import org.starflink.engine.forward.KvSpan;
 import org.starflink.engine.model.ModelConfig;
 import org.starflink.engine.model.ModelWeights;
 import org.starflink.engine.testing.RandomModels;
 
 /**
- * Every backend op on random inputs against the reference (llama.cpp's test-backend-ops idea): one harness,
- * each op compared by max absolute difference, for plain Llama, GQA, and llama3 rope scaling + q/k/v biases.
+ * Every backend op, through the {@link Backend} interface, on random inputs against the reference (llama.cpp's
+ * test-backend-ops idea): one harness, each op compared by max absolute difference, for plain Llama, GQA, and
+ * llama3 rope scaling + q/k/v biases, with both KV precisions. Then the interface's contract (shapes, lifetimes,
+ * ownership, empty attention), which every backend must keep.
  */
 class BackendConsistencyTest {
     private static final double TOLERANCE = 1e-4;
 
     static Stream<Arguments> configs() {
         return Stream.of(
-                Arguments.of("MHA", RandomModels.config(32, 2, 4, 4, 50)),
-                Arguments.of("GQA", RandomModels.config(48, 2, 6, 2, 50)),
-                Arguments.of("llama3+bias", RandomModels.configWithExtras(64, 2, 8, 2, 50)));
+                Arguments.of("MHA", RandomModels.config(32, 2, 4, 4, 50), KvPrecision.F32),
+                Arguments.of("GQA", RandomModels.config(48, 2, 6, 2, 50), KvPrecision.BF16),
+                Arguments.of("llama3+bias", RandomModels.configWithExtras(64, 2, 8, 2, 50), KvPrecision.BF16),
+                Arguments.of("llama3+bias f32", RandomModels.configWithExtras(64, 2, 8, 2, 50), KvPrecision.F32));
     }
 
     @ParameterizedTest(name = "{0}")
     @MethodSource("configs")
-    void everyOpMatchesTheReference(String name, ModelConfig config) {
+    void everyOpMatchesTheReference(String name, ModelConfig config, KvPrecision precision) {
         ModelWeights weights = RandomModels.weights(config, 7);
-        try (Backend djl = new DjlBackend(config, weights)) {
-            Backend reference = new ReferenceBackend(config, weights);
+        try (Backend djl = new DjlBackend(config, weights, precision); Arena a = new Arena(); Arena b = new Arena()) {
+            Backend reference = new ReferenceBackend(config, weights, precision);
             Random random = new Random(11);
             int rows = 37;
+            int hd = config.headDim();
             int[] tokens = RandomModels.tokens(random, rows, config.vocabSize());
             int[] positions = new int[rows];
             for (int i = 0; i < rows; i++) {
                 positions[i] = 1000 + 3 * i; // arbitrary, non-contiguous positions
             }
-            float[] x = reference.embed(tokens);
-            check("embed", reference.embed(tokens), djl.embed(tokens));
-            for (int layer = 0; layer < config.layers(); layer++) {
-                QkvProjection expected = reference.projectQkv(layer, x, positions);
-                QkvProjection actual = djl.projectQkv(layer, x, positions);
-                check("q", expected.q(), actual.q());
-                check("k", expected.k(), actual.k());
-                check("v", expected.v(), actual.v());
-
-                // Causal by position, with keys from before, inside and after the query rows' range.
-                int[] keyPositions = new int[rows];
-                for (int i = 0; i < rows; i++) {
-                    keyPositions[i] = 995 + 3 * i + (i % 3);
-                }
-                KvSpan kv = new KvSpan(keyPositions, expected.k(), expected.v(), rows);
-                AttentionPartial expectedAttention = reference.attend(expected.q(), positions, kv);
-                AttentionPartial actualAttention = djl.attend(expected.q(), positions, kv);
-                check("attention output", expectedAttention.output(), actualAttention.output());
-                check("attention lse", expectedAttention.lse(), actualAttention.lse());
-                // Few rows (decode, phase-2 requests) take the backend's in-place path.
-                int[] decodeRows = {positions[0], positions[rows - 1]};
-                float[] decodeQ = new float[2 * config.queryWidth()];
-                System.arraycopy(expected.q(), 0, decodeQ, 0, config.queryWidth());
-                System.arraycopy(expected.q(), (rows - 1) * config.queryWidth(), decodeQ, config.queryWidth(),
-                        config.queryWidth());
-                AttentionPartial expectedDecode = reference.attend(decodeQ, decodeRows, kv);
-                AttentionPartial actualDecode = djl.attend(decodeQ, decodeRows, kv);
-                check("decode attention output", expectedDecode.output(), actualDecode.output());
-                check("decode attention lse", expectedDecode.lse(), actualDecode.lse());
-
-                float[] next = reference.finishLayer(layer, x, expectedAttention.output());
-                check("finishLayer", next, djl.finishLayer(layer, x, expectedAttention.output()));
-                x = next;
+            Tensor xRef = reference.embed(a, tokens);
+            Tensor xDjl = djl.embed(b, tokens);
+            check("embed", reference.download(xRef), djl.download(xDjl));
+            // Keys from before, inside and after the query rows' range: causal by position masks some of them.
+            int[] keyPositions = new int[rows];
+            for (int i = 0; i < rows; i++) {
+                keyPositions[i] = 995 + 3 * i + (i % 3);
             }
-            check("logits", reference.logits(x), djl.logits(x));
+            try (KvCache cacheRef = reference.newKvCache(1); KvCache cacheDjl = djl.newKvCache(1)) {
+                for (int layer = 0; layer < config.layers(); layer++) {
+                    Qkv expected = reference.projectQkv(a, layer, xRef, positions);
+                    Qkv actual = djl.projectQkv(b, layer, xDjl, positions);
+                    check("q", reference.download(expected.q()), djl.download(actual.q()));
+                    check("k", reference.download(expected.k()), djl.download(actual.k()));
+                    check("v", reference.download(expected.v()), djl.download(actual.v()));
+                    // the same K and V into both caches, so that attention is compared on equal inputs
+                    float[] k = reference.download(expected.k());
+                    float[] v = reference.download(expected.v());
+                    int[] kvShape = {rows, config.kvHeads(), hd};
+                    cacheRef.append(layer, keyPositions, expected.k(), expected.v());
+                    cacheDjl.append(layer, keyPositions, djl.upload(b, k, kvShape), djl.upload(b, v, kvShape));
+
+                    float[] q = reference.download(expected.q());
+                    Partial attRef = reference.attend(a, expected.q(), positions, cacheRef, layer);
+                    Partial attDjl = djl.attend(b, djl.upload(b, q, rows, config.heads(), hd), positions, cacheDjl,
+                            layer);
+                    check("attention output", reference.download(attRef.output()), djl.download(attDjl.output()));
+                    check("attention lse", reference.download(attRef.lse()), djl.download(attDjl.lse()));
+
+                    // Few rows (decode, phase-2 requests) take the DJL backend's in-place path.
+                    int[] decodeRows = {positions[0], positions[rows - 1]};
+                    float[] decodeQ = new float[2 * config.queryWidth()];
+                    System.arraycopy(q, 0, decodeQ, 0, config.queryWidth());
+                    System.arraycopy(q, (rows - 1) * config.queryWidth(), decodeQ, config.queryWidth(),
+                            config.queryWidth());
+                    Partial decRef = reference.attend(a, reference.upload(a, decodeQ, 2, config.heads(), hd),
+                            decodeRows, cacheRef, layer);
+                    Partial decDjl = djl.attend(b, djl.upload(b, decodeQ, 2, config.heads(), hd), decodeRows,
+                            cacheDjl, layer);
+                    check("decode attention output", reference.download(decRef.output()),
+                            djl.download(decDjl.output()));
+                    check("decode attention lse", reference.download(decRef.lse()), djl.download(decDjl.lse()));
+
+                    // merge of two partials of the same rows (the rows' keys split in two caches' worth)
+                    Partial mergedRef = reference.merge(a, List.of(attRef, reference.upload(a,
+                            AttentionPartial.empty(rows, config.heads(), hd))));
+                    Partial mergedDjl = djl.merge(b, List.of(attDjl, djl.upload(b,
+                            AttentionPartial.empty(rows, config.heads(), hd))));
+                    check("merge with an empty partial", reference.download(attRef.output()),
+                            reference.download(mergedRef.output()));
+                    check("merge", reference.download(mergedRef.output()), djl.download(mergedDjl.output()));
+
+                    float[] attention = reference.download(attRef.output());
+                    Tensor nextRef = reference.finishLayer(a, layer, xRef, attRef.output());
+                    Tensor nextDjl = djl.finishLayer(b, layer, xDjl,
+                            djl.upload(b, attention, rows, config.heads(), hd));
+                    check("finishLayer", reference.download(nextRef), djl.download(nextDjl));
+                    xRef = nextRef;
+                    xDjl = djl.upload(b, reference.download(nextRef), rows, config.dim()); // equal inputs again
+                }
+            }
+            check("rows", reference.download(reference.rows(a, xRef, 3, 9)), djl.download(djl.rows(b, xDjl, 3, 9)));
+            check("logits", reference.logits(xRef), djl.logits(xDjl));
         }
+    }
+
+    static Stream<Arguments> backends() {
+        ModelConfig config = RandomModels.config(32, 2, 4, 2, 50);
+        ModelWeights weights = RandomModels.weights(config, 3);
+        return Stream.of(Arguments.of("reference", new ReferenceBackend(config, weights, KvPrecision.BF16)),
+                Arguments.of("djl", new DjlBackend(config, weights, KvPrecision.BF16)));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("backends")
+    void theInterfaceContractHolds(String name, Backend backend) {
+        ModelConfig c = backend.config();
+        long handlesBefore = backend.liveHandles();
+        Tensor escaped;
+        try (Arena arena = new Arena(); KvCache empty = backend.newKvCache(4)) {
+            Tensor x = backend.embed(arena, new int[] {5, 6, 7});
+            assertArrayEquals(new int[] {3, c.dim()}, x.shape());
+            // shapes are checked at the boundary
+            assertThrows(IllegalArgumentException.class, () -> backend.projectQkv(arena, 0, x, new int[] {0, 1}));
+            assertThrows(IllegalArgumentException.class, () -> backend.embed(arena, new int[] {c.vocabSize()}));
+            // attention over no key: zero output, lse -inf, no NaN
+            Tensor q = backend.upload(arena, RandomModels.vector(new Random(1), 3 * c.queryWidth()), 3, c.heads(),
+                    c.headDim());
+            AttentionPartial none = backend.download(backend.attend(arena, q, new int[] {0, 1, 2}, empty, 0));
+            assertArrayEquals(new float[3 * c.queryWidth()], none.output());
+            for (float lse : none.lse()) {
+                assertEquals(Float.NEGATIVE_INFINITY, lse);
+            }
+            // a tensor of another backend is refused
+            Backend other = new ReferenceBackend(c, RandomModels.weights(c, 3), KvPrecision.BF16);
+            Tensor foreign = other.embed(arena, new int[] {5, 6, 7});
+            assertThrows(IllegalArgumentException.class, () -> backend.logits(foreign));
+            escaped = x;
+            assertTrue(backend.liveHandles() > handlesBefore);
+        }
+        // everything created in the arena (and the cache) is gone with it, and a closed tensor cannot be used
+        assertEquals(handlesBefore, backend.liveHandles());
+        assertThrows(IllegalStateException.class, () -> backend.logits(escaped));
+        backend.close();
+    }
+
+    @Test
+    void aTensorMovedToAnOuterArenaOutlivesTheInnerOne() {
+        ModelConfig c = RandomModels.config(32, 1, 4, 2, 50);
+        Backend backend = new ReferenceBackend(c, RandomModels.weights(c, 3), KvPrecision.BF16);
+        try (Arena outer = new Arena()) {
+            Tensor kept;
+            try (Arena inner = new Arena()) {
+                kept = inner.moveTo(outer, backend.embed(inner, new int[] {4}));
+                backend.embed(inner, new int[] {4});
+                assertEquals(2, backend.liveHandles());
+            }
+            assertTrue(kept.isOpen());
+            assertEquals(1, backend.liveHandles());
+        }
+        assertEquals(0, backend.liveHandles());
     }
 
     private static void check(String op, float[] expected, float[] actual) {

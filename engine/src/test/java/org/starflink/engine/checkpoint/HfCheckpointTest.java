@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
-import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.starflink.engine.checkpoint.SafetensorsTest.assertMessage;
@@ -28,6 +27,9 @@ import org.starflink.engine.model.ModelConfig;
 import org.starflink.engine.model.ModelWeights;
 import org.starflink.engine.model.RopeScaling;
 import org.starflink.engine.model.RopeStyle;
+import org.starflink.engine.model.WeightName;
+import org.starflink.engine.model.WeightSource;
+import org.starflink.engine.numeric.Bf16;
 import org.starflink.engine.testing.FloatFormat;
 import org.starflink.engine.testing.RandomHfCheckpoint;
 import org.starflink.engine.tokenizer.HfTokenizer;
@@ -76,8 +78,23 @@ class HfCheckpointTest {
 
         assertTrue(model.config().tiedEmbeddings());
         assertFalse(written.tensorNames().contains("lm_head.weight"));
-        assertSame(model.weights().tokenEmbedding(), model.weights().outputHead());
+        assertArrayEquals(model.weights().read(WeightName.of(WeightName.Kind.TOKEN_EMBEDDING)),
+                model.weights().read(WeightName.of(WeightName.Kind.OUTPUT_HEAD)));
         assertWeightsEqual(written, model.weights(), model.config());
+    }
+
+    /** BF16 reads (what a GPU backend uploads) are the stored bits, or the float32 values rounded to nearest. */
+    @ParameterizedTest
+    @CsvSource({"BF16", "F32", "F16"})
+    void readsTensorsAsBf16(FloatFormat format) throws IOException {
+        RandomHfCheckpoint written = RandomHfCheckpoint.builder().format(format).writeTo(dir);
+        Model model = load();
+        float[] expected = written.tensor("model.layers.1.mlp.down_proj.weight");
+        short[] bits = model.weights().readBf16(WeightName.of(WeightName.Kind.W_DOWN, 1));
+        assertEquals(expected.length, bits.length);
+        for (int i = 0; i < bits.length; i++) {
+            assertEquals(Bf16.fromFloat(expected[i]), bits[i], "element " + i);
+        }
     }
 
     @Test
@@ -124,7 +141,7 @@ class HfCheckpointTest {
         Model model = CheckpointLoader.load(dir, null);
         ((HfTokenizer) model.tokenizer()).close();
 
-        assertArrayEquals(written.tensor("model.norm.weight"), model.weights().finalNorm());
+        assertArrayEquals(written.tensor("model.norm.weight"), model.weights().read(WeightName.of(WeightName.Kind.FINAL_NORM)));
     }
 
     @Test
@@ -250,7 +267,8 @@ class HfCheckpointTest {
         JSON.writeValue(file.toFile(), config);
     }
 
-    private static void assertWeightsEqual(RandomHfCheckpoint written, ModelWeights weights, ModelConfig config) {
+    private static void assertWeightsEqual(RandomHfCheckpoint written, WeightSource source, ModelConfig config) {
+        ModelWeights weights = ModelWeights.read(source, config);
         assertArrayEquals(written.tensor("model.embed_tokens.weight"), weights.tokenEmbedding());
         assertArrayEquals(written.tensor("model.norm.weight"), weights.finalNorm());
         if (!config.tiedEmbeddings()) {

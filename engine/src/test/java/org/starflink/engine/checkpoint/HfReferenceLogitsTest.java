@@ -15,7 +15,8 @@ import org.junit.jupiter.params.provider.ValueSource;
 import org.starflink.engine.backend.Backend;
 import org.starflink.engine.backend.ReferenceBackend;
 import org.starflink.engine.backend.djl.DjlBackend;
-import org.starflink.engine.forward.KvCache;
+import org.starflink.engine.backend.KvCache;
+import org.starflink.engine.backend.KvPrecision;
 import org.starflink.engine.forward.Transformer;
 import org.starflink.engine.model.Model;
 import org.starflink.engine.testing.FloatFormat;
@@ -57,8 +58,8 @@ class HfReferenceLogitsTest {
 
         Model model = HfCheckpoint.load(dir, null);
         ((HfTokenizer) model.tokenizer()).close();
-        float[] logits = lastLogits(new ReferenceBackend(model.config(), model.weights()), tokens);
-        try (DjlBackend djl = new DjlBackend(model.config(), model.weights())) {
+        float[] logits = lastLogits(new ReferenceBackend(model.config(), model.weights(), KvPrecision.F32), tokens);
+        try (DjlBackend djl = new DjlBackend(model.config(), model.weights(), KvPrecision.F32)) {
             // The engine's CPU backend against the pure-Java reference on the same loaded checkpoint.
             float[] engine = lastLogits(djl, tokens);
             double diff = org.starflink.engine.testing.RandomModels.maxAbsDiff(logits, engine);
@@ -76,8 +77,9 @@ class HfReferenceLogitsTest {
 
     private static float[] lastLogits(Backend backend, int[] tokens) {
         Transformer transformer = new Transformer(backend);
-        KvCache cache = new KvCache(backend.config().layers(), backend.config().kvWidth(), tokens.length);
-        return transformer.forward(tokens, Transformer.range(0, tokens.length), List.of(), cache, true);
+        try (KvCache cache = backend.newKvCache(tokens.length)) {
+            return transformer.forward(tokens, Transformer.range(0, tokens.length), List.of(), cache, true);
+        }
     }
 
     private static JsonNode reference() throws IOException {

@@ -16,7 +16,9 @@ import org.starflink.engine.backend.BackendKind;
 import org.starflink.engine.eval.RulerTasks;
 import org.starflink.engine.eval.TaskInstance;
 import org.starflink.engine.eval.TaskKind;
-import org.starflink.engine.forward.KvCache;
+import org.starflink.engine.backend.Arena;
+import org.starflink.engine.backend.KvCache;
+import org.starflink.engine.backend.KvPrecision;
 import org.starflink.engine.forward.Transformer;
 import org.starflink.engine.generate.Sampler;
 import org.starflink.engine.model.Model;
@@ -29,25 +31,51 @@ import org.starflink.engine.model.Model;
  */
 class OwnModelParityTest {
     private static final double TOLERANCE = 1e-3;
+    /**
+     * With BF16 KV (the job's default) keys and values carry a relative rounding error of up to 2^-9, which moves
+     * the logits of this model by up to BF16_TOLERANCE (measured: see the printed line) against float32
+     * transformers. Argmax agreement is then checked at the positions whose top-2 gap exceeds twice that.
+     */
+    private static final double BF16_TOLERANCE = 5e-2;
 
     @Test
     void engineMatchesTransformersOnOurModel() throws IOException {
+        parity(KvPrecision.F32, TOLERANCE);
+    }
+
+    @Test
+    void engineWithBf16KvStaysCloseToTransformers() throws IOException {
+        parity(KvPrecision.BF16, BF16_TOLERANCE);
+    }
+
+    private void parity(KvPrecision precision, double tolerance) throws IOException {
         Path dir = Path.of(System.getProperty("starflink.project.dir", ".."), "models/starflink-synth-14m");
         JsonNode reference = new ObjectMapper().readTree(dir.resolve("reference/hf_logits.json").toFile());
         Model model = ModelRegistry.model(dir, null);
-        Backend backend = ModelRegistry.backend(model, BackendKind.DJL);
+        Backend backend = ModelRegistry.backend(model, BackendKind.DJL, precision);
         Transformer transformer = new Transformer(backend);
         double worst = 0;
+        int positionsChecked = 0;
+        int nearTies = 0;
+        int nearTieFlips = 0;
         for (JsonNode prompt : reference.get("prompts")) {
             int[] tokens = ints(prompt.get("token_ids"));
-            KvCache cache = new KvCache(model.config().layers(), model.config().kvWidth(), tokens.length);
-            float[] hidden = transformer.hidden(tokens, Transformer.range(0, tokens.length), List.of(), cache);
-            float[] logits = backend.logits(hidden); // [T, vocab]
+            float[] logits; // [T, vocab]
+            try (KvCache cache = backend.newKvCache(tokens.length); Arena arena = new Arena()) {
+                logits = backend.logits(transformer.hidden(arena, tokens, Transformer.range(0, tokens.length),
+                        List.of(), cache));
+            }
             int vocab = model.config().vocabSize();
             int[] argmax = ints(prompt.get("argmax_ids"));
             for (int t = 0; t < tokens.length; t++) {
-                assertEquals(argmax[t], Sampler.argmax(Arrays.copyOfRange(logits, t * vocab, (t + 1) * vocab)),
-                        prompt.get("name").asText() + " position " + t);
+                float[] row = Arrays.copyOfRange(logits, t * vocab, (t + 1) * vocab);
+                if (precision == KvPrecision.BF16 && topTwoGap(row) <= 2 * tolerance) {
+                    nearTies++; // within rounding of a tie: either answer is the same model
+                    nearTieFlips += argmax[t] == Sampler.argmax(row) ? 0 : 1;
+                    continue;
+                }
+                positionsChecked++;
+                assertEquals(argmax[t], Sampler.argmax(row), prompt.get("name").asText() + " position " + t);
             }
             worst = Math.max(worst, maxDiff(logits, (tokens.length - 1) * vocab, prompt.get("last_logits")));
             JsonNode positions = prompt.get("sampled_positions");
@@ -56,8 +84,25 @@ class OwnModelParityTest {
                         prompt.get("sampled_logits_first64").get(i)));
             }
         }
-        assertTrue(worst <= TOLERANCE, "max |logit - transformers| = " + worst);
-        System.out.printf("OwnModelParityTest: max |logit - transformers| = %.2e%n", worst);
+        assertTrue(worst <= tolerance, precision + " KV: max |logit - transformers| = " + worst);
+        System.out.printf("OwnModelParityTest: %s KV: max |logit - transformers| = %.2e; argmax equal at %d "
+                + "positions, %d near-ties (top-2 gap <= %.2f) skipped, %d of them flipped%n", precision, worst,
+                positionsChecked, nearTies, 2 * tolerance, nearTieFlips);
+    }
+
+    /** The largest logit minus the second largest. */
+    private static double topTwoGap(float[] row) {
+        float first = Float.NEGATIVE_INFINITY;
+        float second = Float.NEGATIVE_INFINITY;
+        for (float v : row) {
+            if (v > first) {
+                second = first;
+                first = v;
+            } else if (v > second) {
+                second = v;
+            }
+        }
+        return first - second;
     }
 
     /**

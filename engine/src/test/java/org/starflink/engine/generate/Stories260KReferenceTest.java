@@ -12,6 +12,7 @@ import java.util.stream.IntStream;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 import org.starflink.engine.backend.BackendKind;
+import org.starflink.engine.backend.KvPrecision;
 import org.starflink.engine.checkpoint.ModelRegistry;
 import org.starflink.engine.forward.Transformer;
 import org.starflink.engine.model.Model;
@@ -31,7 +32,7 @@ class Stories260KReferenceTest {
         Model model = SharedModels.stories260K();
         String expected = Files.readString(SharedModels.stories260KDir()
                 .resolve("reference/greedy_t0_256steps_runc.txt"), StandardCharsets.UTF_8);
-        Transformer transformer = new Transformer(ModelRegistry.backend(model, kind));
+        Transformer transformer = new Transformer(ModelRegistry.backend(model, kind, KvPrecision.F32));
         int bos = model.config().bosId();
         // run.c with 256 steps: 256 forward passes from BOS at position 0, each printing its sampled token,
         // stopping early if BOS recurs.
@@ -54,7 +55,7 @@ class Stories260KReferenceTest {
                 IntStream.of(model.tokenizer().encode(reference.get("prompt").asText()))).toArray();
         assertArrayEquals(ints(reference.get("prompt_tokens_with_bos")), prompt);
 
-        Transformer transformer = new Transformer(ModelRegistry.backend(model, kind));
+        Transformer transformer = new Transformer(ModelRegistry.backend(model, kind, KvPrecision.F32));
         float[] logits = new GlobalSession(transformer, 80).feed(prompt);
         JsonNode expectedLogits = reference.get("last_position_logits");
         assertEquals(expectedLogits.size(), logits.length);

@@ -8,9 +8,11 @@ import org.junit.jupiter.api.Test;
 import org.starflink.engine.attention.AttentionPartial;
 import org.starflink.engine.backend.BackendKind;
 import org.starflink.engine.checkpoint.ModelRegistry;
-import org.starflink.engine.forward.KvCache;
+import org.starflink.engine.attention.LayerRequest;
+import org.starflink.engine.backend.KvCache;
 import org.starflink.engine.forward.Transformer;
 import org.starflink.engine.model.Model;
+import org.starflink.engine.wire.HostState;
 import org.starflink.engine.testing.SharedModels;
 
 /** A query host serialized after every layer and restored continues bit-for-bit like one that never stopped. */
@@ -33,14 +35,21 @@ class QueryHostStateTest {
             LayerRequest b = restored.start(next);
             while (a != null) {
                 assertArrayEquals(a.q(), b.q());
-                restored = QueryHost.fromBytes(transformer, restored.toBytes()); // mid-pass
+                restored = roundTrip(transformer, restored); // mid-pass
                 a = uninterrupted.complete(partials(transformer, encoded, a));
                 b = restored.complete(partials(transformer, encoded, b));
-                restored = QueryHost.fromBytes(transformer, restored.toBytes());
+                restored = roundTrip(transformer, restored);
             }
             assertArrayEquals(uninterrupted.logits(), restored.logits());
             next = new int[] {org.starflink.engine.generate.Sampler.argmax(uninterrupted.logits())};
         }
+    }
+
+    /** The host through its serialized state, as Flink's keyed state holds it; the old object is closed. */
+    private static QueryHost roundTrip(Transformer transformer, QueryHost host) {
+        QueryHost restored = QueryHost.restore(transformer, HostState.fromBytes(host.state().toBytes()));
+        host.close();
+        return restored;
     }
 
     private static List<AttentionPartial> partials(Transformer t, EncodedContext context, LayerRequest request) {

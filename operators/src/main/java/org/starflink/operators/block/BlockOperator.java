@@ -22,7 +22,7 @@ import org.apache.flink.streaming.api.functions.co.KeyedCoProcessFunction;
 import org.apache.flink.util.Collector;
 import org.starflink.engine.attention.AttentionPartial;
 import org.starflink.engine.backend.Backend;
-import org.starflink.engine.forward.KvCache;
+import org.starflink.engine.backend.KvCache;
 import org.starflink.engine.forward.Transformer;
 import org.starflink.engine.star.BlockAttention;
 import org.starflink.engine.star.BlockEncoder;
@@ -105,7 +105,11 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
         anchors = new LinkedHashMap<>(16, 0.75f, true) {
             @Override
             protected boolean removeEldestEntry(Map.Entry<String, KvCache> eldest) {
-                return size() > ANCHOR_CACHE_ENTRIES;
+                if (size() <= ANCHOR_CACHE_ENTRIES) {
+                    return false;
+                }
+                eldest.getValue().close(); // backend memory: freed now, not when the map forgets it
+                return true;
             }
         };
         metrics = new BlockMetrics(getRuntimeContext().getMetricGroup(), decoded);
@@ -183,11 +187,22 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
             for (byte[] bytes : pages.values()) {
                 stored.add(KvPage.fromBytes(bytes));
             }
-            var config = backend.config();
-            kv = KvPages.assemble(stored, config.layers(), config.kvWidth());
+            kv = KvPages.assemble(backend, stored);
             decoded.put(key, kv);
         }
         return kv;
+    }
+
+    @Override
+    public void close() throws Exception {
+        if (decoded != null) {
+            decoded.clear();
+        }
+        if (anchors != null) {
+            anchors.values().forEach(KvCache::close);
+            anchors.clear();
+        }
+        super.close();
     }
 
     @Override

@@ -3,11 +3,12 @@ package org.starflink.operators.block;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.Map;
-import org.starflink.engine.forward.KvCache;
+import org.starflink.engine.backend.KvCache;
 
 /**
  * An operator-local, size-bounded cache of decoded KV, so that phase 2 does not deserialize a block's pages from
- * RocksDB for every layer of every question. Not state: it is rebuilt from the pages after a restore.
+ * RocksDB for every layer of every question. Not state: it is rebuilt from the pages after a restore. It owns the
+ * caches it holds (backend memory: device memory on a GPU) and closes each one it evicts or removes.
  */
 final class KvCacheLru {
     private final long maxBytes;
@@ -23,6 +24,9 @@ final class KvCacheLru {
     }
 
     void put(String key, KvCache cache) {
+        if (entries.get(key) == cache) {
+            return;
+        }
         remove(key);
         entries.put(key, cache);
         bytes += cache.bytes();
@@ -33,6 +37,7 @@ final class KvCacheLru {
                 continue;
             }
             bytes -= entry.getValue().bytes();
+            entry.getValue().close();
             eldest.remove();
         }
     }
@@ -41,7 +46,15 @@ final class KvCacheLru {
         KvCache removed = entries.remove(key);
         if (removed != null) {
             bytes -= removed.bytes();
+            removed.close();
         }
+    }
+
+    /** Closes every cache held. */
+    void clear() {
+        entries.values().forEach(KvCache::close);
+        entries.clear();
+        bytes = 0;
     }
 
     long bytes() {

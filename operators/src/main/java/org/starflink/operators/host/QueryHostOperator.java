@@ -22,8 +22,9 @@ import org.starflink.engine.generate.FinishReason;
 import org.starflink.engine.generate.Sampler;
 import org.starflink.engine.generate.SamplingParams;
 import org.starflink.engine.model.Model;
-import org.starflink.engine.star.LayerRequest;
+import org.starflink.engine.attention.LayerRequest;
 import org.starflink.engine.star.QueryHost;
+import org.starflink.engine.wire.HostState;
 import org.starflink.engine.wire.PhaseTwoCodec;
 import org.starflink.operators.messages.BlockKeys;
 import org.starflink.operators.messages.BlockRequest;
@@ -184,7 +185,7 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
         state.partialsReceived = 0;
         state.layerSentNanos = System.nanoTime();
         progress.update(state);
-        hostState.update(host.toBytes());
+        hostState.update(host.state().toBytes());
         liveHosts.put(questionId, host);
         byte[] body = PhaseTwoCodec.toBytes(request);
         for (int block = 0; block < question.blockCount; block++) {
@@ -196,7 +197,7 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
     private QueryHost host(String questionId) throws Exception {
         QueryHost host = liveHosts.get(questionId);
         if (host == null) { // after a restore: rebuild from state
-            host = QueryHost.fromBytes(transformer, hostState.value());
+            host = QueryHost.restore(transformer, HostState.fromBytes(hostState.value()));
             liveHosts.put(questionId, host);
         }
         return host;
@@ -207,8 +208,20 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
         progress.clear();
         hostState.clear();
         partials.clear();
-        liveHosts.remove(questionId);
+        QueryHost host = liveHosts.remove(questionId);
+        if (host != null) {
+            host.close();
+        }
         liveAnswers.remove(questionId);
+    }
+
+    @Override
+    public void close() throws Exception {
+        if (liveHosts != null) {
+            liveHosts.values().forEach(QueryHost::close);
+            liveHosts.clear();
+        }
+        super.close();
     }
 
     static SamplingParams samplingParams(QuestionTask question) {

@@ -17,16 +17,16 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.starflink.engine.attention.AttentionPartial;
+import org.starflink.engine.attention.LayerRequest;
 import org.starflink.engine.backend.BackendKind;
 import org.starflink.engine.checkpoint.ModelRegistry;
-import org.starflink.engine.forward.KvCache;
+import org.starflink.engine.backend.KvCache;
 import org.starflink.engine.forward.Transformer;
 import org.starflink.engine.model.Model;
 import org.starflink.engine.star.BlockAttention;
 import org.starflink.engine.star.BlockLayout;
 import org.starflink.engine.star.ContextBlock;
 import org.starflink.engine.star.EncodedContext;
-import org.starflink.engine.star.LayerRequest;
 import org.starflink.engine.star.LongContextGenerator;
 import org.starflink.engine.star.QueryHost;
 import org.starflink.engine.testing.SharedModels;
@@ -94,16 +94,17 @@ class BlockOperatorTest {
 
     /** A layer request as a query host would send it after the context (one question token at position N). */
     private static LayerRequest request(int layer) {
-        QueryHost host = new QueryHost(transformer, context.length, 4);
-        LayerRequest request = host.start(new int[] {42});
-        while (request.layer() < layer) {
-            List<AttentionPartial> partials = new ArrayList<>();
-            for (KvCache block : expected.blocks()) {
-                partials.add(BlockAttention.answer(transformer.backend(), request, block));
+        try (QueryHost host = new QueryHost(transformer, context.length, 4)) {
+            LayerRequest request = host.start(new int[] {42});
+            while (request.layer() < layer) {
+                List<AttentionPartial> partials = new ArrayList<>();
+                for (KvCache block : expected.blocks()) {
+                    partials.add(BlockAttention.answer(transformer.backend(), request, block));
+                }
+                request = host.complete(partials);
             }
-            request = host.complete(partials);
+            return request;
         }
-        return request;
     }
 
     private static BlockRequest toBlock(String docId, int block, LayerRequest request) {

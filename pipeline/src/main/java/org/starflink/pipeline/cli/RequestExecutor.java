@@ -43,8 +43,9 @@ final class RequestExecutor {
         }
         int[] prompt = longContext.contextTokens(request.prompt()); // the same contract: BOS + tokenize(text)
         longContext.checkWindow(prompt.length, request.params().maxNewTokens(), allowBeyondWindow);
-        return new Generator(model.tokenizer(), model.config().eosIds()).generate(
-                new GlobalSession(transformer, prompt.length + request.params().maxNewTokens()), prompt,
-                request.params(), onToken);
+        try (GlobalSession session = new GlobalSession(transformer, prompt.length + request.params().maxNewTokens())) {
+            return new Generator(model.tokenizer(), model.config().eosIds()).generate(session, prompt,
+                    request.params(), onToken);
+        }
     }
 }

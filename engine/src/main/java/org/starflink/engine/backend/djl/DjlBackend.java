@@ -5,31 +5,43 @@ import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import java.nio.FloatBuffer;
-import java.nio.IntBuffer;
 import ai.djl.nn.Activation;
+import java.nio.IntBuffer;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import org.starflink.engine.DjlOffline;
 import org.starflink.engine.EngineException;
 import org.starflink.engine.attention.AttentionPartial;
+import org.starflink.engine.backend.Arena;
 import org.starflink.engine.backend.Backend;
-import org.starflink.engine.backend.JavaAttention;
+import org.starflink.engine.backend.CpuKernels;
+import org.starflink.engine.backend.HandleLedger;
+import org.starflink.engine.backend.HostKvCache;
+import org.starflink.engine.backend.HostTensor;
+import org.starflink.engine.backend.KvCache;
+import org.starflink.engine.backend.KvPrecision;
+import org.starflink.engine.backend.Partial;
+import org.starflink.engine.backend.Qkv;
+import org.starflink.engine.backend.Rope;
+import org.starflink.engine.backend.Tensor;
 import org.starflink.engine.backend.TokenEmbedding;
-import org.starflink.engine.backend.QkvProjection;
-import org.starflink.engine.forward.KvSpan;
-import org.starflink.engine.forward.Rope;
-import org.starflink.engine.model.LayerWeights;
 import org.starflink.engine.model.ModelConfig;
-import org.starflink.engine.model.ModelWeights;
+import org.starflink.engine.model.WeightName;
+import org.starflink.engine.model.WeightName.Kind;
+import org.starflink.engine.model.WeightSource;
 
 /**
- * The CPU backend on PyTorch (libtorch 2.7.1) through DJL. Weights are copied into native tensors once; every
- * call opens a sub-manager for its temporaries and closes it before returning, so native memory does not grow
- * with the number of calls. RoPE and the token-embedding lookup stay in Java: both are O(T * width), noise next
- * to the matrix products, and sharing them with the reference removes a source of disagreement.
+ * The CPU backend on PyTorch (libtorch 2.7.1) through DJL. Weights are read from the checkpoint one tensor at a
+ * time into native float32 tensors (DJL cannot hold BF16: any BF16 tensor kills the JVM), so the heap never holds
+ * more than one of them. The residual stream stays native between layers ({@link DjlTensor}); q/k/v come back to
+ * the heap because RoPE, the KV cache and the few-row attention run in Java ({@link HostTensor}, {@link
+ * HostKvCache}): those are O(T * width), noise next to the matrix products, and sharing them with the reference
+ * removes a source of disagreement. Every op opens a sub-manager for its temporaries and closes it before
+ * returning; results that outlive the op are attached to the backend's manager and freed by their arena.
  *
  * <p>DJL runs offline ({@link DjlOffline}); libtorch is extracted once under DJL_CACHE_DIR.
  */
@@ -43,9 +55,11 @@ public final class DjlBackend implements Backend {
     private static final int JAVA_ATTENTION_MAX_ROWS = 4;
 
     private final ModelConfig config;
+    private final KvPrecision kvPrecision;
     private final float[] tokenEmbedding;
     private final Rope rope;
     private final NDManager manager;
+    private final HandleLedger ledger = new HandleLedger();
     private final List<NativeLayer> layers = new ArrayList<>();
     private final NDArray finalNorm;
     /** [dim, vocab]: a transposed view of the [vocab, dim] head. */
@@ -57,43 +71,47 @@ public final class DjlBackend implements Backend {
                                NDArray wGateT, NDArray wUpT, NDArray wDownT) {
     }
 
-    public DjlBackend(ModelConfig config, ModelWeights weights) {
+    public DjlBackend(ModelConfig config, WeightSource weights, KvPrecision kvPrecision) {
         DjlOffline.ensure();
         this.config = config;
-        this.tokenEmbedding = weights.tokenEmbedding();
+        this.kvPrecision = kvPrecision;
         this.rope = new Rope(config);
         try {
             this.manager = NDManager.newBaseManager(Device.cpu(), Engine.getEngine("PyTorch").getEngineName());
         } catch (RuntimeException | UnsatisfiedLinkError e) {
             throw new EngineException("cannot start the PyTorch engine (DJL): " + e.getMessage(), e);
         }
-        int dim = config.dim();
-        for (LayerWeights w : weights.layers()) {
+        // The embedding lookup runs in Java, so the table stays on the heap (the one tensor that does).
+        this.tokenEmbedding = weights.read(WeightName.of(Kind.TOKEN_EMBEDDING));
+        for (int l = 0; l < config.layers(); l++) {
+            boolean bias = config.qkvBias();
             layers.add(new NativeLayer(
-                    vector(w.attentionNorm()),
-                    transposed(w.wq(), config.queryWidth(), dim),
-                    transposed(w.wk(), config.kvWidth(), dim),
-                    transposed(w.wv(), config.kvWidth(), dim),
-                    w.bq() == null ? null : vector(w.bq()),
-                    w.bk() == null ? null : vector(w.bk()),
-                    w.bv() == null ? null : vector(w.bv()),
-                    transposed(w.wo(), dim, config.queryWidth()),
-                    vector(w.ffnNorm()),
-                    transposed(w.wGate(), config.hiddenDim(), dim),
-                    transposed(w.wUp(), config.hiddenDim(), dim),
-                    transposed(w.wDown(), dim, config.hiddenDim())));
+                    vector(weights, Kind.ATTENTION_NORM, l),
+                    transposed(weights, Kind.WQ, l), transposed(weights, Kind.WK, l), transposed(weights, Kind.WV, l),
+                    bias ? vector(weights, Kind.BQ, l) : null,
+                    bias ? vector(weights, Kind.BK, l) : null,
+                    bias ? vector(weights, Kind.BV, l) : null,
+                    transposed(weights, Kind.WO, l),
+                    vector(weights, Kind.FFN_NORM, l),
+                    transposed(weights, Kind.W_GATE, l), transposed(weights, Kind.W_UP, l),
+                    transposed(weights, Kind.W_DOWN, l)));
         }
-        this.finalNorm = vector(weights.finalNorm());
-        this.outputHeadT = transposed(weights.outputHead(), config.vocabSize(), dim);
+        this.finalNorm = vector(weights, Kind.FINAL_NORM, -1);
+        WeightName head = WeightName.of(Kind.OUTPUT_HEAD);
+        float[] headValues = config.tiedEmbeddings() ? tokenEmbedding : weights.read(head);
+        this.outputHeadT = manager.create(headValues, new Shape(config.vocabSize(), config.dim())).transpose();
     }
 
-    private NDArray vector(float[] values) {
+    private NDArray vector(WeightSource weights, Kind kind, int layer) {
+        float[] values = weights.read(new WeightName(kind, layer));
         return manager.create(values, new Shape(values.length));
     }
 
     /** w: [out, in] -> a transposed view [in, out], so that x [T, in] . view = x W^T. */
-    private NDArray transposed(float[] w, int out, int in) {
-        return manager.create(w, new Shape(out, in)).transpose();
+    private NDArray transposed(WeightSource weights, Kind kind, int layer) {
+        WeightName name = WeightName.of(kind, layer);
+        int[] shape = name.shape(config);
+        return manager.create(weights.read(name), new Shape(shape[0], shape[1])).transpose();
     }
 
     @Override
@@ -107,26 +125,57 @@ public final class DjlBackend implements Backend {
     }
 
     @Override
-    public float[] embed(int[] tokens) {
-        return TokenEmbedding.lookup(tokenEmbedding, config.dim(), tokens);
+    public KvPrecision kvPrecision() {
+        return kvPrecision;
     }
 
     @Override
-    public QkvProjection projectQkv(int layer, float[] x, int[] positions) {
-        NativeLayer w = layers.get(layer);
+    public Tensor embed(Arena arena, int[] tokens) {
+        return host(arena, TokenEmbedding.lookup(tokenEmbedding, config.dim(), tokens), tokens.length, config.dim());
+    }
+
+    @Override
+    public Tensor upload(Arena arena, float[] values, int... shape) {
+        return host(arena, values.clone(), shape);
+    }
+
+    @Override
+    public float[] download(Tensor tensor) {
+        return tensor instanceof HostTensor ? floats(tensor).clone() : floats(tensor);
+    }
+
+    @Override
+    public Tensor rows(Arena arena, Tensor x, int from, int to) {
+        if (x instanceof DjlTensor) {
+            try (NDManager scope = manager.newSubManager()) {
+                NDArray slice = array(scope, x).get(new NDIndex(from + ":" + to)).duplicate();
+                slice.attach(manager); // outlives the scope: freed when its arena closes
+                return arena.own(new DjlTensor(ledger, slice));
+            }
+        }
+        int width = x.dim(1);
+        return host(arena, Arrays.copyOfRange(floats(x), from * width, to * width), to - from, width);
+    }
+
+    @Override
+    public Qkv projectQkv(Arena arena, int layer, Tensor x, int[] positions) {
         int rows = positions.length;
+        Tensor.requireShape(x, "x", rows, config.dim());
+        NativeLayer w = layers.get(layer);
         float[] q;
         float[] k;
         float[] v;
         try (NDManager scope = manager.newSubManager()) {
-            NDArray normed = rmsNorm(scope.create(x, new Shape(rows, config.dim())), w.attentionNorm());
+            NDArray normed = rmsNorm(array(scope, x), w.attentionNorm());
             q = withBias(normed.matMul(w.wqT()), w.bq()).toFloatArray();
             k = withBias(normed.matMul(w.wkT()), w.bk()).toFloatArray();
             v = withBias(normed.matMul(w.wvT()), w.bv()).toFloatArray();
         }
         rope.apply(q, config.heads(), positions);
         rope.apply(k, config.kvHeads(), positions);
-        return new QkvProjection(q, k, v);
+        int hd = config.headDim();
+        return new Qkv(host(arena, q, rows, config.heads(), hd), host(arena, k, rows, config.kvHeads(), hd),
+                host(arena, v, rows, config.kvHeads(), hd));
     }
 
     private static NDArray withBias(NDArray y, NDArray bias) {
@@ -134,17 +183,35 @@ public final class DjlBackend implements Backend {
     }
 
     @Override
-    public AttentionPartial attend(float[] q, int[] queryPositions, KvSpan kv) {
+    public KvCache newKvCache(int expectedTokens) {
+        return new HostKvCache(config.layers(), config.kvWidth(), config.headDim(), kvPrecision, expectedTokens,
+                ledger, this::floats);
+    }
+
+    @Override
+    public Partial attend(Arena arena, Tensor qTensor, int[] queryPositions, KvCache kvCache, int layer) {
         int rows = queryPositions.length;
-        int keyCount = kv.length();
         int heads = config.heads();
         int hd = config.headDim();
-        if (keyCount == 0) {
-            return AttentionPartial.empty(rows, heads, hd);
+        Tensor.requireShape(qTensor, "q", rows, heads, hd);
+        HostKvCache kv = CpuKernels.hostCache(kvCache);
+        float[] q = floats(qTensor);
+        AttentionPartial partial;
+        if (kv.length(layer) == 0) {
+            partial = AttentionPartial.empty(rows, heads, hd);
+        } else if (rows <= JAVA_ATTENTION_MAX_ROWS) {
+            partial = CpuKernels.attend(config, q, queryPositions, kv, layer);
+        } else {
+            partial = attendNative(q, queryPositions, kv, layer);
         }
-        if (rows <= JAVA_ATTENTION_MAX_ROWS) {
-            return JavaAttention.attend(config, q, queryPositions, kv);
-        }
+        return new Partial(host(arena, partial.output(), rows, heads, hd), host(arena, partial.lse(), rows, heads));
+    }
+
+    private AttentionPartial attendNative(float[] q, int[] queryPositions, HostKvCache kv, int layer) {
+        int rows = queryPositions.length;
+        int keyCount = kv.length(layer);
+        int heads = config.heads();
+        int hd = config.headDim();
         float[] output = new float[rows * heads * hd];
         float[] lse = new float[rows * heads];
         int chunk = (int) Math.max(1, Math.min(rows, MAX_SCORE_ELEMENTS / ((long) heads * keyCount)));
@@ -152,12 +219,9 @@ public final class DjlBackend implements Backend {
             int kvHeads = config.kvHeads();
             // [S, Hkv, hd] -> [Hkv, 1, hd, S] and [Hkv, 1, S, hd]: one leading batch per KV head, broadcast over G
             Shape kvShape = new Shape(keyCount, kvHeads, hd);
-            int kvFloats = keyCount * kvHeads * hd;
-            NDArray kT = scope.create(FloatBuffer.wrap(kv.keys(), 0, kvFloats), kvShape, DataType.FLOAT32)
-                    .transpose(1, 2, 0).expandDims(1);
-            NDArray v = scope.create(FloatBuffer.wrap(kv.values(), 0, kvFloats), kvShape, DataType.FLOAT32)
-                    .transpose(1, 0, 2).expandDims(1);
-            NDArray keyPos = scope.create(IntBuffer.wrap(kv.positions(), 0, keyCount), new Shape(1, keyCount),
+            NDArray kT = scope.create(CpuKernels.keysF32(kv, layer), kvShape).transpose(1, 2, 0).expandDims(1);
+            NDArray v = scope.create(CpuKernels.valuesF32(kv, layer), kvShape).transpose(1, 0, 2).expandDims(1);
+            NDArray keyPos = scope.create(IntBuffer.wrap(kv.positions(layer, 0, keyCount)), new Shape(1, keyCount),
                     DataType.INT32);
             for (int start = 0; start < rows; start += chunk) {
                 int end = Math.min(rows, start + chunk);
@@ -177,8 +241,8 @@ public final class DjlBackend implements Backend {
         int kvHeads = config.kvHeads();
         int group = config.groupSize();
         int hd = config.headDim();
-        float[] qChunk = java.util.Arrays.copyOfRange(q, start * heads * hd, end * heads * hd);
-        int[] posChunk = java.util.Arrays.copyOfRange(queryPositions, start, end);
+        float[] qChunk = Arrays.copyOfRange(q, start * heads * hd, end * heads * hd);
+        int[] posChunk = Arrays.copyOfRange(queryPositions, start, end);
         // [T, H, hd] -> [T, Hkv, G, hd] -> [Hkv, G, T, hd]: query head h reads KV head h / G
         NDArray query = scope.create(qChunk, new Shape(rows, kvHeads, group, hd)).transpose(1, 2, 0, 3);
         NDArray scores = query.matMul(kT).mul(1.0 / Math.sqrt(hd)); // [Hkv, G, T, S]
@@ -201,7 +265,7 @@ public final class DjlBackend implements Backend {
         for (int rh = 0; rh < rows * heads; rh++) {
             if (!(lseRows[rh] > Float.NEGATIVE_INFINITY)) { // -inf or NaN: no visible key
                 lseRows[rh] = Float.NEGATIVE_INFINITY;
-                java.util.Arrays.fill(outRows, rh * hd, (rh + 1) * hd, 0f);
+                Arrays.fill(outRows, rh * hd, (rh + 1) * hd, 0f);
             }
         }
         System.arraycopy(outRows, 0, output, start * heads * hd, outRows.length);
@@ -218,26 +282,35 @@ public final class DjlBackend implements Backend {
     }
 
     @Override
-    public float[] finishLayer(int layer, float[] x, float[] attention) {
+    public Partial merge(Arena arena, List<Partial> partials) {
+        return CpuKernels.merge(partials, this::floats, (values, shape) -> host(arena, values, shape));
+    }
+
+    @Override
+    public Tensor finishLayer(Arena arena, int layer, Tensor x, Tensor attention) {
+        int rows = x.dim(0);
+        Tensor.requireShape(x, "x", rows, config.dim());
+        Tensor.requireShape(attention, "attention", rows, config.heads(), config.headDim());
         NativeLayer w = layers.get(layer);
-        int rows = x.length / config.dim();
         try (NDManager scope = manager.newSubManager()) {
-            NDArray residual = scope.create(x, new Shape(rows, config.dim()))
-                    .add(scope.create(attention, new Shape(rows, config.queryWidth())).matMul(w.woT()));
+            NDArray residual = array(scope, x).add(scope.create(floats(attention),
+                    new Shape(rows, config.queryWidth())).matMul(w.woT()));
             NDArray normed = rmsNorm(residual, w.ffnNorm());
             NDArray gate = normed.matMul(w.wGateT());
             NDArray up = normed.matMul(w.wUpT());
             NDArray activated = gate.mul(Activation.sigmoid(gate)).mul(up); // SiLU(gate) * up: [T, hidden]
-            return residual.add(activated.matMul(w.wDownT())).toFloatArray();
+            NDArray next = residual.add(activated.matMul(w.wDownT()));
+            next.attach(manager); // outlives the scope: freed when its arena closes
+            return arena.own(new DjlTensor(ledger, next));
         }
     }
 
     @Override
-    public float[] logits(float[] x) {
-        int rows = x.length / config.dim();
+    public float[] logits(Tensor x) {
+        int rows = x.dim(0);
+        Tensor.requireShape(x, "x", rows, config.dim());
         try (NDManager scope = manager.newSubManager()) {
-            return rmsNorm(scope.create(x, new Shape(rows, config.dim())), finalNorm).matMul(outputHeadT)
-                    .toFloatArray();
+            return rmsNorm(array(scope, x), finalNorm).matMul(outputHeadT).toFloatArray();
         }
     }
 
@@ -247,7 +320,43 @@ public final class DjlBackend implements Backend {
         return x.div(meanSquare.add(config.rmsNormEps()).sqrt()).mul(weight);
     }
 
-    /** Native arrays alive under this backend (weights + anything a call forgot to close): for leak tests. */
+    /**
+     * A tensor of this backend as a native array in {@code scope}: a {@link DjlTensor}'s own array, attached to the
+     * scope until it closes (so that every result derived from it is a temporary of the scope too, and the array
+     * itself goes back to the backend's manager), else a copy.
+     */
+    private NDArray array(NDManager scope, Tensor tensor) {
+        if (tensor instanceof DjlTensor native_) {
+            native_.checkUsableBy(ledger);
+            native_.array().tempAttach(scope);
+            return native_.array();
+        }
+        return scope.create(floats(tensor), new Shape(tensor.dim(0), tensor.dim(1)));
+    }
+
+    /** A tensor of this backend on the heap: the array itself for a {@link HostTensor}, a copy otherwise. */
+    private float[] floats(Tensor tensor) {
+        if (tensor instanceof HostTensor host) {
+            host.checkUsableBy(ledger);
+            return host.data();
+        }
+        if (tensor instanceof DjlTensor native_) {
+            native_.checkUsableBy(ledger);
+            return native_.array().toFloatArray();
+        }
+        throw new IllegalArgumentException(tensor + " is not a tensor of the DJL backend");
+    }
+
+    private HostTensor host(Arena arena, float[] values, int... shape) {
+        return arena.own(new HostTensor(ledger, values, shape));
+    }
+
+    @Override
+    public long liveHandles() {
+        return ledger.open();
+    }
+
+    /** Native arrays alive under this backend (weights + anything an op forgot to close): for leak tests. */
     public int liveNativeArrays() {
         return manager.getManagedArrays().size();
     }

@@ -1,4 +1,4 @@
-package org.starflink.engine.forward;
+package org.starflink.engine.backend;
 
 import org.starflink.engine.model.ModelConfig;
 import org.starflink.engine.model.RopeStyle;

@@ -7,5 +7,5 @@ package org.starflink.engine.backend;
  * @param k [T, Hkv, headDim]
  * @param v [T, Hkv, headDim]
  */
-public record QkvProjection(float[] q, float[] k, float[] v) {
+public record Qkv(Tensor q, Tensor k, Tensor v) {
 }

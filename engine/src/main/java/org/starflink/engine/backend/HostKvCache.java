@@ -1,0 +1,290 @@
+package org.starflink.engine.backend;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+import java.util.function.Function;
+import org.starflink.engine.numeric.Bf16;
+
+/**
+ * The CPU backends' KV cache: per layer, keys and values [capacity, Hkv, headDim] in Java arrays (short[] BF16
+ * bits or float[]), growing by doubling, with the position id of every token. The attention loops read one head
+ * row at a time, widened into a float32 scratch row ({@link #keyRow}, {@link #valueRow}).
+ */
+public final class HostKvCache implements KvCache {
+    private final int layers;
+    private final int width;
+    private final int headDim;
+    private final KvPrecision precision;
+    private final HandleLedger ledger;
+    /** The owning backend's way to see a k/v tensor as host floats. */
+    private final Function<Tensor, float[]> hostValues;
+    private final int[][] positions;
+    private final Rows[] keys;
+    private final Rows[] values;
+    private final int[] lengths;
+    private boolean open = true;
+
+    public HostKvCache(int layers, int kvWidth, int headDim, KvPrecision precision, int initialCapacity,
+                       HandleLedger ledger, Function<Tensor, float[]> hostValues) {
+        this.layers = layers;
+        this.width = kvWidth;
+        this.headDim = headDim;
+        this.precision = precision;
+        this.ledger = ledger;
+        this.hostValues = hostValues;
+        int capacity = Math.max(1, initialCapacity);
+        this.positions = new int[layers][capacity];
+        this.keys = new Rows[layers];
+        this.values = new Rows[layers];
+        for (int l = 0; l < layers; l++) {
+            keys[l] = Rows.of(precision, capacity * kvWidth);
+            values[l] = Rows.of(precision, capacity * kvWidth);
+        }
+        this.lengths = new int[layers];
+        ledger.opened();
+    }
+
+    @Override
+    public int layers() {
+        return layers;
+    }
+
+    @Override
+    public int kvWidth() {
+        return width;
+    }
+
+    @Override
+    public KvPrecision precision() {
+        return precision;
+    }
+
+    @Override
+    public int length() {
+        return lengths[layers - 1];
+    }
+
+    @Override
+    public int length(int layer) {
+        return lengths[layer];
+    }
+
+    @Override
+    public int[] positions(int layer, int from, int to) {
+        checkOpen();
+        return Arrays.copyOfRange(positions[layer], from, to);
+    }
+
+    /** Position ids of one layer; the array may be longer than {@link #length(int)} (backends only, no copy). */
+    int[] positionsView(int layer) {
+        checkOpen();
+        return positions[layer];
+    }
+
+    @Override
+    public void append(int layer, int[] tokenPositions, Tensor k, Tensor v) {
+        Tensor.requireShape(k, "k", tokenPositions.length, width / headDim, headDim);
+        Tensor.requireShape(v, "v", tokenPositions.length, width / headDim, headDim);
+        float[] kValues = hostValues.apply(k);
+        float[] vValues = hostValues.apply(v);
+        int count = tokenPositions.length;
+        int start = reserve(layer, tokenPositions);
+        keys[layer].put(start * width, kValues, 0, count * width);
+        values[layer].put(start * width, vValues, 0, count * width);
+    }
+
+    @Override
+    public void read(int layer, int from, int to, ByteBuffer keyBytes, ByteBuffer valueBytes) {
+        checkOpen();
+        if (from < 0 || to > lengths[layer] || from > to) {
+            throw new IndexOutOfBoundsException("tokens [" + from + ", " + to + ") of a layer holding "
+                    + lengths[layer]);
+        }
+        keys[layer].read(from * width, (to - from) * width, keyBytes.order(ByteOrder.LITTLE_ENDIAN));
+        values[layer].read(from * width, (to - from) * width, valueBytes.order(ByteOrder.LITTLE_ENDIAN));
+    }
+
+    @Override
+    public void write(int layer, int[] tokenPositions, KvPrecision from, ByteBuffer keyBytes, ByteBuffer valueBytes) {
+        int count = tokenPositions.length;
+        int start = reserve(layer, tokenPositions);
+        keys[layer].write(start * width, count * width, from, keyBytes.order(ByteOrder.LITTLE_ENDIAN));
+        values[layer].write(start * width, count * width, from, valueBytes.order(ByteOrder.LITTLE_ENDIAN));
+    }
+
+    /** Grows one layer for {@code tokenPositions}, records them, and returns the first new token's index. */
+    private int reserve(int layer, int[] tokenPositions) {
+        checkOpen();
+        int start = lengths[layer];
+        int needed = start + tokenPositions.length;
+        if (needed > positions[layer].length) {
+            int capacity = Math.max(needed, positions[layer].length * 2);
+            positions[layer] = Arrays.copyOf(positions[layer], capacity);
+            keys[layer] = keys[layer].grow(capacity * width);
+            values[layer] = values[layer].grow(capacity * width);
+        }
+        System.arraycopy(tokenPositions, 0, positions[layer], start, tokenPositions.length);
+        lengths[layer] = needed;
+        return start;
+    }
+
+    /** Keys of token {@code token}, KV head {@code kvHead} of one layer, widened into {@code row} [headDim]. */
+    void keyRow(int layer, int token, int kvHead, float[] row) {
+        keys[layer].widen(token * width + kvHead * headDim, headDim, row, 0);
+    }
+
+    /** Values of token {@code token}, KV head {@code kvHead} of one layer, widened into {@code row} [headDim]. */
+    void valueRow(int layer, int token, int kvHead, float[] row) {
+        values[layer].widen(token * width + kvHead * headDim, headDim, row, 0);
+    }
+
+    /** Every key of one layer as float32 [length, Hkv, headDim] (a new array). */
+    float[] keysF32(int layer) {
+        float[] out = new float[lengths[layer] * width];
+        keys[layer].widen(0, out.length, out, 0);
+        return out;
+    }
+
+    /** Every value of one layer as float32 [length, Hkv, headDim] (a new array). */
+    float[] valuesF32(int layer) {
+        float[] out = new float[lengths[layer] * width];
+        values[layer].widen(0, out.length, out, 0);
+        return out;
+    }
+
+    @Override
+    public long bytes() {
+        long total = 0;
+        for (int l = 0; l < layers; l++) {
+            total += 2L * lengths[l] * width * precision.bytes;
+        }
+        return total;
+    }
+
+    @Override
+    public boolean isOpen() {
+        return open;
+    }
+
+    @Override
+    public void close() {
+        if (open) {
+            open = false;
+            for (int l = 0; l < layers; l++) {
+                keys[l] = null;
+                values[l] = null;
+            }
+            ledger.closed();
+        }
+    }
+
+    private void checkOpen() {
+        if (!open) {
+            throw new IllegalStateException("KV cache used after it was closed");
+        }
+    }
+
+    /** The elements of one layer's keys or values in one precision. */
+    private abstract static sealed class Rows permits F32Rows, Bf16Rows {
+        static Rows of(KvPrecision precision, int capacity) {
+            return precision == KvPrecision.BF16 ? new Bf16Rows(new short[capacity]) : new F32Rows(new float[capacity]);
+        }
+
+        abstract Rows grow(int capacity);
+
+        abstract void put(int at, float[] source, int offset, int count);
+
+        abstract void widen(int at, int count, float[] target, int offset);
+
+        abstract void read(int at, int count, ByteBuffer target);
+
+        abstract void write(int at, int count, KvPrecision from, ByteBuffer source);
+    }
+
+    private static final class F32Rows extends Rows {
+        private final float[] data;
+
+        F32Rows(float[] data) {
+            this.data = data;
+        }
+
+        @Override
+        Rows grow(int capacity) {
+            return new F32Rows(Arrays.copyOf(data, capacity));
+        }
+
+        @Override
+        void put(int at, float[] source, int offset, int count) {
+            System.arraycopy(source, offset, data, at, count);
+        }
+
+        @Override
+        void widen(int at, int count, float[] target, int offset) {
+            System.arraycopy(data, at, target, offset, count);
+        }
+
+        @Override
+        void read(int at, int count, ByteBuffer target) {
+            target.asFloatBuffer().put(data, at, count);
+            target.position(target.position() + count * Float.BYTES);
+        }
+
+        @Override
+        void write(int at, int count, KvPrecision from, ByteBuffer source) {
+            if (from == KvPrecision.F32) {
+                source.asFloatBuffer().get(data, at, count);
+                source.position(source.position() + count * Float.BYTES);
+            } else {
+                for (int i = 0; i < count; i++) {
+                    data[at + i] = Bf16.toFloat(source.getShort());
+                }
+            }
+        }
+    }
+
+    private static final class Bf16Rows extends Rows {
+        private final short[] data;
+
+        Bf16Rows(short[] data) {
+            this.data = data;
+        }
+
+        @Override
+        Rows grow(int capacity) {
+            return new Bf16Rows(Arrays.copyOf(data, capacity));
+        }
+
+        @Override
+        void put(int at, float[] source, int offset, int count) {
+            for (int i = 0; i < count; i++) {
+                data[at + i] = Bf16.fromFloat(source[offset + i]);
+            }
+        }
+
+        @Override
+        void widen(int at, int count, float[] target, int offset) {
+            for (int i = 0; i < count; i++) {
+                target[offset + i] = Float.intBitsToFloat((data[at + i] & 0xffff) << 16);
+            }
+        }
+
+        @Override
+        void read(int at, int count, ByteBuffer target) {
+            target.asShortBuffer().put(data, at, count);
+            target.position(target.position() + count * Short.BYTES);
+        }
+
+        @Override
+        void write(int at, int count, KvPrecision from, ByteBuffer source) {
+            if (from == KvPrecision.BF16) {
+                source.asShortBuffer().get(data, at, count);
+                source.position(source.position() + count * Short.BYTES);
+            } else {
+                for (int i = 0; i < count; i++) {
+                    data[at + i] = Bf16.fromFloat(source.getFloat());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,66 @@
+package org.starflink.engine.forward;
+
+import java.util.ArrayList;
+import java.util.List;
+import org.starflink.engine.attention.AttentionPartial;
+import org.starflink.engine.backend.Arena;
+import org.starflink.engine.backend.Backend;
+import org.starflink.engine.backend.KvCache;
+import org.starflink.engine.backend.Partial;
+import org.starflink.engine.backend.Qkv;
+import org.starflink.engine.backend.Tensor;
+
+/**
+ * One decoder layer: THE step that every mode composes, split in two halves exactly where partial attention
+ * from other workers comes in.
+ * <pre>
+ *   q = begin(x, positions, own)        q, k, v = projectQkv(x); append k, v to own          q [T, H, hd]
+ *   x' = end(x, q, local, remote)       A = merge(remote partials..., attend(q, c) for c in local)
+ *                                       x' = finishLayer(x, A)                                x' [T, dim]
+ * </pre>
+ * Global decoding: local = [own], no remote. Star phase 1 of block i: local = [anchor, own]. The query host:
+ * local = [own], remote = the blocks' partials of q (in block order). A context block's side of phase 2 is
+ * {@link Backend#attend} alone. Partials are merged in the order remote..., local..., so a caller that passes
+ * them in a canonical order gets bit-identical results on every run and replay.
+ */
+public final class LayerStep {
+    private final Backend backend;
+
+    public LayerStep(Backend backend) {
+        this.backend = backend;
+    }
+
+    /**
+     * The first half: the rows' q, k and v; k and v are appended to {@code own} for this layer.
+     *
+     * @param x [T, dim] the residual stream entering the layer
+     * @return q [T, H, hd], RoPE applied, in {@code arena}
+     */
+    public Tensor begin(Arena arena, int layer, Tensor x, int[] positions, KvCache own) {
+        Qkv qkv = backend.projectQkv(arena, layer, x, positions);
+        own.append(layer, positions, qkv.k(), qkv.v());
+        qkv.k().close(); // the cache holds its own copy
+        qkv.v().close();
+        return qkv.q();
+    }
+
+    /**
+     * The second half: attention of q over each local cache (own included), merged with the remote partials,
+     * then the rest of the layer.
+     *
+     * @param remote partials of q over other workers' KV, host form, in a canonical order; may be empty
+     * @return the residual stream leaving the layer, [T, dim], in {@code arena}
+     */
+    public Tensor end(Arena arena, int layer, Tensor x, Tensor q, int[] positions, List<KvCache> local,
+                      List<AttentionPartial> remote) {
+        List<Partial> partials = new ArrayList<>(remote.size() + local.size());
+        for (AttentionPartial partial : remote) {
+            partials.add(backend.upload(arena, partial));
+        }
+        for (KvCache cache : local) {
+            partials.add(backend.attend(arena, q, positions, cache, layer));
+        }
+        Partial merged = partials.size() == 1 ? partials.get(0) : backend.merge(arena, partials);
+        return backend.finishLayer(arena, layer, x, merged.output());
+    }
+}
