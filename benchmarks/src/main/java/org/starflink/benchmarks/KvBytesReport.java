@@ -38,13 +38,14 @@ public final class KvBytesReport {
         System.out.printf("%-22s %6s %8s %14s %14s %8s %16s %16s%n", "model", "layers", "kvWidth", "state f32 B/tok",
                 "state bf16 B/tok", "ratio", "request B/layer", "partial B/layer");
         for (ModelConfig config : List.of(own, llama8b)) {
+            String label = config == own ? "starflink-synth-14m" : config.architecture();
             double f32 = stateBytesPerToken(config, KvPrecision.F32);
             double bf16 = stateBytesPerToken(config, KvPrecision.BF16);
             float[] q = new float[config.queryWidth()];
             int request = PhaseTwoCodec.toBytes(new LayerRequest(0, new int[] {TOKENS}, q)).length;
             int partial = PhaseTwoCodec.toBytes(new AttentionPartial(1, config.heads(), q,
                     new float[config.heads()])).length;
-            System.out.printf("%-22s %6d %8d %14.1f %14.1f %8.3f %16d %16d%n", config.architecture(),
+            System.out.printf("%-22s %6d %8d %14.1f %14.1f %8.3f %16d %16d%n", label,
                     config.layers(), config.kvWidth(), f32, bf16, bf16 / f32, request, partial);
         }
     }

@@ -49,7 +49,8 @@ public final class StarflinkJob {
                                       DataStream<KafkaRawRecord> questionRecords, JobSinks sinks,
                                       Configuration options) {
         ModelLocation model = new ModelLocation(options.get(StarflinkOptions.MODEL),
-                options.get(StarflinkOptions.TOKENIZER), options.get(StarflinkOptions.BACKEND));
+                options.get(StarflinkOptions.TOKENIZER), options.get(StarflinkOptions.BACKEND),
+                options.get(StarflinkOptions.GPU_DEVICE));
         int blockSize = options.get(StarflinkOptions.BLOCK_SIZE);
         int anchorSize = options.get(StarflinkOptions.ANCHOR_SIZE) == 0 ? blockSize
                 : options.get(StarflinkOptions.ANCHOR_SIZE);

@@ -18,8 +18,13 @@ public final class StarflinkOptions {
             .withDescription("Model: a Hugging Face folder or a llama2.c .bin, as seen from the TaskManagers.");
     public static final ConfigOption<String> TOKENIZER = key("starflink.tokenizer").stringType().noDefaultValue()
             .withDescription("Tokenizer file overriding the model's own.");
-    public static final ConfigOption<String> BACKEND = key("starflink.backend").stringType().defaultValue("djl")
-            .withDescription("Engine backend: djl (PyTorch on CPU) or reference (plain Java).");
+    public static final ConfigOption<String> BACKEND = key("starflink.backend").stringType().defaultValue("cpu")
+            .withDescription("Engine backend: cpu (PyTorch on the CPU through DJL; alias djl), gpu (our CUDA "
+                    + "kernels; fails at start without a usable GPU), auto (the GPU when usable, else the CPU, "
+                    + "logged once) or reference (plain Java, slow).");
+    public static final ConfigOption<Integer> GPU_DEVICE = key("starflink.gpu.device").intType().defaultValue(-1)
+            .withDescription("CUDA device for the gpu backend when Flink's GPU external resource assigns none "
+                    + "(-1: device 0, i.e. the first that CUDA_VISIBLE_DEVICES leaves visible).");
     public static final ConfigOption<Integer> BLOCK_SIZE = key("starflink.block-size").intType().defaultValue(1024)
             .withDescription("Tokens per context block (b).");
     public static final ConfigOption<Integer> ANCHOR_SIZE = key("starflink.anchor-size").intType().defaultValue(0)

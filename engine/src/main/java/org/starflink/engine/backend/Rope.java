@@ -28,6 +28,11 @@ public final class Rope {
         }
     }
 
+    /** [headDim / 2] the inverse frequency of each rotary pair, llama3 scaling applied (for device kernels). */
+    public double[] inverseFrequencies() {
+        return inverseFrequencies.clone();
+    }
+
     /**
      * Rotates every head of every row in place.
      *

@@ -5,6 +5,7 @@ import java.nio.file.Path;
 import org.starflink.engine.EngineException;
 import org.starflink.engine.model.Model;
 import org.starflink.engine.model.ModelConfig;
+import org.starflink.engine.model.WeightSource;
 import org.starflink.engine.tokenizer.HfTokenizer;
 
 /**
@@ -38,6 +39,20 @@ public final class HfCheckpoint {
                         + " tokens but the model's vocab_size is " + config.vocabSize());
             }
             return new Model(dir.toString(), config, weights, tokenizer);
+        } catch (RuntimeException e) {
+            tensors.close();
+            throw e;
+        }
+    }
+
+    /**
+     * The weights of a checkpoint directory without its tokenizer (for tools that take token ids), validated
+     * against {@code config}; the files stay mapped for as long as the source is used.
+     */
+    public static WeightSource weights(Path dir, ModelConfig config) {
+        ShardedSafetensors tensors = ShardedSafetensors.open(dir);
+        try {
+            return HfWeights.open(tensors, config);
         } catch (RuntimeException e) {
             tensors.close();
             throw e;

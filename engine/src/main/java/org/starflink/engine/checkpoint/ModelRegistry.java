@@ -4,6 +4,8 @@ import java.nio.file.Path;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.ConcurrentHashMap;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import org.starflink.engine.backend.Backend;
 import org.starflink.engine.backend.BackendKind;
 import org.starflink.engine.backend.KvPrecision;
@@ -18,9 +20,10 @@ public final class ModelRegistry {
     private record ModelKey(Path model, Path tokenizer) {
     }
 
-    private record BackendKey(Model model, BackendKind kind, KvPrecision kvPrecision) {
+    private record BackendKey(Model model, BackendKind kind, KvPrecision kvPrecision, int device) {
     }
 
+    private static final Logger LOG = LoggerFactory.getLogger(ModelRegistry.class);
     private static final Map<ModelKey, Model> MODELS = new ConcurrentHashMap<>();
     private static final Map<BackendKey, Backend> BACKENDS = new ConcurrentHashMap<>();
 
@@ -39,8 +42,21 @@ public final class ModelRegistry {
     }
 
     public static Backend backend(Model model, BackendKind kind, KvPrecision kvPrecision) {
+        return backend(model, kind, kvPrecision, 0);
+    }
+
+    /**
+     * The JVM's backend of {@code kind} ({@code AUTO} resolved once, here) for {@code model} on {@code device}
+     * (the CUDA device index; ignored by the CPU backends). Creating it logs the choice once.
+     */
+    public static Backend backend(Model model, BackendKind kind, KvPrecision kvPrecision, int device) {
         Objects.requireNonNull(model);
-        return BACKENDS.computeIfAbsent(new BackendKey(model, kind, kvPrecision),
-                k -> k.kind().create(k.model(), k.kvPrecision()));
+        BackendKind concrete = kind.resolve(device);
+        int key = concrete == BackendKind.GPU ? device : 0;
+        return BACKENDS.computeIfAbsent(new BackendKey(model, concrete, kvPrecision, key), k -> {
+            Backend backend = k.kind().create(k.model(), k.kvPrecision(), k.device());
+            LOG.info("backend {} for {} ({} KV)", backend.name(), k.model().source(), k.kvPrecision());
+            return backend;
+        });
     }
 }

@@ -55,21 +55,37 @@ public final class LongContextGenerator {
     }
 
     /**
-     * Phase 1: the anchor once, then every block against it (block 0 alone). The anchor is encoded by itself,
-     * exactly as a streaming block worker that does not hold block 0 must do, so that this single-process path and
-     * the Flink job compute bit-identical KV.
+     * Phase 1: block 0 alone, the anchor once, then every other block against it. The anchor is encoded by
+     * itself, exactly as a streaming block worker that does not hold block 0 does, so that this single-process path
+     * and the Flink job compute bit-identical KV.
      */
     public EncodedContext encode(int[] contextTokens, BlockLayout layout) {
         long start = System.nanoTime();
         List<ContextBlock> blocks = layout.split(contextTokens);
         List<KvCache> caches = new ArrayList<>(blocks.size());
-        try (KvCache anchor = blocks.size() > 1 ? encoder.encodeAnchor(layout.anchor(contextTokens)) : null) {
-            for (ContextBlock block : blocks) {
+        if (blocks.isEmpty()) {
+            return new EncodedContext(0, caches, System.nanoTime() - start);
+        }
+        // With a = b (the paper's default) the anchor IS block 0, encoded the same way (alone, at 0..b-1): its KV
+        // serves as the anchor, bit-identical to a separate encode, at one block's less work.
+        boolean anchorIsBlockZero = layout.anchorSize() >= blocks.get(0).tokens().length;
+        KvCache separateAnchor = null;
+        try {
+            caches.add(encoder.encode(blocks.get(0), null));
+            if (blocks.size() > 1 && !anchorIsBlockZero) {
+                separateAnchor = encoder.encodeAnchor(layout.anchor(contextTokens));
+            }
+            KvCache anchor = separateAnchor != null ? separateAnchor : caches.get(0);
+            for (ContextBlock block : blocks.subList(1, blocks.size())) {
                 caches.add(encoder.encode(block, anchor));
             }
         } catch (RuntimeException e) {
             caches.forEach(KvCache::close);
             throw e;
+        } finally {
+            if (separateAnchor != null) {
+                separateAnchor.close();
+            }
         }
         return new EncodedContext(contextTokens.length, caches, System.nanoTime() - start);
     }

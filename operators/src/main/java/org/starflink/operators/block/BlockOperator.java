@@ -99,7 +99,7 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
         pages = getRuntimeContext().getMapState(PAGES);
         meta = getRuntimeContext().getState(META);
         pending = getRuntimeContext().getListState(PENDING);
-        backend = model.backend();
+        backend = model.backend(getRuntimeContext());
         encoder = new BlockEncoder(new Transformer(backend));
         decoded = new KvCacheLru(localCacheBytes);
         anchors = new LinkedHashMap<>(16, 0.75f, true) {

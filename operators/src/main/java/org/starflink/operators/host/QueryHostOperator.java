@@ -82,7 +82,7 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
         hostState = getRuntimeContext().getState(HOST);
         partials = getRuntimeContext().getMapState(PARTIALS);
         model = modelLocation.load();
-        transformer = new Transformer(modelLocation.backend());
+        transformer = new Transformer(modelLocation.backend(getRuntimeContext()));
         liveHosts = new HashMap<>();
         liveAnswers = new HashMap<>();
         metrics = new HostMetrics(getRuntimeContext().getMetricGroup());

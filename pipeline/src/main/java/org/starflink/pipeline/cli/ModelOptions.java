@@ -3,6 +3,7 @@ package org.starflink.pipeline.cli;
 import java.nio.file.Path;
 import org.starflink.engine.backend.Backend;
 import org.starflink.engine.backend.BackendKind;
+import org.starflink.engine.backend.KvPrecision;
 import org.starflink.engine.checkpoint.ModelRegistry;
 import org.starflink.engine.model.Model;
 import picocli.CommandLine.Option;
@@ -17,15 +18,20 @@ final class ModelOptions {
     @Option(names = "--tokenizer", paramLabel = "FILE", description = "Tokenizer overriding the model's own.")
     Path tokenizer;
 
-    @Option(names = "--backend", paramLabel = "NAME", defaultValue = "djl",
-            description = "djl (PyTorch on CPU) or reference (plain Java, slow). Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--backend", paramLabel = "NAME", defaultValue = "cpu",
+            description = "cpu (PyTorch through DJL), gpu (our CUDA kernels), auto (the GPU when usable, else the "
+                    + "CPU) or reference (plain Java, slow). Default: ${DEFAULT-VALUE}.")
     String backend;
+
+    @Option(names = "--gpu-device", paramLabel = "N", defaultValue = "0",
+            description = "CUDA device for --backend gpu/auto (default: ${DEFAULT-VALUE}).")
+    int gpuDevice;
 
     Model load() {
         return ModelRegistry.model(model, tokenizer);
     }
 
     Backend backend(Model loaded) {
-        return ModelRegistry.backend(loaded, BackendKind.parse(backend));
+        return ModelRegistry.backend(loaded, BackendKind.parse(backend), KvPrecision.BF16, gpuDevice);
     }
 }

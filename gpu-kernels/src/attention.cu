@@ -1,0 +1,1130 @@
+// Attention forward with log-sum-exp, causal BY POSITION (key j visible to row i iff kpos[j] <= qpos[i]),
+// GQA; the LSE merge of partials.
+//
+// attn_tiled_kernel<HD, W>: FlashAttention-2 structure on BF16 tensor cores (mma.sync m16n8k16, FP32
+// accumulate). A thread block owns BM = 16*W "packed" query rows of one KV head: packed row r = (token r / G,
+// query head kvh*G + r % G), so the G query heads that share a KV head share every K/V tile (GQA packing).
+// Each warp owns 16 rows; keys stream through shared memory in tiles of BN = 64 (cp.async, double buffered,
+// 16-byte chunks XOR-swizzled by row so that ldmatrix is conflict free); running max / sum per row in
+// registers; P goes from the S accumulators straight into the A operand of the PV product.
+// Which key tiles a query tile needs comes from a plan (prefill: many query tiles) built from per-tile
+// min/max key positions: a tile with min kpos > max qpos is skipped, one with max kpos <= min qpos needs no
+// mask, others are masked element by element. With one query tile (decode, phase 2) the tiles are classified
+// inline instead. Keys may be split over blockIdx.z (split-KV): each split writes a partial (out, lse) and the
+// partials are merged by merge_kernel, the same kernel as sf_attention_merge.
+#include "common.cuh"
+#include <climits>
+
+namespace {
+
+constexpr int BN = 64;         // keys per tile
+constexpr int kMaxMerge = 64;  // partials per merge launch
+constexpr int kDefault128 = 6; // block_m 128, hd 128: internal variant 2, 3 (mma.sync) or 4 (wgmma)
+
+struct AttnArgs {
+    const __nv_bfloat16* q;
+    const int* qpos;
+    int T, H;
+    const __nv_bfloat16* k;
+    const __nv_bfloat16* v;
+    const int* kpos;
+    int S, Hkv;
+    int G, Tp;                  // query heads per KV head; packed rows per KV head (T * G)
+    float* out;                 // [nsplit][T][H][HD]
+    float* lse;                 // [nsplit][T][H]
+    size_t out_split_stride, lse_split_stride;
+    const int* list;            // plan: [nQ][list_stride] entries (tile | partial << 30), or nullptr
+    const int* count;           // plan: [nQ]
+    int list_stride;
+    int nK, nsplit;
+    float scale, scale_log2;
+    int reverse;                // launch heavy (late) query tiles first
+};
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool pred) {
+    int sz = pred ? 16 : 0;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(sz));
+}
+__device__ __forceinline__ void cp_async4(uint32_t dst, const void* src, bool pred) {
+    int sz = pred ? 4 : 0;
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(sz));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&v);
+}
+
+template <int HD, int W, int MT>
+__global__ void __launch_bounds__(32 * W, W * MT == 8 ? 2 : 1) attn_tiled_kernel(const AttnArgs a) {
+    constexpr int NT = 32 * W, BM = 16 * W * MT, CH = HD / 8;  // CH: 16-byte chunks per row
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+    __nv_bfloat16* Qs = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [BM][HD]
+    __nv_bfloat16* Ks = Qs + BM * HD;                                 // [2][BN][HD]
+    __nv_bfloat16* Vs = Ks + 2 * BN * HD;                             // [2][BN][HD]
+    int* kps = reinterpret_cast<int*>(Vs + 2 * BN * HD);              // [2][BN]
+    __shared__ int s_qmin, s_qmax;
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int qt = a.reverse ? (int)gridDim.x - 1 - (int)blockIdx.x : (int)blockIdx.x;
+    const int kvh = blockIdx.y, split = blockIdx.z;
+    const int row0 = qt * BM;
+
+    // Q tile -> shared (zero rows past Tp).
+    for (int c = tid; c < BM * CH; c += NT) {
+        int r = c / CH, ch = c % CH, pr = row0 + r;
+        bool ok = pr < a.Tp;
+        int t = ok ? pr / a.G : 0, h = kvh * a.G + (ok ? pr % a.G : 0);
+        cp_async16(smem_u32(Qs + r * HD + ((ch ^ (r & 7)) * 8)), a.q + ((size_t)t * a.H + h) * HD + ch * 8, ok);
+    }
+    cp_async_commit();
+
+    // This thread's rows: m-tile mt, half e (0: lane/4, 1: lane/4 + 8).
+    int qp[MT][2];
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            int r = row0 + warp * 16 * MT + mt * 16 + (lane >> 2) + 8 * e;
+            qp[mt][e] = r < a.Tp ? a.qpos[r / a.G] : INT_MIN;
+        }
+
+    int n_items;
+    if (a.list) {
+        n_items = a.count[qt];
+    } else {
+        n_items = a.nK;
+        if (tid == 0) { s_qmin = INT_MAX; s_qmax = INT_MIN; }
+        __syncthreads();
+        for (int r = tid; r < BM; r += NT) {
+            int pr = row0 + r;
+            if (pr < a.Tp) {
+                int p = a.qpos[pr / a.G];
+                atomicMin(&s_qmin, p);
+                atomicMax(&s_qmax, p);
+            }
+        }
+        __syncthreads();
+    }
+    const int per = (n_items + a.nsplit - 1) / a.nsplit;
+    const int i0 = split * per, i1 = min(n_items, i0 + per);
+    const int* lst = a.list ? a.list + (size_t)qt * a.list_stride : nullptr;
+
+    auto load_kv = [&](int tile, int buf) {
+        const int kbase = tile * BN;
+        for (int c = tid; c < BN * CH; c += NT) {
+            int r = c / CH, ch = c % CH, key = kbase + r;
+            bool ok = key < a.S;
+            size_t off = ((size_t)(ok ? key : 0) * a.Hkv + kvh) * HD + ch * 8;
+            int so = buf * BN * HD + r * HD + ((ch ^ (r & 7)) * 8);
+            cp_async16(smem_u32(Ks + so), a.k + off, ok);
+            cp_async16(smem_u32(Vs + so), a.v + off, ok);
+        }
+        for (int r = tid; r < BN; r += NT) {
+            int key = kbase + r;
+            bool ok = key < a.S;
+            cp_async4(smem_u32(kps + buf * BN + r), a.kpos + (ok ? key : 0), ok);
+        }
+        cp_async_commit();
+    };
+
+    float o[MT][HD / 8][4];
+    float m[MT][2], l[MT][2];
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+        for (int d = 0; d < HD / 8; ++d) o[mt][d][0] = o[mt][d][1] = o[mt][d][2] = o[mt][d][3] = 0.f;
+        m[mt][0] = m[mt][1] = -INFINITY;
+        l[mt][0] = l[mt][1] = 0.f;
+    }
+    const float sl2 = a.scale_log2;
+
+    int entry_next = 0;
+    if (i0 < i1) {
+        entry_next = lst ? lst[i0] : i0;
+        load_kv(entry_next & 0x3fffffff, 0);
+    }
+    for (int i = i0; i < i1; ++i) {
+        const int buf = (i - i0) & 1;
+        const int entry = entry_next;
+        cp_async_wait_all();
+        __syncthreads();
+        if (i + 1 < i1) {
+            entry_next = lst ? lst[i + 1] : i + 1;
+            load_kv(entry_next & 0x3fffffff, buf ^ 1);
+        }
+        const int tile = entry & 0x3fffffff;
+        const int* kp = kps + buf * BN;
+        bool partial;
+        if (lst) {
+            partial = (entry >> 30) & 1;
+        } else {
+            int k0 = tile * BN + lane, k1 = k0 + 32;
+            int v0 = kp[lane], v1 = kp[lane + 32];
+            int mn = min(k0 < a.S ? v0 : INT_MAX, k1 < a.S ? v1 : INT_MAX);
+            int mx = max(k0 < a.S ? v0 : INT_MIN, k1 < a.S ? v1 : INT_MIN);
+#pragma unroll
+            for (int off = 16; off > 0; off >>= 1) {
+                mn = min(mn, __shfl_xor_sync(0xffffffffu, mn, off));
+                mx = max(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+            }
+            if (mn > s_qmax) continue;  // no key of this tile is visible to any row: skip
+            partial = mx > s_qmin || tile * BN + BN > a.S;
+        }
+
+        // S = Q K^T (16*MT rows x BN keys per warp); each K fragment feeds MT m-tiles
+        float s[MT][BN / 8][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int n = 0; n < BN / 8; ++n) s[mt][n][0] = s[mt][n][1] = s[mt][n][2] = s[mt][n][3] = 0.f;
+        const __nv_bfloat16* Kb = Ks + buf * BN * HD;
+        const __nv_bfloat16* Vb = Vs + buf * BN * HD;
+#pragma unroll
+        for (int kk = 0; kk < HD / 16; ++kk) {
+            uint32_t qa[MT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt) {
+                int r = warp * 16 * MT + mt * 16 + (lane & 15), ch = kk * 2 + (lane >> 4);
+                ldsm_x4(qa[mt], smem_u32(Qs + r * HD + ((ch ^ (r & 7)) * 8)));
+            }
+#pragma unroll
+            for (int nn = 0; nn < BN / 16; ++nn) {
+                uint32_t kb[4];
+                int r = nn * 16 + (lane >> 4) * 8 + (lane & 7), ch = kk * 2 + ((lane >> 3) & 1);
+                ldsm_x4(kb, smem_u32(Kb + r * HD + ((ch ^ (r & 7)) * 8)));
+#pragma unroll
+                for (int mt = 0; mt < MT; ++mt) {
+                    mma16816(s[mt][2 * nn], qa[mt], kb[0], kb[1]);
+                    mma16816(s[mt][2 * nn + 1], qa[mt], kb[2], kb[3]);
+                }
+            }
+        }
+        if (partial) {
+#pragma unroll
+            for (int n = 0; n < BN / 8; ++n) {
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    int col = n * 8 + (lane & 3) * 2 + e;
+                    bool valid = tile * BN + col < a.S;
+                    int kv = kp[col];
+#pragma unroll
+                    for (int mt = 0; mt < MT; ++mt) {
+                        if (!(valid && kv <= qp[mt][0])) s[mt][n][e] = -INFINITY;
+                        if (!(valid && kv <= qp[mt][1])) s[mt][n][2 + e] = -INFINITY;
+                    }
+                }
+            }
+        }
+        // online softmax (raw-score max; exponent in base 2 with the scale folded in)
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                float mx = m[mt][e];
+#pragma unroll
+                for (int n = 0; n < BN / 8; ++n) mx = fmaxf(mx, fmaxf(s[mt][n][2 * e], s[mt][n][2 * e + 1]));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+                const float mu = mx == -INFINITY ? 0.f : mx * sl2;
+                const float alpha = exp2f(m[mt][e] * sl2 - mu);  // 0 when the old max is -inf
+                m[mt][e] = mx;
+                float rs = 0.f;
+#pragma unroll
+                for (int n = 0; n < BN / 8; ++n) {
+                    s[mt][n][2 * e] = exp2f(fmaf(s[mt][n][2 * e], sl2, -mu));
+                    s[mt][n][2 * e + 1] = exp2f(fmaf(s[mt][n][2 * e + 1], sl2, -mu));
+                    rs += s[mt][n][2 * e] + s[mt][n][2 * e + 1];
+                }
+                l[mt][e] = l[mt][e] * alpha + rs;
+#pragma unroll
+                for (int d = 0; d < HD / 8; ++d) {
+                    o[mt][d][2 * e] *= alpha;
+                    o[mt][d][2 * e + 1] *= alpha;
+                }
+            }
+        }
+        // O += P V; each V fragment feeds MT m-tiles
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; ++kk) {
+            uint32_t pa[MT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt) {
+                pa[mt][0] = pack_bf16(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+                pa[mt][1] = pack_bf16(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+                pa[mt][2] = pack_bf16(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+                pa[mt][3] = pack_bf16(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+            }
+#pragma unroll
+            for (int dn = 0; dn < HD / 16; ++dn) {
+                uint32_t vb[4];
+                int r = kk * 16 + ((lane >> 3) & 1) * 8 + (lane & 7), ch = dn * 2 + (lane >> 4);
+                ldsm_x4_t(vb, smem_u32(Vb + r * HD + ((ch ^ (r & 7)) * 8)));
+#pragma unroll
+                for (int mt = 0; mt < MT; ++mt) {
+                    mma16816(o[mt][2 * dn], pa[mt], vb[0], vb[1]);
+                    mma16816(o[mt][2 * dn + 1], pa[mt], vb[2], vb[3]);
+                }
+            }
+        }
+    }
+    cp_async_wait_all();
+
+    float* outp = a.out + (size_t)split * a.out_split_stride;
+    float* lsep = a.lse + (size_t)split * a.lse_split_stride;
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            float ll = l[mt][e];
+            ll += __shfl_xor_sync(0xffffffffu, ll, 1);
+            ll += __shfl_xor_sync(0xffffffffu, ll, 2);
+            const int r = row0 + warp * 16 * MT + mt * 16 + (lane >> 2) + 8 * e;
+            if (r >= a.Tp) continue;
+            const int t = r / a.G, h = kvh * a.G + r % a.G;
+            float* op = outp + ((size_t)t * a.H + h) * HD;
+            const float inv = ll > 0.f ? 1.f / ll : 0.f;
+#pragma unroll
+            for (int d = 0; d < HD / 8; ++d) {
+                int col = d * 8 + (lane & 3) * 2;
+                *reinterpret_cast<float2*>(op + col) = make_float2(o[mt][d][2 * e] * inv, o[mt][d][2 * e + 1] * inv);
+            }
+            if ((lane & 3) == 0) lsep[(size_t)t * a.H + h] = ll > 0.f ? m[mt][e] * a.scale + logf(ll) : -INFINITY;
+        }
+}
+
+
+// ---- Hopper kernel: wgmma (sm_90a), HD = 128, BM = 128 rows (2 warpgroups x 64), BN = 64 ----
+// Shared tiles use the 128-byte swizzle that wgmma descriptors describe: a [rows][128] BF16 tile is kept as
+// two column halves [2][rows][64] (128-byte rows), 16-byte chunk j of row r stored at chunk j ^ (r & 7), each
+// half 1024-byte aligned. S = Q K^T: A = Q and B = K both K-major from shared memory (m64n64k16, 8 k-steps).
+// O += P V: A = P from registers (the S accumulator layout is the A-fragment layout), B = V MN-major
+// (transposed) from shared memory, one m64n64k16 per 64-column half of hd.
+#if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ >= 900) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define SF_WGMMA 1
+#endif
+
+__device__ __forceinline__ uint64_t wg_desc(uint32_t saddr) {
+    uint64_t d = (uint64_t)((saddr & 0x3FFFF) >> 4);
+    d |= (uint64_t)1 << 16;             // leading byte offset (unused by these layouts)
+    d |= (uint64_t)(1024 >> 4) << 32;   // stride byte offset: 8 rows x 128 B
+    d |= (uint64_t)1 << 62;             // 128-byte swizzle
+    return d;
+}
+__device__ __forceinline__ void wg_fence() {
+#ifdef SF_WGMMA
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wg_commit() {
+#ifdef SF_WGMMA
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wg_wait0() {
+#ifdef SF_WGMMA
+    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void fence_proxy_async() {
+#ifdef SF_WGMMA
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wg_acc_fence(float (&d)[32]) {
+#pragma unroll
+    for (int i = 0; i < 32; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+// d (+)= A(smem) B(smem), m64n64k16, both K-major
+__device__ __forceinline__ void wgmma_ss(float (&d)[32], uint64_t da, uint64_t db, int scale_d) {
+#ifdef SF_WGMMA
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "l"(da), "l"(db), "r"(scale_d));
+#endif
+}
+// d += A(registers) B(smem, MN-major), m64n64k16
+__device__ __forceinline__ void wgmma_rs(float (&d)[32], const uint32_t (&a)[4], uint64_t db) {
+#ifdef SF_WGMMA
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, {%32,%33,%34,%35}, %36, p, 1, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+#endif
+}
+
+template <int MINB>
+__global__ void __launch_bounds__(256, MINB) attn_wgmma_kernel(const AttnArgs a) {
+    constexpr int HD = 128, NT = 256, BM = 128, CH = HD / 8;
+    extern __shared__ unsigned char smem_dyn[];
+    unsigned char* smem = (unsigned char*)(((uintptr_t)smem_dyn + 1023) & ~(uintptr_t)1023);
+    unsigned char* Qs = smem;                 // [2 halves][128 rows][128 B] = 32 KB
+    unsigned char* Ks = Qs + 2 * BM * 128;    // [2 stages][2 halves][64 rows][128 B] = 32 KB
+    unsigned char* Vs = Ks + 2 * 2 * BN * 128;
+    int* kps = reinterpret_cast<int*>(Vs + 2 * 2 * BN * 128);  // [2][BN]
+
+    const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31;
+    const int qt = a.reverse ? (int)gridDim.x - 1 - (int)blockIdx.x : (int)blockIdx.x;
+    const int kvh = blockIdx.y, split = blockIdx.z;
+    const int row0 = qt * BM;
+
+    auto sw = [](int rows, int r, int c) {  // byte offset of element (r, c), c a multiple of 8
+        return (c >> 6) * rows * 128 + r * 128 + ((((c & 63) >> 3) ^ (r & 7)) << 4);
+    };
+    for (int c = tid; c < BM * CH; c += NT) {
+        int r = c / CH, ch = c % CH, pr = row0 + r;
+        bool ok = pr < a.Tp;
+        int t = ok ? pr / a.G : 0, h = kvh * a.G + (ok ? pr % a.G : 0);
+        cp_async16(smem_u32(Qs + sw(BM, r, ch * 8)), a.q + ((size_t)t * a.H + h) * HD + ch * 8, ok);
+    }
+    cp_async_commit();
+
+    int qp[2];
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+        int r = row0 + wg * 64 + warp * 16 + (lane >> 2) + 8 * e;
+        qp[e] = r < a.Tp ? a.qpos[r / a.G] : INT_MIN;
+    }
+    const int n_items = a.count[qt];  // this kernel always runs with a plan
+    const int per = (n_items + a.nsplit - 1) / a.nsplit;
+    const int i0 = split * per, i1 = min(n_items, i0 + per);
+    const int* lst = a.list + (size_t)qt * a.list_stride;
+
+    auto load_kv = [&](int tile, int buf) {
+        const int kbase = tile * BN;
+        for (int c = tid; c < BN * CH; c += NT) {
+            int r = c / CH, ch = c % CH, key = kbase + r;
+            bool ok = key < a.S;
+            size_t off = ((size_t)(ok ? key : 0) * a.Hkv + kvh) * HD + ch * 8;
+            int so = buf * 2 * BN * 128 + sw(BN, r, ch * 8);
+            cp_async16(smem_u32(Ks + so), a.k + off, ok);
+            cp_async16(smem_u32(Vs + so), a.v + off, ok);
+        }
+        for (int r = tid; r < BN; r += NT) {
+            int key = kbase + r;
+            bool ok = key < a.S;
+            cp_async4(smem_u32(kps + buf * BN + r), a.kpos + (ok ? key : 0), ok);
+        }
+        cp_async_commit();
+    };
+
+    float o0[32], o1[32];  // O columns 0..63 and 64..127, accumulator layout
+#pragma unroll
+    for (int i = 0; i < 32; ++i) o0[i] = o1[i] = 0.f;
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+    const float sl2 = a.scale_log2;
+    const uint32_t q_base = smem_u32(Qs) + wg * 64 * 128;
+
+    int entry_next = 0;
+    if (i0 < i1) {
+        entry_next = lst[i0];
+        load_kv(entry_next & 0x3fffffff, 0);
+    }
+    for (int i = i0; i < i1; ++i) {
+        const int buf = (i - i0) & 1;
+        const int entry = entry_next;
+        cp_async_wait_all();
+        fence_proxy_async();  // cp.async wrote the tiles that the tensor cores read next
+        __syncthreads();
+        if (i + 1 < i1) {
+            entry_next = lst[i + 1];
+            load_kv(entry_next & 0x3fffffff, buf ^ 1);
+        }
+        const int tile = entry & 0x3fffffff;
+        const bool partial = (entry >> 30) & 1;
+        const int* kp = kps + buf * BN;
+        const uint32_t k_base = smem_u32(Ks + buf * 2 * BN * 128);
+        const uint32_t v_base = smem_u32(Vs + buf * 2 * BN * 128);
+
+        float s[32];
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < HD / 16; ++kk) {
+            uint32_t off = (kk >> 2) * 0 + (kk & 3) * 32;
+            wgmma_ss(s, wg_desc(q_base + (kk >> 2) * BM * 128 + off), wg_desc(k_base + (kk >> 2) * BN * 128 + off),
+                     kk > 0);
+        }
+        wg_commit();
+        wg_wait0();
+        wg_acc_fence(s);
+
+        if (partial) {
+#pragma unroll
+            for (int n = 0; n < BN / 8; ++n)
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    int col = n * 8 + (lane & 3) * 2 + e;
+                    bool valid = tile * BN + col < a.S;
+                    int kv = kp[col];
+                    if (!(valid && kv <= qp[0])) s[n * 4 + e] = -INFINITY;
+                    if (!(valid && kv <= qp[1])) s[n * 4 + 2 + e] = -INFINITY;
+                }
+        }
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            float mx = m[e];
+#pragma unroll
+            for (int n = 0; n < BN / 8; ++n) mx = fmaxf(mx, fmaxf(s[n * 4 + 2 * e], s[n * 4 + 2 * e + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            const float mu = mx == -INFINITY ? 0.f : mx * sl2;
+            const float alpha = exp2f(m[e] * sl2 - mu);
+            m[e] = mx;
+            float rs = 0.f;
+#pragma unroll
+            for (int n = 0; n < BN / 8; ++n) {
+                s[n * 4 + 2 * e] = exp2f(fmaf(s[n * 4 + 2 * e], sl2, -mu));
+                s[n * 4 + 2 * e + 1] = exp2f(fmaf(s[n * 4 + 2 * e + 1], sl2, -mu));
+                rs += s[n * 4 + 2 * e] + s[n * 4 + 2 * e + 1];
+            }
+            l[e] = l[e] * alpha + rs;
+#pragma unroll
+            for (int n = 0; n < 8; ++n) {
+                o0[n * 4 + 2 * e] *= alpha;
+                o0[n * 4 + 2 * e + 1] *= alpha;
+                o1[n * 4 + 2 * e] *= alpha;
+                o1[n * 4 + 2 * e + 1] *= alpha;
+            }
+        }
+        uint32_t pa[BN / 16][4];
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; ++kk) {
+            pa[kk][0] = pack_bf16(s[(2 * kk) * 4 + 0], s[(2 * kk) * 4 + 1]);
+            pa[kk][1] = pack_bf16(s[(2 * kk) * 4 + 2], s[(2 * kk) * 4 + 3]);
+            pa[kk][2] = pack_bf16(s[(2 * kk + 1) * 4 + 0], s[(2 * kk + 1) * 4 + 1]);
+            pa[kk][3] = pack_bf16(s[(2 * kk + 1) * 4 + 2], s[(2 * kk + 1) * 4 + 3]);
+        }
+        wg_acc_fence(o0);
+        wg_acc_fence(o1);
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; ++kk) {
+            wgmma_rs(o0, pa[kk], wg_desc(v_base + kk * 16 * 128));
+            wgmma_rs(o1, pa[kk], wg_desc(v_base + BN * 128 + kk * 16 * 128));
+        }
+        wg_commit();
+        wg_wait0();
+        wg_acc_fence(o0);
+        wg_acc_fence(o1);
+    }
+    cp_async_wait_all();
+
+    float* outp = a.out + (size_t)split * a.out_split_stride;
+    float* lsep = a.lse + (size_t)split * a.lse_split_stride;
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+        float ll = l[e];
+        ll += __shfl_xor_sync(0xffffffffu, ll, 1);
+        ll += __shfl_xor_sync(0xffffffffu, ll, 2);
+        const int r = row0 + wg * 64 + warp * 16 + (lane >> 2) + 8 * e;
+        if (r >= a.Tp) continue;
+        const int t = r / a.G, h = kvh * a.G + r % a.G;
+        float* op = outp + ((size_t)t * a.H + h) * HD;
+        const float inv = ll > 0.f ? 1.f / ll : 0.f;
+#pragma unroll
+        for (int n = 0; n < 8; ++n) {
+            int col = n * 8 + (lane & 3) * 2;
+            *reinterpret_cast<float2*>(op + col) = make_float2(o0[n * 4 + 2 * e] * inv, o0[n * 4 + 2 * e + 1] * inv);
+            *reinterpret_cast<float2*>(op + 64 + col) =
+                make_float2(o1[n * 4 + 2 * e] * inv, o1[n * 4 + 2 * e + 1] * inv);
+        }
+        if ((lane & 3) == 0) lsep[(size_t)t * a.H + h] = ll > 0.f ? m[e] * a.scale + logf(ll) : -INFINITY;
+    }
+}
+
+
+__device__ __forceinline__ void cp_async_wait_1() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
+
+// One online-softmax step on an S tile in the m64n64 accumulator layout: mask (if partial), running max/sum,
+// rescale O, and the P fragments (A operand of the PV wgmma).
+__device__ __forceinline__ void wg_softmax_step(float (&s)[32], float (&o0)[32], float (&o1)[32], float (&m)[2],
+                                                float (&l)[2], float sl2, bool partial, const int* kp, int tile,
+                                                int S, const int (&qp)[2], int lane, uint32_t (&pa)[4][4]) {
+    if (partial) {
+#pragma unroll
+        for (int n = 0; n < BN / 8; ++n)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                int col = n * 8 + (lane & 3) * 2 + e;
+                bool valid = tile * BN + col < S;
+                int kv = kp[col];
+                if (!(valid && kv <= qp[0])) s[n * 4 + e] = -INFINITY;
+                if (!(valid && kv <= qp[1])) s[n * 4 + 2 + e] = -INFINITY;
+            }
+    }
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+        float mx = m[e];
+#pragma unroll
+        for (int n = 0; n < BN / 8; ++n) mx = fmaxf(mx, fmaxf(s[n * 4 + 2 * e], s[n * 4 + 2 * e + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float mu = mx == -INFINITY ? 0.f : mx * sl2;
+        const float alpha = exp2f(m[e] * sl2 - mu);
+        m[e] = mx;
+        float rs = 0.f;
+#pragma unroll
+        for (int n = 0; n < BN / 8; ++n) {
+            s[n * 4 + 2 * e] = exp2f(fmaf(s[n * 4 + 2 * e], sl2, -mu));
+            s[n * 4 + 2 * e + 1] = exp2f(fmaf(s[n * 4 + 2 * e + 1], sl2, -mu));
+            rs += s[n * 4 + 2 * e] + s[n * 4 + 2 * e + 1];
+        }
+        l[e] = l[e] * alpha + rs;
+#pragma unroll
+        for (int n = 0; n < 8; ++n) {
+            o0[n * 4 + 2 * e] *= alpha;
+            o0[n * 4 + 2 * e + 1] *= alpha;
+            o1[n * 4 + 2 * e] *= alpha;
+            o1[n * 4 + 2 * e + 1] *= alpha;
+        }
+    }
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk) {
+        pa[kk][0] = pack_bf16(s[(2 * kk) * 4 + 0], s[(2 * kk) * 4 + 1]);
+        pa[kk][1] = pack_bf16(s[(2 * kk) * 4 + 2], s[(2 * kk) * 4 + 3]);
+        pa[kk][2] = pack_bf16(s[(2 * kk + 1) * 4 + 0], s[(2 * kk + 1) * 4 + 1]);
+        pa[kk][3] = pack_bf16(s[(2 * kk + 1) * 4 + 2], s[(2 * kk + 1) * 4 + 3]);
+    }
+}
+
+// The wgmma kernel with the next tile's S = Q K^T in flight on the tensor cores while this tile's softmax
+// runs (FlashAttention-3's intra-warpgroup overlap, without warp specialization): 3 shared-memory stages,
+// one block of 2 warpgroups per SM, no register cap.
+__global__ void __launch_bounds__(256, 1) attn_wgmma_pipe_kernel(const AttnArgs a) {
+    constexpr int HD = 128, NT = 256, BM = 128, CH = HD / 8, NS = 3;
+    constexpr int STAGE = 2 * BN * 128;  // bytes of one K (or V) stage
+    extern __shared__ unsigned char smem_dyn[];
+    unsigned char* smem = (unsigned char*)(((uintptr_t)smem_dyn + 1023) & ~(uintptr_t)1023);
+    unsigned char* Qs = smem;  // [2 halves][128 rows][128 B]
+    unsigned char* Ks = Qs + 2 * BM * 128;
+    unsigned char* Vs = Ks + NS * STAGE;
+    int* kps = reinterpret_cast<int*>(Vs + NS * STAGE);  // [NS][BN]
+
+    const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31;
+    const int qt = a.reverse ? (int)gridDim.x - 1 - (int)blockIdx.x : (int)blockIdx.x;
+    const int kvh = blockIdx.y, split = blockIdx.z;
+    const int row0 = qt * BM;
+    auto sw = [](int rows, int r, int c) {
+        return (c >> 6) * rows * 128 + r * 128 + ((((c & 63) >> 3) ^ (r & 7)) << 4);
+    };
+    for (int c = tid; c < BM * CH; c += NT) {
+        int r = c / CH, ch = c % CH, pr = row0 + r;
+        bool ok = pr < a.Tp;
+        int t = ok ? pr / a.G : 0, h = kvh * a.G + (ok ? pr % a.G : 0);
+        cp_async16(smem_u32(Qs + sw(BM, r, ch * 8)), a.q + ((size_t)t * a.H + h) * HD + ch * 8, ok);
+    }
+    cp_async_commit();
+    int qp[2];
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+        int r = row0 + wg * 64 + warp * 16 + (lane >> 2) + 8 * e;
+        qp[e] = r < a.Tp ? a.qpos[r / a.G] : INT_MIN;
+    }
+    const int n_items = a.count[qt];
+    const int per = (n_items + a.nsplit - 1) / a.nsplit;
+    const int i0 = split * per, i1 = min(n_items, i0 + per);
+    const int* lst = a.list + (size_t)qt * a.list_stride;
+    auto load_kv = [&](int tile, int buf) {
+        const int kbase = tile * BN;
+        for (int c = tid; c < BN * CH; c += NT) {
+            int r = c / CH, ch = c % CH, key = kbase + r;
+            bool ok = key < a.S;
+            size_t off = ((size_t)(ok ? key : 0) * a.Hkv + kvh) * HD + ch * 8;
+            int so = buf * STAGE + sw(BN, r, ch * 8);
+            cp_async16(smem_u32(Ks + so), a.k + off, ok);
+            cp_async16(smem_u32(Vs + so), a.v + off, ok);
+        }
+        for (int r = tid; r < BN; r += NT) {
+            int key = kbase + r;
+            bool ok = key < a.S;
+            cp_async4(smem_u32(kps + buf * BN + r), a.kpos + (ok ? key : 0), ok);
+        }
+        cp_async_commit();
+    };
+    const uint32_t q_base = smem_u32(Qs) + wg * 64 * 128;
+    auto issue_s = [&](float (&s)[32], int buf) {
+        const uint32_t k_base = smem_u32(Ks + buf * STAGE);
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < HD / 16; ++kk) {
+            uint32_t off = (kk & 3) * 32;
+            wgmma_ss(s, wg_desc(q_base + (kk >> 2) * BM * 128 + off), wg_desc(k_base + (kk >> 2) * BN * 128 + off),
+                     kk > 0);
+        }
+        wg_commit();
+    };
+
+    float o0[32], o1[32];
+#pragma unroll
+    for (int i = 0; i < 32; ++i) o0[i] = o1[i] = 0.f;
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+    const float sl2 = a.scale_log2;
+
+    if (i0 < i1) {
+        int e_cur = lst[i0], e_nxt = i0 + 1 < i1 ? lst[i0 + 1] : 0;
+        load_kv(e_cur & 0x3fffffff, 0);
+        if (i0 + 1 < i1) {
+            load_kv(e_nxt & 0x3fffffff, 1);
+            cp_async_wait_1();  // Q and tile i0 landed
+        } else {
+            cp_async_wait_all();
+        }
+        fence_proxy_async();
+        __syncthreads();
+        float s[32];
+        issue_s(s, 0);
+        wg_wait0();
+        wg_acc_fence(s);
+        for (int i = i0; i < i1; ++i) {
+            const int j = i - i0, buf = j % NS;
+            const bool has_next = i + 1 < i1;
+            cp_async_wait_all();  // tile i + 1 landed
+            fence_proxy_async();
+            __syncthreads();      // ... for every thread; and every thread is done with tile i - 1's buffers
+            int e_nn = 0;
+            if (i + 2 < i1) {
+                e_nn = lst[i + 2];
+                load_kv(e_nn & 0x3fffffff, (j + 2) % NS);
+            }
+            float sn[32];
+            if (has_next) issue_s(sn, (j + 1) % NS);  // tensor cores: S of tile i + 1 ...
+            uint32_t pa[BN / 16][4];                  // ... while this warpgroup does tile i's softmax
+            wg_softmax_step(s, o0, o1, m, l, sl2, (e_cur >> 30) & 1, kps + buf * BN, e_cur & 0x3fffffff, a.S, qp,
+                            lane, pa);
+            wg_acc_fence(o0);
+            wg_acc_fence(o1);
+            wg_fence();
+            const uint32_t v_base = smem_u32(Vs + buf * STAGE);
+#pragma unroll
+            for (int kk = 0; kk < BN / 16; ++kk) {
+                wgmma_rs(o0, pa[kk], wg_desc(v_base + kk * 16 * 128));
+                wgmma_rs(o1, pa[kk], wg_desc(v_base + BN * 128 + kk * 16 * 128));
+            }
+            wg_commit();
+            wg_wait0();
+            wg_acc_fence(o0);
+            wg_acc_fence(o1);
+            if (has_next) {
+                wg_acc_fence(sn);
+#pragma unroll
+                for (int x = 0; x < 32; ++x) s[x] = sn[x];
+            }
+            e_cur = e_nxt;
+            e_nxt = e_nn;
+        }
+    }
+    cp_async_wait_all();
+
+    float* outp = a.out + (size_t)split * a.out_split_stride;
+    float* lsep = a.lse + (size_t)split * a.lse_split_stride;
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+        float ll = l[e];
+        ll += __shfl_xor_sync(0xffffffffu, ll, 1);
+        ll += __shfl_xor_sync(0xffffffffu, ll, 2);
+        const int r = row0 + wg * 64 + warp * 16 + (lane >> 2) + 8 * e;
+        if (r >= a.Tp) continue;
+        const int t = r / a.G, h = kvh * a.G + r % a.G;
+        float* op = outp + ((size_t)t * a.H + h) * HD;
+        const float inv = ll > 0.f ? 1.f / ll : 0.f;
+#pragma unroll
+        for (int n = 0; n < 8; ++n) {
+            int col = n * 8 + (lane & 3) * 2;
+            *reinterpret_cast<float2*>(op + col) = make_float2(o0[n * 4 + 2 * e] * inv, o0[n * 4 + 2 * e + 1] * inv);
+            *reinterpret_cast<float2*>(op + 64 + col) =
+                make_float2(o1[n * 4 + 2 * e] * inv, o1[n * 4 + 2 * e + 1] * inv);
+        }
+        if ((lane & 3) == 0) lsep[(size_t)t * a.H + h] = ll > 0.f ? m[e] * a.scale + logf(ll) : -INFINITY;
+    }
+}
+
+// Per key tile: (min, max) key position; an incomplete last tile gets max = INT_MAX (always masked).
+__global__ void tile_minmax_kernel(const int* __restrict__ kpos, int S, int nK, int2* __restrict__ mm) {
+    int tile = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
+    if (tile >= nK) return;
+    int k0 = tile * BN + lane, k1 = k0 + 32;
+    int v0 = k0 < S ? kpos[k0] : INT_MAX, v1 = k1 < S ? kpos[k1] : INT_MAX;
+    int mn = min(v0, v1);
+    int mx = max(k0 < S ? v0 : INT_MIN, k1 < S ? v1 : INT_MIN);
+    for (int off = 16; off > 0; off >>= 1) {
+        mn = min(mn, __shfl_xor_sync(0xffffffffu, mn, off));
+        mx = max(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+    }
+    if (tile * BN + BN > S) mx = INT_MAX;
+    if (lane == 0) mm[tile] = make_int2(mn, mx);
+}
+
+// Per query tile: the ordered list of key tiles with at least one visible key, flagged partial when some
+// key may be masked for some row.
+__global__ void plan_kernel(const int* __restrict__ qpos, int G, int Tp, int BM, const int2* __restrict__ mm,
+                            int nK, int* __restrict__ list, int* __restrict__ count, int stride) {
+    __shared__ int s_qmin, s_qmax, s_base, s_wc[32];
+    const int qt = blockIdx.x, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nw = blockDim.x >> 5;
+    if (tid == 0) { s_qmin = INT_MAX; s_qmax = INT_MIN; s_base = 0; }
+    __syncthreads();
+    int r1 = min(Tp, qt * BM + BM);
+    for (int t = qt * BM / G + tid; t <= (r1 - 1) / G; t += blockDim.x) {
+        int p = qpos[t];
+        atomicMin(&s_qmin, p);
+        atomicMax(&s_qmax, p);
+    }
+    __syncthreads();
+    const int qmin = s_qmin, qmax = s_qmax;
+    int* out = list + (size_t)qt * stride;
+    for (int c0 = 0; c0 < nK; c0 += blockDim.x) {
+        int j = c0 + tid, entry = 0;
+        bool inc = false;
+        if (j < nK) {
+            int2 v = mm[j];
+            inc = v.x <= qmax;
+            entry = j | (v.y > qmin ? (1 << 30) : 0);
+        }
+        unsigned bal = __ballot_sync(0xffffffffu, inc);
+        if (lane == 0) s_wc[warp] = __popc(bal);
+        __syncthreads();
+        int off = s_base;
+        for (int w = 0; w < warp; ++w) off += s_wc[w];
+        off += __popc(bal & ((1u << lane) - 1u));
+        if (inc) out[off] = entry;
+        __syncthreads();
+        if (tid == 0) {
+            int b = s_base;
+            for (int w = 0; w < nw; ++w) b += s_wc[w];
+            s_base = b;
+        }
+        __syncthreads();
+    }
+    if (tid == 0) count[qt] = s_base;
+}
+
+// Simple reference kernel: one warp per (row, head), FP32, any even hd <= 256.
+__global__ void attn_simple_kernel(const uint16_t* __restrict__ q, const int* __restrict__ qpos, int T, int H,
+                                   const uint16_t* __restrict__ k, const uint16_t* __restrict__ v,
+                                   const int* __restrict__ kpos, int S, int Hkv, int hd, float scale,
+                                   float* __restrict__ out, float* __restrict__ lse) {
+    int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (row >= T * H) return;
+    int t = row / H, h = row % H, g = h / (H / Hkv);
+    float qv[8], acc[8];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        int d = lane + 32 * j;
+        qv[j] = d < hd ? bfbits2f(q[(size_t)row * hd + d]) * scale : 0.f;
+        acc[j] = 0.f;
+    }
+    float m = -INFINITY, l = 0.f;
+    int qp = qpos[t];
+    for (int s = 0; s < S; ++s) {
+        if (kpos[s] > qp) continue;
+        const uint16_t* kr = k + ((size_t)s * Hkv + g) * hd;
+        const uint16_t* vr = v + ((size_t)s * Hkv + g) * hd;
+        float dot = 0.f;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            int d = lane + 32 * j;
+            if (d < hd) dot += qv[j] * bfbits2f(kr[d]);
+        }
+        for (int off = 16; off > 0; off >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, off);
+        float mn = fmaxf(m, dot);
+        float corr = expf(m - mn), p = expf(dot - mn);
+        l = l * corr + p;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            int d = lane + 32 * j;
+            acc[j] = acc[j] * corr + (d < hd ? p * bfbits2f(vr[d]) : 0.f);
+        }
+        m = mn;
+    }
+    float inv = l > 0.f ? 1.f / l : 0.f;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        int d = lane + 32 * j;
+        if (d < hd) out[(size_t)row * hd + d] = acc[j] * inv;
+    }
+    if (lane == 0) lse[row] = l > 0.f ? m + logf(l) : -INFINITY;
+}
+
+struct MergePtrs {
+    const float* o[kMaxMerge];
+    const float* l[kMaxMerge];
+};
+
+// One block of 256 threads per (row, head): LSE merge of n <= kMaxMerge partials in order 0..n-1.
+// Warp 0 computes LSE and the weights; then P = 256 / ceil32(hd/2) groups of threads each sum every P-th
+// partial (float2 per thread, independent loads in flight), and the groups are added in a fixed order.
+// Every read of a partial happens before the barrier that precedes the writes, so out may alias a partial.
+__global__ void __launch_bounds__(256) merge_kernel(const MergePtrs p, int n, int hd, float* __restrict__ out,
+                                                    float* __restrict__ lse) {
+    __shared__ float s_w[kMaxMerge];
+    __shared__ float s_L;
+    __shared__ float2 s_acc[256];
+    const int row = blockIdx.x, tid = threadIdx.x;
+    if (tid < 32) {
+        float li0 = tid < n ? p.l[tid][row] : -INFINITY;
+        float li1 = tid + 32 < n ? p.l[tid + 32][row] : -INFINITY;
+        float mx = fmaxf(li0, li1);
+        for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+        float sum = 0.f;
+        if (mx != -INFINITY) {
+            sum = (li0 != -INFINITY ? expf(li0 - mx) : 0.f) + (li1 != -INFINITY ? expf(li1 - mx) : 0.f);
+            for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+        }
+        float L = mx != -INFINITY ? mx + logf(sum) : -INFINITY;
+        if (tid < n) s_w[tid] = li0 != -INFINITY ? expf(li0 - L) : 0.f;
+        if (tid + 32 < n) s_w[tid + 32] = li1 != -INFINITY ? expf(li1 - L) : 0.f;
+        if (tid == 0) s_L = L;
+    }
+    __syncthreads();
+    const int half = hd / 2;                    // float2 per thread
+    const int gsize = (half + 31) & ~31;        // threads per group
+    const int ngroups = 256 / gsize;            // >= 1 for hd <= 512
+    const int g = tid / gsize, j = tid % gsize;
+    float2 acc = make_float2(0.f, 0.f);
+    if (g < ngroups && j < half) {
+#pragma unroll 4
+        for (int i = g; i < n; i += ngroups) {
+            float w = s_w[i];
+            if (w == 0.f) continue;  // no visible key (or negligible): never read its out
+            float2 v = reinterpret_cast<const float2*>(p.o[i] + (size_t)row * hd)[j];
+            acc.x += w * v.x;
+            acc.y += w * v.y;
+        }
+    }
+    s_acc[tid] = acc;
+    __syncthreads();
+    if (tid < half) {
+        float2 r = make_float2(0.f, 0.f);
+        for (int gg = 0; gg < ngroups; ++gg) {
+            float2 v = s_acc[gg * gsize + tid];
+            r.x += v.x;
+            r.y += v.y;
+        }
+        reinterpret_cast<float2*>(out + (size_t)row * hd)[tid] = r;
+    }
+    if (tid == 0) lse[row] = s_L;
+}
+
+int launch_merge(sf_context* ctx, int n, const float* const* outs, size_t out_stride, const float* const* lses,
+                 size_t lse_stride, const float* out_base, const float* lse_base, int rows, int hd, float* out,
+                 float* lse, const char* fn) {
+    // Either pointer arrays (outs/lses) or a strided base (out_base + i * out_stride).
+    int done = 0;
+    bool first = true;
+    while (done < n) {
+        MergePtrs p;
+        int m = 0;
+        if (!first) {  // continue from the running result
+            p.o[0] = out;
+            p.l[0] = lse;
+            m = 1;
+        }
+        while (m < kMaxMerge && done < n) {
+            p.o[m] = outs ? outs[done] : out_base + (size_t)done * out_stride;
+            p.l[m] = lses ? lses[done] : lse_base + (size_t)done * lse_stride;
+            if (!p.o[m] || !p.l[m]) return sf_set_error(SF_ERR_INVALID, "%s: partial %d is null", fn, done);
+            ++m;
+            ++done;
+        }
+        merge_kernel<<<rows, 256, 0, ctx->stream>>>(p, m, hd, out, lse);
+        int r = sf_after_launch(ctx, fn);
+        if (r) return r;
+        first = false;
+    }
+    return 0;
+}
+
+template <int HD, int W, int MT>
+int launch_tiled(sf_context* ctx, AttnArgs& a, int nQ, const char* fn) {
+    constexpr int BM = 16 * W * MT;
+    size_t smem = (size_t)(BM * HD + 4 * BN * HD) * 2 + 2 * BN * sizeof(int);
+    auto kern = attn_tiled_kernel<HD, W, MT>;
+    SF_CUDA(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem), fn);
+    dim3 grid(nQ, a.Hkv, a.nsplit);
+    kern<<<grid, 32 * W, smem, ctx->stream>>>(a);
+    return sf_after_launch(ctx, fn);
+}
+
+template <int MINB>
+int launch_wgmma(sf_context* ctx, AttnArgs& a, int nQ, const char* fn) {
+    size_t smem = 1024 + (size_t)(128 * 128 + 4 * BN * 128) * 2 + 2 * BN * sizeof(int);
+    auto kern = attn_wgmma_kernel<MINB>;
+    SF_CUDA(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem), fn);
+    dim3 grid(nQ, a.Hkv, a.nsplit);
+    kern<<<grid, 256, smem, ctx->stream>>>(a);
+    return sf_after_launch(ctx, fn);
+}
+
+int launch_wgmma_pipe(sf_context* ctx, AttnArgs& a, int nQ, const char* fn) {
+    size_t smem = 1024 + (size_t)(128 * 128 + 6 * BN * 128) * 2 + 3 * BN * sizeof(int);
+    SF_CUDA(cudaFuncSetAttribute(attn_wgmma_pipe_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem), fn);
+    dim3 grid(nQ, a.Hkv, a.nsplit);
+    attn_wgmma_pipe_kernel<<<grid, 256, smem, ctx->stream>>>(a);
+    return sf_after_launch(ctx, fn);
+}
+
+// Variants: 0 = 16 rows, 1 warp; 1 = 64 rows, 4 warps; 2 = 128 rows, 8 warps x 16; 3 = 128 rows, 4 warps x 32.
+template <int HD>
+int launch_tiled_v(sf_context* ctx, AttnArgs& a, int v, int nQ, const char* fn) {
+    switch (v) {
+        case 0: return launch_tiled<HD, 1, 1>(ctx, a, nQ, fn);
+        case 1: return launch_tiled<HD, 4, 1>(ctx, a, nQ, fn);
+        case 2: return launch_tiled<HD, 8, 1>(ctx, a, nQ, fn);
+        case 3: return launch_tiled<HD, 4, 2>(ctx, a, nQ, fn);
+        case 4: return launch_wgmma<1>(ctx, a, nQ, fn);  // HD 128 only
+        case 5: return launch_wgmma<2>(ctx, a, nQ, fn);
+        default: return launch_wgmma_pipe(ctx, a, nQ, fn);
+    }
+}
+
+size_t align256(size_t x) { return (x + 255) & ~(size_t)255; }
+
+}  // namespace
+
+extern "C" int sf_attention(sf_context* ctx, const sf_bf16* q, const int32_t* qpos, int T, int H,
+                            const sf_bf16* k, const sf_bf16* v, const int32_t* kpos, int S, int Hkv, int hd,
+                            float* out, float* lse, const sf_attention_opts* opts) {
+    const char* fn = "sf_attention";
+    SF_ENTER(ctx, fn);
+    SF_CHECK_ARG(T >= 0 && S >= 0 && H > 0 && Hkv > 0 && H % Hkv == 0, fn);
+    SF_CHECK_ARG(hd > 0 && hd % 2 == 0 && hd <= 256, fn);
+    if (T == 0) return 0;
+    SF_CHECK_ARG(q && qpos && out && lse, fn);
+    SF_CHECK_ARG(S == 0 || (k && v && kpos), fn);
+    SF_CHECK_ARG((long long)T * H <= INT_MAX && (long long)S + BN <= INT_MAX, fn);
+    int algo = opts ? opts->algo : SF_ATTN_AUTO;
+    bool fast = hd == 64 || hd == 128;
+    if (algo == SF_ATTN_AUTO) algo = fast ? SF_ATTN_TILED : SF_ATTN_SIMPLE;
+    const float scale = 1.0f / sqrtf((float)hd);
+    if (algo == SF_ATTN_SIMPLE) {
+        const int warps = 4;
+        attn_simple_kernel<<<ceil_div_u((size_t)T * H, warps), warps * 32, 0, ctx->stream>>>(
+            q, qpos, T, H, k, v, kpos, S, Hkv, hd, scale, out, lse);
+        return sf_after_launch(ctx, fn);
+    }
+    if (algo != SF_ATTN_TILED) return sf_set_error(SF_ERR_INVALID, "%s: unknown algo %d", fn, algo);
+    if (!fast) return sf_set_error(SF_ERR_INVALID, "%s: the tiled kernel supports hd 64 or 128, not %d", fn, hd);
+
+    AttnArgs a{};
+    a.q = (const __nv_bfloat16*)q;
+    a.qpos = qpos;
+    a.T = T;
+    a.H = H;
+    a.k = (const __nv_bfloat16*)k;
+    a.v = (const __nv_bfloat16*)v;
+    a.kpos = kpos;
+    a.S = S;
+    a.Hkv = Hkv;
+    a.G = H / Hkv;
+    a.Tp = T * a.G;
+    a.scale = scale;
+    a.scale_log2 = scale * 1.4426950408889634f;
+    a.nK = (S + BN - 1) / BN;
+
+    int bm = opts ? opts->block_m : 0, kv = opts ? opts->variant : 0;
+    if (bm == 0) bm = a.Tp <= 16 ? 16 : (a.Tp <= 64 ? 64 : 128);
+    int variant;
+    if (bm == 16) variant = 0;
+    else if (bm == 64) variant = 1;
+    else if (bm == 128) variant = kv == 1 ? 2 : (kv == 2 ? 3 : (kv == 3 ? 4 : (kv == 4 ? 5 : (kv == 5 ? 6 : (hd == 128 ? kDefault128 : 3)))));
+    else return sf_set_error(SF_ERR_INVALID, "%s: block_m must be 0, 16, 64 or 128, not %d", fn, bm);
+    if (variant >= 4 && S == 0) variant = 3;  // nothing to stream: the plan-free kernel writes the empty rows
+    if (variant >= 4 && hd != 128) return sf_set_error(SF_ERR_INVALID, "%s: variant 3 (wgmma) needs hd 128", fn);
+    const int BM = bm;
+    const int nQ = (a.Tp + BM - 1) / BM;
+
+    int nsplit = opts && opts->num_splits > 0 ? opts->num_splits : 0;
+    if (nsplit == 0) {
+        int blocks = nQ * Hkv;
+        int per_sm = variant == 0 ? 3 : 2;
+        int target = ctx->num_sms * per_sm;
+        nsplit = 1;
+        if (blocks < target && a.nK >= 4) nsplit = std::min((target + blocks - 1) / blocks, a.nK / 2);
+    }
+    nsplit = std::max(1, std::min(nsplit, std::max(1, a.nK)));
+    a.nsplit = nsplit;
+    const bool use_list = (nQ > 1 || variant >= 4) && a.nK > 0;
+
+    size_t need = 0, off_mm = 0, off_list = 0, off_count = 0, off_po = 0, off_pl = 0;
+    if (use_list) {
+        off_mm = need;
+        need = align256(need + (size_t)a.nK * sizeof(int2));
+        off_list = need;
+        need = align256(need + (size_t)nQ * a.nK * sizeof(int));
+        off_count = need;
+        need = align256(need + (size_t)nQ * sizeof(int));
+    }
+    if (nsplit > 1) {
+        off_po = need;
+        need = align256(need + (size_t)nsplit * T * H * hd * sizeof(float));
+        off_pl = need;
+        need = align256(need + (size_t)nsplit * T * H * sizeof(float));
+    }
+    char* scratch = nullptr;
+    if (need) {
+        int r = sf_scratch(ctx, need, (void**)&scratch, fn);
+        if (r) return r;
+    }
+    if (use_list) {
+        int2* mm = (int2*)(scratch + off_mm);
+        tile_minmax_kernel<<<ceil_div_u((size_t)a.nK * 32, 256), 256, 0, ctx->stream>>>(kpos, S, a.nK, mm);
+        int r = sf_after_launch(ctx, fn);
+        if (r) return r;
+        a.list = (const int*)(scratch + off_list);
+        a.count = (const int*)(scratch + off_count);
+        a.list_stride = a.nK;
+        plan_kernel<<<nQ, 256, 0, ctx->stream>>>(qpos, a.G, a.Tp, BM, mm, a.nK, (int*)(scratch + off_list),
+                                                  (int*)(scratch + off_count), a.nK);
+        r = sf_after_launch(ctx, fn);
+        if (r) return r;
+        a.reverse = 1;
+    }
+    if (nsplit > 1) {
+        a.out = (float*)(scratch + off_po);
+        a.lse = (float*)(scratch + off_pl);
+        a.out_split_stride = (size_t)T * H * hd;
+        a.lse_split_stride = (size_t)T * H;
+    } else {
+        a.out = out;
+        a.lse = lse;
+    }
+    int r = hd == 64 ? launch_tiled_v<64>(ctx, a, variant, nQ, fn) : launch_tiled_v<128>(ctx, a, variant, nQ, fn);
+    if (r) return r;
+    if (nsplit > 1)
+        return launch_merge(ctx, nsplit, nullptr, a.out_split_stride, nullptr, a.lse_split_stride, a.out, a.lse,
+                            T * H, hd, out, lse, fn);
+    return 0;
+}
+
+extern "C" int sf_attention_merge(sf_context* ctx, int n, const float* const* outs, const float* const* lses, int T,
+                                  int H, int hd, float* out, float* lse) {
+    const char* fn = "sf_attention_merge";
+    SF_ENTER(ctx, fn);
+    SF_CHECK_ARG(n >= 1 && outs && lses && out && lse && T >= 0 && H > 0 && hd > 0 && hd % 2 == 0 && hd <= 512, fn);
+    SF_CHECK_ARG((long long)T * H <= INT_MAX, fn);
+    if (T == 0) return 0;
+    return launch_merge(ctx, n, outs, 0, lses, 0, nullptr, nullptr, T * H, hd, out, lse, fn);
+}
