@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On the GPU machine, from the repository root, after gpu-kernels/prepare-device-run.sh here (carry .work/gpu):
 # builds the native library and the JNI shim, runs the Java GPU checks and the whole-model benchmark next to
-# transformers. Logs go to ${RESULTS:-gpu-kernels/build/results}. Exits non-zero if a check failed.
+# transformers (STARFLINK_GPU_BENCH=0: checks only). Logs go to ${RESULTS:-gpu-kernels/build/results}. Exits
+# non-zero if a check failed.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -19,6 +20,7 @@ reference=.work/gpu/ref/cpu-reference.json
 run_java org.starflink.gpu.GpuCheck $reference 2>&1 | tee "$results/gpu-check.txt"
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$results/machine.txt"
+[ "${STARFLINK_GPU_BENCH:-1}" = 0 ] && exit $status
 python3 gpu-kernels/bench/hf_prefill.py "${MAX_CONTEXT:-65536}" 2>&1 | grep -v Warning | tee "$results/hf-prefill.txt"
 run_java org.starflink.gpu.GpuBench "${MAX_CONTEXT:-65536}" 2>&1 | tee "$results/gpu-bench.txt"
 exit $status

@@ -279,6 +279,13 @@ int main() {
         for (auto& x : rk) x = rng.integer(0, 2000);
         add({"wgmma overlapped: random unsorted positions", 300, 900, 8, 2, 128, rq, rk, SF_ATTN_TILED, 128, 0, 5});
     }
+    add({"wgmma 3 warpgroups: causal T=S=1500 H8/Hkv2 hd128", 1500, 1500, 8, 2, 128, range(1500, 0), range(1500, 0), SF_ATTN_TILED, 128, 0, 6});
+    add({"wgmma 3 warpgroups: 20 rows over S=3001, 3 splits", 20, 3001, 32, 8, 128, range(20, 5000), range(3001, 0), SF_ATTN_TILED, 128, 3, 6});
+    {
+        std::vector<int> qp = range(600, 8192), kp = range(640, 0), own = range(600, 8192);
+        kp.insert(kp.end(), own.begin(), own.end());
+        add({"wgmma 3 warpgroups: phase-1 [anchor;block]", 600, 1240, 32, 8, 128, qp, kp, SF_ATTN_TILED, 128, 0, 6});
+    }
     add({"wgmma: S = 0", 40, 0, 32, 8, 128, range(40, 0), {}, SF_ATTN_TILED, 128, 0, 3});
     add({"mma.sync 8x16: causal T=S=600 H8/Hkv2 hd128 4 splits", 600, 600, 8, 2, 128, range(600, 0), range(600, 0), SF_ATTN_TILED, 128, 4, 1});
     add({"causal T=S=600 H8/Hkv2 hd128 4 splits", 600, 600, 8, 2, 128, range(600, 0), range(600, 0), SF_ATTN_TILED, 128, 4});

@@ -19,7 +19,7 @@ namespace {
 
 constexpr int BN = 64;         // keys per tile
 constexpr int kMaxMerge = 64;  // partials per merge launch
-constexpr int kDefault128 = 6; // block_m 128, hd 128: internal variant 2, 3 (mma.sync) or 4 (wgmma)
+constexpr int kDefault128 = 5; // block_m 128, hd 128: internal 2, 3 (mma.sync), 4, 5, 6 (wgmma); 5 measured fastest
 
 struct AttnArgs {
     const __nv_bfloat16* q;
@@ -100,33 +100,7 @@ __global__ void __launch_bounds__(32 * W, W * MT == 8 ? 2 : 1) attn_tiled_kernel
     }
     cp_async_commit();
 
-    // This thread's rows: m-tile mt, half e (0: lane/4, 1: lane/4 + 8).
-    int qp[MT][2];
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-            int r = row0 + warp * 16 * MT + mt * 16 + (lane >> 2) + 8 * e;
-            qp[mt][e] = r < a.Tp ? a.qpos[r / a.G] : INT_MIN;
-        }
-
-    int n_items;
-    if (a.list) {
-        n_items = a.count[qt];
-    } else {
-        n_items = a.nK;
-        if (tid == 0) { s_qmin = INT_MAX; s_qmax = INT_MIN; }
-        __syncthreads();
-        for (int r = tid; r < BM; r += NT) {
-            int pr = row0 + r;
-            if (pr < a.Tp) {
-                int p = a.qpos[pr / a.G];
-                atomicMin(&s_qmin, p);
-                atomicMax(&s_qmax, p);
-            }
-        }
-        __syncthreads();
-    }
+    const int n_items = a.list ? a.count[qt] : a.nK;
     const int per = (n_items + a.nsplit - 1) / a.nsplit;
     const int i0 = split * per, i1 = min(n_items, i0 + per);
     const int* lst = a.list ? a.list + (size_t)qt * a.list_stride : nullptr;
@@ -149,6 +123,35 @@ __global__ void __launch_bounds__(32 * W, W * MT == 8 ? 2 : 1) attn_tiled_kernel
         cp_async_commit();
     };
 
+    // the first tile goes out before anything that waits on memory
+    int entry_next = 0;
+    if (i0 < i1) {
+        entry_next = lst ? lst[i0] : i0;
+        load_kv(entry_next & 0x3fffffff, 0);
+    }
+    // This thread's rows: m-tile mt, half e (0: lane/4, 1: lane/4 + 8).
+    int qp[MT][2];
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            int r = row0 + warp * 16 * MT + mt * 16 + (lane >> 2) + 8 * e;
+            qp[mt][e] = r < a.Tp ? a.qpos[r / a.G] : INT_MIN;
+        }
+
+    if (!a.list) {  // inline classification needs the block's position range
+        if (tid == 0) { s_qmin = INT_MAX; s_qmax = INT_MIN; }
+        __syncthreads();
+        for (int r = tid; r < BM; r += NT) {
+            int pr = row0 + r;
+            if (pr < a.Tp) {
+                int p = a.qpos[pr / a.G];
+                atomicMin(&s_qmin, p);
+                atomicMax(&s_qmax, p);
+            }
+        }
+        __syncthreads();
+    }
     float o[MT][HD / 8][4];
     float m[MT][2], l[MT][2];
 #pragma unroll
@@ -160,11 +163,6 @@ __global__ void __launch_bounds__(32 * W, W * MT == 8 ? 2 : 1) attn_tiled_kernel
     }
     const float sl2 = a.scale_log2;
 
-    int entry_next = 0;
-    if (i0 < i1) {
-        entry_next = lst ? lst[i0] : i0;
-        load_kv(entry_next & 0x3fffffff, 0);
-    }
     for (int i = i0; i < i1; ++i) {
         const int buf = (i - i0) & 1;
         const int entry = entry_next;
@@ -377,12 +375,15 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[32], const uint32_t (&a)[4],
 #endif
 }
 
-template <int MINB>
-__global__ void __launch_bounds__(256, MINB) attn_wgmma_kernel(const AttnArgs a) {
-    constexpr int HD = 128, NT = 256, BM = 128, CH = HD / 8;
+template <int NWG, int MINB>
+__global__ void __launch_bounds__(128 * NWG, MINB) attn_wgmma_kernel(const AttnArgs a) {
+#ifndef SF_WGMMA
+    __trap();  // compiled without sm_90a features (wgmma): fail loudly rather than return garbage
+#endif
+    constexpr int HD = 128, NT = 128 * NWG, BM = 64 * NWG, CH = HD / 8;
     extern __shared__ unsigned char smem_dyn[];
     unsigned char* smem = (unsigned char*)(((uintptr_t)smem_dyn + 1023) & ~(uintptr_t)1023);
-    unsigned char* Qs = smem;                 // [2 halves][128 rows][128 B] = 32 KB
+    unsigned char* Qs = smem;                 // [2 halves][BM rows][128 B]
     unsigned char* Ks = Qs + 2 * BM * 128;    // [2 stages][2 halves][64 rows][128 B] = 32 KB
     unsigned char* Vs = Ks + 2 * 2 * BN * 128;
     int* kps = reinterpret_cast<int*>(Vs + 2 * 2 * BN * 128);  // [2][BN]
@@ -615,6 +616,9 @@ __device__ __forceinline__ void wg_softmax_step(float (&s)[32], float (&o0)[32],
 // runs (FlashAttention-3's intra-warpgroup overlap, without warp specialization): 3 shared-memory stages,
 // one block of 2 warpgroups per SM, no register cap.
 __global__ void __launch_bounds__(256, 1) attn_wgmma_pipe_kernel(const AttnArgs a) {
+#ifndef SF_WGMMA
+    __trap();  // compiled without sm_90a features (wgmma): fail loudly rather than return garbage
+#endif
     constexpr int HD = 128, NT = 256, BM = 128, CH = HD / 8, NS = 3;
     constexpr int STAGE = 2 * BN * 128;  // bytes of one K (or V) stage
     extern __shared__ unsigned char smem_dyn[];
@@ -968,13 +972,13 @@ int launch_tiled(sf_context* ctx, AttnArgs& a, int nQ, const char* fn) {
     return sf_after_launch(ctx, fn);
 }
 
-template <int MINB>
+template <int NWG, int MINB>
 int launch_wgmma(sf_context* ctx, AttnArgs& a, int nQ, const char* fn) {
-    size_t smem = 1024 + (size_t)(128 * 128 + 4 * BN * 128) * 2 + 2 * BN * sizeof(int);
-    auto kern = attn_wgmma_kernel<MINB>;
+    size_t smem = 1024 + (size_t)(64 * NWG * 128 + 4 * BN * 128) * 2 + 2 * BN * sizeof(int);
+    auto kern = attn_wgmma_kernel<NWG, MINB>;
     SF_CUDA(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem), fn);
     dim3 grid(nQ, a.Hkv, a.nsplit);
-    kern<<<grid, 256, smem, ctx->stream>>>(a);
+    kern<<<grid, 128 * NWG, smem, ctx->stream>>>(a);
     return sf_after_launch(ctx, fn);
 }
 
@@ -994,9 +998,10 @@ int launch_tiled_v(sf_context* ctx, AttnArgs& a, int v, int nQ, const char* fn) 
         case 1: return launch_tiled<HD, 4, 1>(ctx, a, nQ, fn);
         case 2: return launch_tiled<HD, 8, 1>(ctx, a, nQ, fn);
         case 3: return launch_tiled<HD, 4, 2>(ctx, a, nQ, fn);
-        case 4: return launch_wgmma<1>(ctx, a, nQ, fn);  // HD 128 only
-        case 5: return launch_wgmma<2>(ctx, a, nQ, fn);
-        default: return launch_wgmma_pipe(ctx, a, nQ, fn);
+        case 4: return launch_wgmma<2, 1>(ctx, a, nQ, fn);  // HD 128 only
+        case 5: return launch_wgmma<2, 2>(ctx, a, nQ, fn);
+        case 6: return launch_wgmma_pipe(ctx, a, nQ, fn);
+        default: return launch_wgmma<3, 1>(ctx, a, nQ, fn);  // 7: 192 rows
     }
 }
 
@@ -1049,11 +1054,11 @@ extern "C" int sf_attention(sf_context* ctx, const sf_bf16* q, const int32_t* qp
     int variant;
     if (bm == 16) variant = 0;
     else if (bm == 64) variant = 1;
-    else if (bm == 128) variant = kv == 1 ? 2 : (kv == 2 ? 3 : (kv == 3 ? 4 : (kv == 4 ? 5 : (kv == 5 ? 6 : (hd == 128 ? kDefault128 : 3)))));
+    else if (bm == 128) variant = kv == 1 ? 2 : (kv == 2 ? 3 : (kv == 3 ? 4 : (kv == 4 ? 5 : (kv == 5 ? 6 : (kv == 6 ? 7 : (hd == 128 ? kDefault128 : 3))))));
     else return sf_set_error(SF_ERR_INVALID, "%s: block_m must be 0, 16, 64 or 128, not %d", fn, bm);
     if (variant >= 4 && S == 0) variant = 3;  // nothing to stream: the plan-free kernel writes the empty rows
     if (variant >= 4 && hd != 128) return sf_set_error(SF_ERR_INVALID, "%s: variant 3 (wgmma) needs hd 128", fn);
-    const int BM = bm;
+    const int BM = variant == 7 ? 192 : bm;
     const int nQ = (a.Tp + BM - 1) / BM;
 
     int nsplit = opts && opts->num_splits > 0 ? opts->num_splits : 0;

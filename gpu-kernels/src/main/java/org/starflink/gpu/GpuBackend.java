@@ -42,6 +42,14 @@ public final class GpuBackend implements Backend {
     private final long outputHead;
     private final long inverseFrequencies;
     private final int ropeStyle;
+    /**
+     * The position ids of the pass in progress, on the device: every layer of a pass reads the same array, so it
+     * crosses PCIe once per pass instead of three times per layer (a host-to-device copy waits for the stream:
+     * each one would stall the queue of kernels behind it).
+     */
+    private int[] positionsOnDevice;
+    private int[] positionsCopy;
+    private GpuTensor positionsTensor;
     private final List<Long> allocations = new ArrayList<>();
     private final List<Long> allocationSizes = new ArrayList<>();
     private boolean closed;
@@ -217,8 +225,8 @@ public final class GpuBackend implements Backend {
         GpuTensor x = f32(xTensor, "x");
         int hd = config.headDim();
         synchronized (context) {
-            try (GpuTensor normed = scratch(DType.BF16, rows, config.dim());
-                 GpuTensor pos = ints(positions)) {
+            GpuTensor pos = positions(positions);
+            try (GpuTensor normed = scratch(DType.BF16, rows, config.dim())) {
                 NativeGpu.rmsnorm(context.handle, x.ptr(), weight(layer, Kind.ATTENTION_NORM),
                         (float) config.rmsNormEps(), rows, config.dim(), normed.ptr());
                 GpuTensor q = rotated(arena, normed, pos, layer, Kind.WQ, Kind.BQ, config.heads());
@@ -254,7 +262,26 @@ public final class GpuBackend implements Backend {
 
     @Override
     public KvCache newKvCache(int expectedTokens) {
-        return new GpuKvCache(context, ledger, config.layers(), config.kvWidth(), expectedTokens);
+        return new GpuKvCache(context, ledger, config.layers(), config.kvWidth(), expectedTokens,
+                p -> positions(p).ptr());
+    }
+
+    /**
+     * {@code positions} on the device. The array of the pass in progress is uploaded once and reused while the
+     * same array (same object and values: callers never change a positions array once made) comes back.
+     */
+    private GpuTensor positions(int[] positions) {
+        synchronized (context) {
+            if (positions != positionsOnDevice || !java.util.Arrays.equals(positions, positionsCopy)) {
+                if (positionsTensor != null) {
+                    positionsTensor.close();
+                }
+                positionsTensor = ints(positions);
+                positionsOnDevice = positions;
+                positionsCopy = positions.clone();
+            }
+            return positionsTensor;
+        }
     }
 
     @Override
@@ -270,8 +297,8 @@ public final class GpuBackend implements Backend {
         synchronized (context) {
             GpuTensor out = tensor(arena, DType.F32, rows, heads, hd);
             GpuTensor lse = tensor(arena, DType.F32, rows, heads);
-            try (GpuTensor pos = ints(queryPositions);
-                 GpuTensor q16 = q.dtype == DType.BF16 ? null : scratch(DType.BF16, rows, heads, hd)) {
+            GpuTensor pos = positions(queryPositions);
+            try (GpuTensor q16 = q.dtype == DType.BF16 ? null : scratch(DType.BF16, rows, heads, hd)) {
                 if (q16 != null) { // query rows from the wire arrive as float32
                     NativeGpu.castF32Bf16(context.handle, q.ptr(), q.elements(), q16.ptr());
                 }
@@ -426,6 +453,9 @@ public final class GpuBackend implements Backend {
         synchronized (context) {
             if (!closed) {
                 closed = true;
+                if (positionsTensor != null) {
+                    positionsTensor.close();
+                }
                 freeWeights();
                 context.trim();
             }

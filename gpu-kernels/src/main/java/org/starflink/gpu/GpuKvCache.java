@@ -17,6 +17,7 @@ import org.starflink.engine.numeric.Bf16;
 final class GpuKvCache implements KvCache {
     private final GpuContext context;
     private final HandleLedger ledger;
+    private final java.util.function.ToLongFunction<int[]> positionsOnDevice;
     private final int layers;
     private final int width;
     private final long[] keys;
@@ -27,7 +28,13 @@ final class GpuKvCache implements KvCache {
     private final int[] capacities;
     private boolean open = true;
 
-    GpuKvCache(GpuContext context, HandleLedger ledger, int layers, int kvWidth, int initialCapacity) {
+    /**
+     * @param positionsOnDevice the owning backend's device copy of a positions array (the pass's, already there):
+     *                        appended positions are copied on the device, without a host round trip
+     */
+    GpuKvCache(GpuContext context, HandleLedger ledger, int layers, int kvWidth, int initialCapacity,
+               java.util.function.ToLongFunction<int[]> positionsOnDevice) {
+        this.positionsOnDevice = positionsOnDevice;
         this.context = context;
         this.ledger = ledger;
         this.layers = layers;
@@ -111,6 +118,8 @@ final class GpuKvCache implements KvCache {
         }
         synchronized (context) {
             int start = reserve(layer, tokenPositions);
+            NativeGpu.copy(context.handle, devicePositions[layer] + (long) start * Integer.BYTES,
+                    positionsOnDevice.applyAsLong(tokenPositions), (long) tokenPositions.length * Integer.BYTES);
             long bytes = rowBytes(tokenPositions.length);
             NativeGpu.copy(context.handle, keys[layer] + rowBytes(start), keyRows.ptr(), bytes);
             NativeGpu.copy(context.handle, values[layer] + rowBytes(start), valueRows.ptr(), bytes);
@@ -140,6 +149,8 @@ final class GpuKvCache implements KvCache {
     public void write(int layer, int[] tokenPositions, KvPrecision from, ByteBuffer keyBytes, ByteBuffer valueBytes) {
         synchronized (context) {
             int start = reserve(layer, tokenPositions);
+            NativeGpu.uploadInts(context.handle, devicePositions[layer] + (long) start * Integer.BYTES,
+                    tokenPositions, 0, tokenPositions.length);
             int count = tokenPositions.length * width;
             upload(keys[layer] + rowBytes(start), count, from, keyBytes.order(ByteOrder.LITTLE_ENDIAN));
             upload(values[layer] + rowBytes(start), count, from, valueBytes.order(ByteOrder.LITTLE_ENDIAN));
@@ -154,7 +165,8 @@ final class GpuKvCache implements KvCache {
         NativeGpu.uploadShorts(context.handle, dst, bits, 0, count);
     }
 
-    /** Grows one layer for {@code tokenPositions}, records them (host and device), returns the first new index. */
+    /** Grows one layer for {@code tokenPositions}, records them on the host, returns the first new index; the
+     *  caller fills the device positions. */
     private int reserve(int layer, int[] tokenPositions) {
         checkOpen();
         int start = lengths[layer];
@@ -169,8 +181,6 @@ final class GpuKvCache implements KvCache {
             capacities[layer] = capacity;
         }
         System.arraycopy(tokenPositions, 0, positions[layer], start, tokenPositions.length);
-        NativeGpu.uploadInts(context.handle, devicePositions[layer] + (long) start * Integer.BYTES, tokenPositions, 0,
-                tokenPositions.length);
         lengths[layer] = needed;
         return start;
     }

@@ -59,20 +59,36 @@ public final class GpuCheck {
             System.out.println("FAIL gpu: " + problem);
             System.exit(1);
         }
-        opsAgainstTheReference();
-        resourcesStayFlat();
+        section("ops", GpuCheck::opsAgainstTheReference);
+        section("resources", GpuCheck::resourcesStayFlat);
         Path own = Path.of("models/starflink-synth-14m");
         ModelConfig config = HfConfig.read(own);
         WeightSource weights = HfCheckpoint.weights(own, config);
+        Path cpuReference = args.length > 0 ? Path.of(args[0]) : null;
         try (GpuBackend gpu = new GpuBackend(config, weights, KvPrecision.BF16, 0)) {
-            ownModelLogits(gpu, own, args.length > 0 ? Path.of(args[0]) : null);
-            if (args.length > 0) {
-                greedyEvalAnswers(gpu, config, Path.of(args[0]));
+            section("own model logits", () -> ownModelLogits(gpu, own, cpuReference));
+            if (cpuReference != null) {
+                section("eval answers", () -> greedyEvalAnswers(gpu, config, cpuReference));
             }
         }
-        randomHfCheckpoints();
+        section("random HF checkpoints", GpuCheck::randomHfCheckpoints);
         System.out.println(failures == 0 ? "GpuCheck: all checks passed" : "GpuCheck: " + failures + " FAILED");
         System.exit(failures == 0 ? 0 : 1);
+    }
+
+    private interface Section {
+        void run() throws Exception;
+    }
+
+    /** Runs one group of checks; an exception fails it with its message, and the next group still runs. */
+    private static void section(String name, Section section) {
+        try {
+            section.run();
+        } catch (Exception | AssertionError e) {
+            failures++;
+            System.out.println("FAIL " + name + ": " + e);
+            e.printStackTrace(System.out);
+        }
     }
 
     private static void report(String name, double value, double tolerance, String detail) {
