@@ -269,6 +269,10 @@ public final class EmbeddedKafka implements AutoCloseable {
             while (true) {
                 try {
                     if (!admin.describeCluster().nodes().get(1, TimeUnit.SECONDS).isEmpty()) {
+                        // The group coordinator's topic (__consumer_offsets) is created on first use; asking for
+                        // a group's offsets now means the first consumer group does not retry commits.
+                        admin.listConsumerGroupOffsets("starflink-warm-up").partitionsToOffsetAndMetadata()
+                                .get(1, TimeUnit.SECONDS);
                         return;
                     }
                 } catch (Exception notYet) {

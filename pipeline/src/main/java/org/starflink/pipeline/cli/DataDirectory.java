@@ -23,7 +23,7 @@ import java.util.stream.Stream;
  *    kafka/          the embedded broker's log: topics, records, consumer offsets
  *    checkpoints/    Flink's checkpoints (JOB_ID/chk-N), kept when the job stops; the newest is restored
  *    run.properties  the broker's ports: the next run comes back on the same address
- *    starflink.log   the job's log (also in the Flink Web UI's log tabs)
+ *    log/            the job's log starflink.log (also in the Flink Web UI's log tabs) and RocksDB's logs
  *    lock            held while a run uses the directory
  * </pre>
  *
@@ -98,7 +98,7 @@ final class DataDirectory implements AutoCloseable {
     }
 
     Path logFile() {
-        return root.resolve("starflink.log");
+        return root.resolve("log").resolve("starflink.log");
     }
 
     Optional<Integer> savedPort(String key) {

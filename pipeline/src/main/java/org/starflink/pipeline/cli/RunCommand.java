@@ -243,6 +243,7 @@ final class RunCommand implements Callable<Integer> {
         conf.set(RestOptions.PORT, webPort);
         conf.setString("web.log.path", data.logFile().toString());
         conf.setString("taskmanager.log.path", data.logFile().toString());
+        conf.setString("state.backend.rocksdb.log.level", "HEADER_LEVEL"); // RocksDB logs next to it: keep them small
         conf.setString("metrics.fetcher.update-interval", "1 s"); // the Web UI sees fresh counters
         conf.setString("taskmanager.numberOfTaskSlots", String.valueOf(Math.max(parallelism, 1)));
         conf.set(StarflinkOptions.BOOTSTRAP_SERVERS, bootstrap);
