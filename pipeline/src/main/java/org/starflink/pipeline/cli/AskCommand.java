@@ -80,10 +80,10 @@ final class AskCommand implements Callable<Integer> {
                 .setTemperature((float) sampling.temperature).setTopP((float) sampling.topP).setSeed(sampling.seed)
                 .setStop(List.copyOf(sampling.stop)).setWaitCompleteMs(waitCompleteSeconds * 1000).build();
         PrintWriter out = spec.commandLine().getOut();
-        long sent = System.nanoTime();
+        long[] sent = {System.nanoTime()};
         long[] firstTokenNanos = {0};
         try (StarflinkClient client = kafka.client()) {
-            AnswerToken last = client.ask(q, token -> {
+            AnswerToken last = client.ask(q, () -> sent[0] = System.nanoTime(), token -> {
                 if (firstTokenNanos[0] == 0) {
                     firstTokenNanos[0] = System.nanoTime();
                 }
@@ -94,7 +94,7 @@ final class AskCommand implements Callable<Integer> {
             if (last.getError() != null) {
                 throw new EngineException(last.getError());
             }
-            double ttft = (firstTokenNanos[0] - sent) / 1e6;
+            double ttft = (firstTokenNanos[0] - sent[0]) / 1e6;
             int tokens = last.getIndex() + 1;
             spec.commandLine().getErr().printf("[%d tokens, %s; %s; time to first token %.0f ms, %.1f tokens/s "
                             + "after]%n", tokens, String.valueOf(last.getFinishReason()).toLowerCase(),

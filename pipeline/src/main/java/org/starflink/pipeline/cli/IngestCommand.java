@@ -80,7 +80,14 @@ final class IngestCommand implements Callable<Integer> {
             }
             err.printf("waiting for the job to encode document %s (at most %d s) ...%n", docId, waitSeconds);
             long start = System.nanoTime();
-            AnswerToken probe = client.awaitDocument(docId, Duration.ofSeconds(waitSeconds));
+            AnswerToken probe;
+            try {
+                probe = client.awaitDocument(docId, Duration.ofSeconds(waitSeconds));
+            } catch (ClientTimeoutException e) {
+                throw new ClientTimeoutException("document " + docId + " was sent, but no starflink job reported it "
+                        + "encoded within " + waitSeconds + " s (is one reading topic questions at "
+                        + kafka.bootstrapServers + "?)");
+            }
             Coverage coverage = probe.getCoverage();
             if (probe.getError() != null) {
                 if (probe.getError().contains("still incomplete")) {

@@ -274,13 +274,13 @@ final class RunCommand implements Callable<Integer> {
                 for (DemoDocument.Demo demo : demos) {
                     out.printf("Q (%s): %s%nA: ", demo.docId(), demo.question().strip());
                     out.flush();
-                    long sent = System.nanoTime();
+                    long[] sent = {System.nanoTime()};
                     long[] first = {0};
                     // waits for the whole document: a question is answered over the blocks present when admitted
                     AnswerToken last = client.ask(Question.newBuilder().setQuestionId(UUID.randomUUID().toString())
                                     .setDocId(demo.docId()).setText(demo.question()).setMaxNewTokens(24)
                                     .setWaitCompleteMs(Duration.ofMinutes(2).toMillis()).build(),
-                            token -> {
+                            () -> sent[0] = System.nanoTime(), token -> {
                                 if (first[0] == 0) {
                                     first[0] = System.nanoTime();
                                 }
@@ -290,7 +290,7 @@ final class RunCommand implements Callable<Integer> {
                     out.printf("%n   [%s; expected: %s; %s; time to first token %.0f ms]%n",
                             last.getError() != null ? "error: " + last.getError()
                                     : String.valueOf(last.getFinishReason()).toLowerCase(),
-                            demo.answer(), AskCommand.describe(last.getCoverage()), (first[0] - sent) / 1e6);
+                            demo.answer(), AskCommand.describe(last.getCoverage()), (first[0] - sent[0]) / 1e6);
                 }
             }
         }

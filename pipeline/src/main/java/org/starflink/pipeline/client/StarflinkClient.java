@@ -140,6 +140,11 @@ public final class StarflinkClient implements AutoCloseable {
      * @throws ClientTimeoutException if the final record does not arrive within {@code timeout}
      */
     public AnswerToken ask(Question question, Consumer<AnswerToken> onToken, Duration timeout) {
+        return ask(question, () -> { }, onToken, timeout);
+    }
+
+    /** As {@link #ask(Question, Consumer, Duration)}; {@code onSent} runs once the broker confirmed the question. */
+    public AnswerToken ask(Question question, Runnable onSent, Consumer<AnswerToken> onToken, Duration timeout) {
         long deadline = System.nanoTime() + timeout.toNanos();
         StrictAvroDecoder<AnswerToken> decoder = new StrictAvroDecoder<>(AnswerToken.class);
         byte[] key = question.getQuestionId().getBytes(StandardCharsets.UTF_8);
@@ -153,6 +158,7 @@ public final class StarflinkClient implements AutoCloseable {
             consumer.seekToEnd(partitions);
             partitions.forEach(p -> consumer.position(p, KAFKA_TIMEOUT)); // the end offsets, before the question
             confirm(send(topics.questions(), question.getQuestionId(), question), topics.questions());
+            onSent.run();
             int nextIndex = 0;
             while (System.nanoTime() < deadline) {
                 for (ConsumerRecord<byte[], byte[]> record : consumer.poll(Duration.ofMillis(50))) {

@@ -12,6 +12,7 @@ import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 import org.starflink.engine.testing.SharedModels;
+import org.starflink.schemas.Coverage;
 import picocli.CommandLine;
 
 /** The command line's promises that need no Kafka: help everywhere, one-line errors, the task files. */
@@ -48,6 +49,27 @@ class CliTest {
                     "cannot reach Kafka at 127.0.0.1:1", "Connection refused");
             assertTrue(System.nanoTime() - start < 5_000_000_000L, args[0] + " took too long");
         }
+    }
+
+    @Test
+    void aPortInUseIsOneLineAndExitCodeFiveAndLeavesNothingRunning(@TempDir Path dir) throws Exception {
+        try (java.net.ServerSocket taken = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            int port = taken.getLocalPort();
+            CliRunner.run("run", "--data-dir", dir.toString(), "--web-port", String.valueOf(port), "--no-demo",
+                    "--model", SharedModels.stories260KDir().resolve("stories260K.bin").toString())
+                    .assertOneLineError(StarflinkCli.EXIT_CONFLICT, "port " + port + " is in use",
+                            "Flink Web UI");
+        }
+        DataDirectory.open(dir, false).close(); // the refused run let go of its data directory
+    }
+
+    @Test
+    void askSaysWhatTheAnswerCovered() {
+        assertEquals("over all 4 blocks (2000 tokens) of version 7, the whole document",
+                AskCommand.describe(new Coverage(7L, 4, 2000, true)));
+        String partial = AskCommand.describe(new Coverage(7L, 1, 512, false));
+        assertTrue(partial.startsWith("WARNING: the document was still streaming in; this answer covers only its "
+                + "first 1 blocks (512 tokens) of version 7"), partial);
     }
 
     @Test
