@@ -74,6 +74,9 @@ final class AskCommand implements Callable<Integer> {
         if (waitCompleteSeconds < 0 || timeoutSeconds < 1) {
             throw new StarflinkCli.UsageException("need --wait-complete >= 0 and --timeout >= 1");
         }
+        if (questionId != null && questionId.isEmpty()) {
+            throw new StarflinkCli.UsageException("--question-id must not be empty (the job rejects such questions)");
+        }
         Question q = Question.newBuilder()
                 .setQuestionId(questionId != null ? questionId : UUID.randomUUID().toString())
                 .setDocId(docId).setText(question.read()).setMaxNewTokens(sampling.maxNewTokens)

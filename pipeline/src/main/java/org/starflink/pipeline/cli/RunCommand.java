@@ -106,10 +106,19 @@ final class RunCommand implements Callable<Integer> {
             throw new EngineException("model not found: " + modelOptions.model);
         }
         PrintWriter out = spec.commandLine().getOut();
+        boolean existed = Files.isDirectory(dataDir);
         DataDirectory data = DataDirectory.open(dataDir, fresh);
-        Stopper stopper = new Stopper(data);
         try {
             requireFree(webPort, "the Flink Web UI's (--web-port picks another)");
+        } catch (StarflinkCli.Failure e) {
+            data.close();
+            if (!existed) {
+                DataDirectory.deleteRecursively(data.root()); // a refused run leaves nothing behind
+            }
+            throw e;
+        }
+        Stopper stopper = new Stopper(data);
+        try {
             logTo(data.logFile());
             String bootstrap = bootstrapServers;
             if (bootstrap == null) {

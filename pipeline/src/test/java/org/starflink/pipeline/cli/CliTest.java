@@ -55,12 +55,13 @@ class CliTest {
     void aPortInUseIsOneLineAndExitCodeFiveAndLeavesNothingRunning(@TempDir Path dir) throws Exception {
         try (java.net.ServerSocket taken = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
             int port = taken.getLocalPort();
-            CliRunner.run("run", "--data-dir", dir.toString(), "--web-port", String.valueOf(port), "--no-demo",
+            Path data = dir.resolve("new");
+            CliRunner.run("run", "--data-dir", data.toString(), "--web-port", String.valueOf(port), "--no-demo",
                     "--model", SharedModels.stories260KDir().resolve("stories260K.bin").toString())
                     .assertOneLineError(StarflinkCli.EXIT_CONFLICT, "port " + port + " is in use",
                             "Flink Web UI");
+            assertFalse(Files.exists(data), "the refused run left no data directory behind");
         }
-        DataDirectory.open(dir, false).close(); // the refused run let go of its data directory
     }
 
     @Test
