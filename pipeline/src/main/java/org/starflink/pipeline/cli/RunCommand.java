@@ -119,6 +119,15 @@ final class RunCommand implements Callable<Integer> {
         }
         Stopper stopper = new Stopper(data);
         try {
+            if (bootstrapServers != null) { // attached: the topics are the user's; check them before anything starts
+                Configuration topics = Configuration.fromMap(settings);
+                try (StarflinkClient kafka = new StarflinkClient(bootstrapServers,
+                        StarflinkClient.TopicNames.defaults())) {
+                    kafka.requireTopics(List.of(topics.get(StarflinkOptions.DOCUMENTS_TOPIC),
+                            topics.get(StarflinkOptions.QUESTIONS_TOPIC), topics.get(StarflinkOptions.ANSWERS_TOPIC),
+                            topics.get(StarflinkOptions.REJECTED_TOPIC)));
+                }
+            }
             logTo(data.logFile());
             String bootstrap = bootstrapServers;
             if (bootstrap == null) {

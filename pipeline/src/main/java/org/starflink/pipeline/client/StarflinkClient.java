@@ -278,6 +278,14 @@ public final class StarflinkClient implements AutoCloseable {
         }
     }
 
+    /**
+     * Checks that a broker answers and every one of {@code names} exists: what a job attached to this Kafka needs
+     * before it starts (its sources would otherwise retry forever).
+     */
+    public void requireTopics(List<String> names) {
+        names.forEach(this::checkTopicExists);
+    }
+
     private void checkReachable() {
         String lastProblem = "no address";
         for (String address : bootstrapServers.split(",")) {

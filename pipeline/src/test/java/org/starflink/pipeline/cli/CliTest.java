@@ -65,6 +65,13 @@ class CliTest {
     }
 
     @Test
+    void runAttachedToAnUnreachableKafkaSaysSoInOneLine(@TempDir Path dir) {
+        CliRunner.run("run", "--data-dir", dir.toString(), "--web-port", "0", "--no-demo", "--bootstrap-servers",
+                "127.0.0.1:1", "--model", SharedModels.stories260KDir().resolve("stories260K.bin").toString())
+                .assertOneLineError(StarflinkCli.EXIT_UNAVAILABLE, "cannot reach Kafka at 127.0.0.1:1");
+    }
+
+    @Test
     void askSaysWhatTheAnswerCovered() {
         assertEquals("over all 4 blocks (2000 tokens) of version 7, the whole document",
                 AskCommand.describe(new Coverage(7L, 4, 2000, true)));
