@@ -271,8 +271,9 @@ public final class EmbeddedKafka implements AutoCloseable {
                     if (!admin.describeCluster().nodes().get(1, TimeUnit.SECONDS).isEmpty()) {
                         // The group coordinator's topic (__consumer_offsets) is created on first use; asking for
                         // a group's offsets now means the first consumer group does not retry commits.
+                        // One request, retried by the admin client itself until the coordinator answers.
                         admin.listConsumerGroupOffsets("starflink-warm-up").partitionsToOffsetAndMetadata()
-                                .get(1, TimeUnit.SECONDS);
+                                .get(Math.max(1, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
                         return;
                     }
                 } catch (Exception notYet) {

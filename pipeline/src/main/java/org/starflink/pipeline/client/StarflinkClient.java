@@ -165,7 +165,12 @@ public final class StarflinkClient implements AutoCloseable {
                     if (record.key() == null || !Arrays.equals(record.key(), key)) {
                         continue;
                     }
-                    AnswerToken token = decoder.decode(record.value());
+                    AnswerToken token;
+                    try {
+                        token = decoder.decode(record.value());
+                    } catch (IOException notAnAnswer) {
+                        continue; // not written by the job; the answer, if any, still comes
+                    }
                     if (token.getIndex() != nextIndex) {
                         continue; // a replayed duplicate
                     }
@@ -180,8 +185,6 @@ public final class StarflinkClient implements AutoCloseable {
                     + "question " + question.getQuestionId() + " within " + timeout.toSeconds() + " s"
                     + (nextIndex == 0 ? " (is a starflink job reading topic " + topics.questions() + " at "
                     + bootstrapServers + "?)" : " (" + nextIndex + " tokens so far)"));
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
         } catch (KafkaException e) {
             throw unavailable("reading " + topics.answers(), e);
         }
