@@ -72,6 +72,20 @@ class CliTest {
     }
 
     @Test
+    void ingestProgressShowsTheTotalABarAndAnEta() {
+        java.io.StringWriter text = new java.io.StringWriter();
+        IngestCommand.ProgressBar bar = new IngestCommand.ProgressBar(new java.io.PrintWriter(text, true),
+                "document d v1", 10, "chunks");
+        bar.update(0);
+        bar.update(5);
+        bar.done();
+        String[] frames = text.toString().split("\r");
+        assertTrue(frames[1].startsWith("document d v1 [" + ".".repeat(30) + "] 0/10 chunks   0% ETA ?"), frames[1]);
+        assertTrue(frames[2].matches("document d v1 \\[#{15}\\.{15}\\] 5/10 chunks  50% ETA \\d+ s \n"),
+                frames[2]);
+    }
+
+    @Test
     void askSaysWhatTheAnswerCovered() {
         assertEquals("over all 4 blocks (2000 tokens) of version 7, the whole document",
                 AskCommand.describe(new Coverage(7L, 4, 2000, true)));
