@@ -106,27 +106,11 @@ final class RunCommand implements Callable<Integer> {
             throw new EngineException("model not found: " + modelOptions.model);
         }
         PrintWriter out = spec.commandLine().getOut();
-        boolean existed = Files.isDirectory(dataDir);
-        DataDirectory data = DataDirectory.open(dataDir, fresh);
-        try {
-            requireFree(webPort, "the Flink Web UI's (--web-port picks another)");
-        } catch (StarflinkCli.Failure e) {
-            data.close();
-            if (!existed) {
-                DataDirectory.deleteRecursively(data.root()); // a refused run leaves nothing behind
-            }
-            throw e;
-        }
+        DataDirectory data = openDataDirectory();
         Stopper stopper = new Stopper(data);
         try {
-            if (bootstrapServers != null) { // attached: the topics are the user's; check them before anything starts
-                Configuration topics = Configuration.fromMap(settings);
-                try (StarflinkClient kafka = new StarflinkClient(bootstrapServers,
-                        StarflinkClient.TopicNames.defaults())) {
-                    kafka.requireTopics(List.of(topics.get(StarflinkOptions.DOCUMENTS_TOPIC),
-                            topics.get(StarflinkOptions.QUESTIONS_TOPIC), topics.get(StarflinkOptions.ANSWERS_TOPIC),
-                            topics.get(StarflinkOptions.REJECTED_TOPIC)));
-                }
+            if (bootstrapServers != null) {
+                requireAttachedTopics();
             }
             logTo(data.logFile());
             String bootstrap = bootstrapServers;
@@ -136,12 +120,7 @@ final class RunCommand implements Callable<Integer> {
                 out.println("embedded Kafka broker: " + bootstrap + " (data in " + data.kafka() + ")");
             }
             Configuration conf = clusterConfiguration(bootstrap, data);
-            Optional<Path> restore = data.latestCheckpoint();
-            if (restore.isPresent()) {
-                conf.setString("execution.state-recovery.path", restore.get().toUri().toString());
-                data.pruneCheckpointsExcept(restore.get());
-                out.println("restoring the job's state from " + restore.get());
-            }
+            restoreLatestCheckpoint(data, conf, out);
             StreamExecutionEnvironment env = StreamExecutionEnvironment.createLocalEnvironmentWithWebUI(conf);
             env.setParallelism(parallelism);
             env.setMaxParallelism(128);
@@ -167,6 +146,45 @@ final class RunCommand implements Callable<Integer> {
         } catch (Exception | Error e) {
             stopper.stop();
             throw e;
+        }
+    }
+
+    /**
+     * Takes the data directory (refused if another run holds it), and refuses to start when the Web UI's port is
+     * taken, before anything else starts; a refused run leaves no new directory behind.
+     */
+    private DataDirectory openDataDirectory() throws IOException {
+        boolean existed = Files.isDirectory(dataDir);
+        DataDirectory data = DataDirectory.open(dataDir, fresh);
+        try {
+            requireFree(webPort, "the Flink Web UI's (--web-port picks another)");
+            return data;
+        } catch (StarflinkCli.Failure e) {
+            data.close();
+            if (!existed) {
+                DataDirectory.deleteRecursively(data.root());
+            }
+            throw e;
+        }
+    }
+
+    /** Attached to the user's Kafka: its topics must exist, or the job's sources would retry forever. */
+    private void requireAttachedTopics() {
+        Configuration topics = Configuration.fromMap(settings);
+        try (StarflinkClient kafka = new StarflinkClient(bootstrapServers, StarflinkClient.TopicNames.defaults())) {
+            kafka.requireTopics(List.of(topics.get(StarflinkOptions.DOCUMENTS_TOPIC),
+                    topics.get(StarflinkOptions.QUESTIONS_TOPIC), topics.get(StarflinkOptions.ANSWERS_TOPIC),
+                    topics.get(StarflinkOptions.REJECTED_TOPIC)));
+        }
+    }
+
+    /** The job starts from the newest checkpoint any earlier run left in the data directory, if there is one. */
+    private static void restoreLatestCheckpoint(DataDirectory data, Configuration conf, PrintWriter out) {
+        Optional<Path> latest = data.latestCheckpoint();
+        if (latest.isPresent()) {
+            conf.setString("execution.state-recovery.path", latest.get().toUri().toString());
+            data.pruneCheckpointsExcept(latest.get());
+            out.println("restoring the job's state from " + latest.get());
         }
     }
 
