@@ -56,14 +56,19 @@ public final class EmbeddedKafka implements AutoCloseable {
     private static final String CONTROLLER_LISTENER = "CONTROLLER";
 
     private final KafkaRaftServer server;
+    private final int brokerPort;
+    private final int controllerPort;
     private final String bootstrapServers;
     private final Path dataDir;
     private final boolean deleteDataDirOnClose;
     private boolean closed;
 
-    private EmbeddedKafka(KafkaRaftServer server, String bootstrapServers, Path dataDir, boolean deleteOnClose) {
+    private EmbeddedKafka(KafkaRaftServer server, int brokerPort, int controllerPort, Path dataDir,
+                          boolean deleteOnClose) {
         this.server = server;
-        this.bootstrapServers = bootstrapServers;
+        this.brokerPort = brokerPort;
+        this.controllerPort = controllerPort;
+        this.bootstrapServers = "127.0.0.1:" + brokerPort;
         this.dataDir = dataDir;
         this.deleteDataDirOnClose = deleteOnClose;
     }
@@ -79,6 +84,16 @@ public final class EmbeddedKafka implements AutoCloseable {
 
     public Path dataDir() {
         return dataDir;
+    }
+
+    /** The port clients connect to. */
+    public int brokerPort() {
+        return brokerPort;
+    }
+
+    /** The port of the KRaft controller (the broker's own metadata quorum). */
+    public int controllerPort() {
+        return controllerPort;
     }
 
     /** Creates topics (replication factor 1); existing ones are left as they are. */
@@ -126,6 +141,8 @@ public final class EmbeddedKafka implements AutoCloseable {
         private final Map<String, Integer> topics = new LinkedHashMap<>();
         private final Properties overrides = new Properties();
         private Duration startTimeout = Duration.ofSeconds(60);
+        private int brokerPort;
+        private int controllerPort;
 
         private Builder() {}
 
@@ -147,6 +164,16 @@ public final class EmbeddedKafka implements AutoCloseable {
             return this;
         }
 
+        /**
+         * Listen on these ports instead of free ones picked at start (0 = pick one): a broker restarted on a kept
+         * data directory comes back on the address its clients know.
+         */
+        public Builder ports(int brokerPort, int controllerPort) {
+            this.brokerPort = brokerPort;
+            this.controllerPort = controllerPort;
+            return this;
+        }
+
         public Builder startTimeout(Duration timeout) {
             this.startTimeout = Objects.requireNonNull(timeout);
             return this;
@@ -164,13 +191,13 @@ public final class EmbeddedKafka implements AutoCloseable {
             }
             KafkaRaftServer server = null;
             try {
-                int brokerPort = freePort();
-                int controllerPort = freePort();
+                int brokerPort = this.brokerPort != 0 ? this.brokerPort : freePort();
+                int controllerPort = this.controllerPort != 0 ? this.controllerPort : freePort();
                 KafkaConfig config = KafkaConfig.fromProps(brokerProperties(dir, brokerPort, controllerPort), false);
                 format(config, dir);
                 server = new KafkaRaftServer(config, Time.SYSTEM);
                 server.startup();
-                EmbeddedKafka kafka = new EmbeddedKafka(server, "127.0.0.1:" + brokerPort, dir, ownDir);
+                EmbeddedKafka kafka = new EmbeddedKafka(server, brokerPort, controllerPort, dir, ownDir);
                 awaitReady(kafka.bootstrapServers, startTimeout);
                 kafka.createTopics(topics);
                 LOG.info("Embedded Kafka at {} (data {}) ready in {} ms, topics {}", kafka.bootstrapServers, dir,
@@ -242,6 +269,11 @@ public final class EmbeddedKafka implements AutoCloseable {
             while (true) {
                 try {
                     if (!admin.describeCluster().nodes().get(1, TimeUnit.SECONDS).isEmpty()) {
+                        // The group coordinator's topic (__consumer_offsets) is created on first use; asking for
+                        // a group's offsets now means the first consumer group does not retry commits.
+                        // One request, retried by the admin client itself until the coordinator answers.
+                        admin.listConsumerGroupOffsets("starflink-warm-up").partitionsToOffsetAndMetadata()
+                                .get(Math.max(1, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
                         return;
                     }
                 } catch (Exception notYet) {

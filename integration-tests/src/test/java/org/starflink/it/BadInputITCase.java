@@ -72,6 +72,13 @@ class BadInputITCase {
             // Undecodable records on both input topics.
             kafkaClient.sendRaw(job.documents, "x", "this is not avro".getBytes());
             kafkaClient.sendRaw(job.questions, "y", new byte[] {(byte) 0xff, 0x01, 0x02});
+            // Records that decode but break the topics' contract (docs/schemas.md).
+            kafkaClient.send(job.questions, "not-its-id", Corpus.question("keyed-wrong-" + job.suffix,
+                    "nobody", "Who?", 8));
+            kafkaClient.send(job.questions, "", Corpus.question("", "nobody", "Who?", 8));
+            DocumentEvent negative = Corpus.chunks("negative-" + job.suffix, 1, "text", 10).get(0);
+            ((org.starflink.schemas.DocumentChunk) negative.getBody()).setSeq(-1);
+            kafkaClient.send(job.documents, negative.getDocId(), negative);
             // An empty document (one blank chunk, marked last).
             for (DocumentEvent e : Corpus.chunks("empty-" + job.suffix, 1, " ", 10)) {
                 kafkaClient.send(job.documents, e.getDocId(), e);
@@ -94,7 +101,7 @@ class BadInputITCase {
 
             answers = kafkaClient.readUntil(job.answers, AnswerToken.class, BadInputITCase::allFinal,
                     Duration.ofMinutes(2));
-            rejected = kafkaClient.readUntil(job.rejected, RejectedRecord.class, r -> r.size() >= 2,
+            rejected = kafkaClient.readUntil(job.rejected, RejectedRecord.class, r -> r.size() >= 5,
                     Duration.ofSeconds(30));
         }
     }
@@ -149,8 +156,14 @@ class BadInputITCase {
     }
 
     @Test
-    void undecodableBytesGoToTheRejectedTopicWithTheirOriginAndReason() {
-        assertEquals(2, rejected.size());
+    void undecodableBytesAndBrokenContractsGoToTheRejectedTopicWithTheirOriginAndReason() {
+        assertEquals(5, rejected.size(), rejected.toString());
+        List<String> reasons = rejected.stream().map(RejectedRecord::getReason).toList();
+        for (String fragment : List.of("cannot decode DocumentEvent", "cannot decode Question",
+                "Kafka key 'not-its-id' differs from question_id 'keyed-wrong-", "empty question_id",
+                "chunk seq must be >= 0, got -1")) {
+            assertTrue(reasons.stream().anyMatch(r -> r.contains(fragment)), fragment + " not in " + reasons);
+        }
         for (RejectedRecord record : rejected) {
             assertTrue(record.getSourceTopic().equals(job.documents) || record.getSourceTopic().equals(job.questions));
             assertTrue(record.getSourceOffset() >= 0);

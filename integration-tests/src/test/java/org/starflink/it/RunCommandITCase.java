@@ -19,12 +19,12 @@ class RunCommandITCase {
 
     @Test
     void theEmbeddedDemoAnswersItsQuestions() {
-        Path checkpoints = Path.of("target", "checkpoints", "run-" + java.util.UUID.randomUUID());
+        Path data = Path.of("target", "run-" + java.util.UUID.randomUUID());
         StringWriter out = new StringWriter();
         StringWriter err = new StringWriter();
         int exit = StarflinkCli.run(new String[] {"run", "--exit-after-demo",
                 "--model", SharedModels.stories260KDir().resolve("stories260K.bin").toString(),
-                "--block-size", "128", "--web-port", "0", "--checkpoint-dir", checkpoints.toString(),
+                "--block-size", "128", "--web-port", "0", "--data-dir", data.toString(),
                 "-D", "starflink.allow-beyond-window=true"}, new PrintWriter(out, true), new PrintWriter(err, true));
         String printed = out.toString();
         assertEquals(0, exit, printed + err);
@@ -33,6 +33,7 @@ class RunCommandITCase {
         assertTrue(printed.contains("expected: "), printed);
         assertTrue(printed.contains("A: "), printed);
         assertTrue(printed.contains("time to first token"), printed);
+        assertTrue(printed.contains("the whole document"), "the demo waits for its documents: " + printed);
         assertFalse(printed.contains("error:"), printed);
     }
 }

@@ -158,7 +158,7 @@ class StarflinkJobITCase {
         private void ask(KafkaClient client, String docId, String text, int n) {
             Question question = Corpus.question("q" + n + "-" + job.suffix, docId, text, MAX_NEW_TOKENS);
             questions.put(question.getQuestionId(), question);
-            client.send(job.questions, docId, question);
+            client.send(job.questions, question.getQuestionId(), question); // keyed by question_id
         }
 
         private boolean allFinal(List<AnswerToken> answers) {

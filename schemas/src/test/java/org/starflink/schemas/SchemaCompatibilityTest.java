@@ -1,11 +1,10 @@
 package org.starflink.schemas;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.InputStream;
 import java.util.List;
 import java.util.stream.Stream;
 import org.apache.avro.Schema;
@@ -25,14 +24,13 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * The current schemas must stay compatible in both directions with the committed v1 schemas
- * ({@code src/test/resources/schemas/v1}): a new job reads what an old producer wrote (backward) and an old
- * consumer reads what the new job writes (forward). When a v2 ships, commit its .avsc files next to v1 and add
- * it to {@link #PREVIOUS_VERSIONS}.
+ * The current schemas must stay compatible in both directions with every released version
+ * ({@code src/main/resources/schemas/<version>}, listed in {@link WireSchemas#VERSIONS}): a new job reads what an
+ * old producer wrote (backward) and an old consumer reads what the new job writes (forward).
  */
 class SchemaCompatibilityTest {
 
-    static final List<String> PREVIOUS_VERSIONS = List.of("v1");
+    static final List<String> PREVIOUS_VERSIONS = WireSchemas.VERSIONS;
 
     static Stream<Object[]> currentAgainstPrevious() {
         List<Schema> current = List.of(DocumentEvent.getClassSchema(), Question.getClassSchema(),
@@ -42,13 +40,7 @@ class SchemaCompatibilityTest {
     }
 
     static Schema load(String version, String name) {
-        String path = "/schemas/" + version + "/" + name + ".avsc";
-        try (InputStream in = SchemaCompatibilityTest.class.getResourceAsStream(path)) {
-            assertNotNull(in, "missing committed schema " + path);
-            return new Schema.Parser().parse(in);
-        } catch (IOException e) {
-            throw new IllegalStateException(path, e);
-        }
+        return WireSchemas.load(version, name);
     }
 
     @ParameterizedTest(name = "{0}")
@@ -83,6 +75,28 @@ class SchemaCompatibilityTest {
         GenericRecord back = new GenericDatumReader<GenericRecord>(Question.getClassSchema(), v1)
                 .read(null, DecoderFactory.get().binaryDecoder(again, null));
         assertEquals(42L, back.get("seed"));
+    }
+
+    /** The released v2 is what the generated classes are: a change to the .avsc files must ship as a new version. */
+    @Test
+    void theNewestReleasedVersionIsTheCurrentSchema() {
+        String newest = PREVIOUS_VERSIONS.get(PREVIOUS_VERSIONS.size() - 1);
+        for (Schema current : List.of(DocumentEvent.getClassSchema(), Question.getClassSchema(),
+                AnswerToken.getClassSchema(), RejectedRecord.getClassSchema())) {
+            Schema released = load(newest, current.getName());
+            assertTrue(WireSchemas.sameLayout(current, released), current.getName() + " differs from " + newest
+                    + ": copy src/main/avro to schemas/<next version> and add it to WireSchemas.VERSIONS");
+            for (Schema.Field field : current.getFields()) {
+                assertEquals(field.defaultVal(), released.getField(field.name()).defaultVal(), field.name());
+            }
+        }
+    }
+
+    /** Older writers of a type, newest first, without the current schema itself. */
+    @Test
+    void olderWritersListOnlyTheSchemasThatDiffer() {
+        assertEquals(List.of(load("v1", "Question")), WireSchemas.olderWriters(Question.getClassSchema()));
+        assertEquals(List.of(), WireSchemas.olderWriters(RejectedRecord.getClassSchema()));
     }
 
     /** Negative control: the check above does catch a change that breaks old data (a new field without default). */

@@ -13,7 +13,7 @@ public final class DocumentMetrics {
     public static final String CHUNKS_OUT_OF_ORDER_BUFFERED = "chunksOutOfOrderBuffered";
     /** Chunks, and deletes, of a version older than the document's current one: ignored. */
     public static final String CHUNKS_STALE_VERSION = "chunksStaleVersion";
-    /** Chunks thrown away for another reason: waiting room full, beyond the last chunk, negative seq, broken. */
+    /** Chunks thrown away for another reason: waiting room full, beyond the last chunk, broken. */
     public static final String CHUNKS_DROPPED = "chunksDropped";
     public static final String BLOCKS_EMITTED = "blocksEmitted";
     /** DROP commands sent (a newer version or a delete). */
@@ -22,6 +22,8 @@ public final class DocumentMetrics {
     public static final String DOCUMENTS_BROKEN = "documentsBroken";
     public static final String QUESTIONS_ACCEPTED = "questionsAccepted";
     public static final String QUESTIONS_REJECTED = "questionsRejected";
+    /** Questions that waited for their document to be complete (then accepted, or rejected on their timeout). */
+    public static final String QUESTIONS_WAITED = "questionsWaited";
 
     final Counter chunksApplied;
     final Counter chunksDuplicate;
@@ -33,6 +35,7 @@ public final class DocumentMetrics {
     final Counter documentsBroken;
     final Counter questionsAccepted;
     final Counter questionsRejected;
+    final Counter questionsWaited;
 
     DocumentMetrics(MetricGroup operatorGroup) {
         MetricGroup group = operatorGroup.addGroup(GROUP).addGroup(SUBGROUP);
@@ -46,5 +49,6 @@ public final class DocumentMetrics {
         documentsBroken = group.counter(DOCUMENTS_BROKEN);
         questionsAccepted = group.counter(QUESTIONS_ACCEPTED);
         questionsRejected = group.counter(QUESTIONS_REJECTED);
+        questionsWaited = group.counter(QUESTIONS_WAITED);
     }
 }

@@ -1,6 +1,7 @@
 package org.starflink.operators.document;
 
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.state.MapState;
@@ -42,9 +43,13 @@ import org.starflink.schemas.Question;
  * lower version are ignored. A delete with version >= current drops every block and clears all state of the
  * document; one with a lower version is ignored.
  *
- * <p><b>Questions</b> (second input). A question is answered over the blocks that exist when it arrives: the
- * {@link QuestionTask} carries that catalog (version, blockCount, contextLength N), and blocks that arrive later
- * are not part of its answer. A question that cannot be answered gets one final error record on {@link
+ * <p><b>Questions</b> (second input). A question is answered over the blocks that exist when it is admitted: the
+ * {@link QuestionTask} carries that catalog (version, blockCount, contextLength N, whether the document was
+ * complete), every answer record reports it as its coverage, and blocks that arrive later are not part of the
+ * answer. A question is admitted when it arrives, unless it asks to wait for the whole document
+ * ({@code wait_complete_ms > 0}) and the document is not complete yet (or not there yet): then it waits in
+ * {@link #WAITING} until the document is complete (or broken, or deleted) and is admitted then; if that takes
+ * longer than it allowed, it gets an error answer saying how far the document got. A question that cannot be answered gets one final error record on {@link
  * #ANSWER_ERRORS}, never an exception: malformed sampling fields, an unknown document, a document without a
  * complete block yet, an empty or broken document, or question + N + max_new_tokens beyond the model's window
  * (unless the operator allows running past it).
@@ -58,7 +63,11 @@ import org.starflink.schemas.Question;
  *
  * <p><b>State</b> (all under the optional idle TTL, refreshed on every write — a document that receives no event
  * for the TTL disappears, even if questions still read it): {@link #DOCUMENT} (the catalog), {@link #TEXT} (the
- * text applied so far, only while the document is incomplete) and {@link #PENDING_CHUNKS}.
+ * text applied so far, only while the document is incomplete) and {@link #PENDING_CHUNKS}. Waiting questions
+ * ({@link #WAITING}) are bounded by their own timers instead.
+ *
+ * <p>Records that break the wire contract (a negative seq, a key that is not the doc_id) never get here: the
+ * decoder sends them to the rejected topic ({@code WireContract}).
  */
 public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEvent, Question, QuestionTask> {
     private static final long serialVersionUID = 1L;
@@ -78,6 +87,12 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
     public static final ValueStateDescriptor<String> TEXT = textDescriptor();
     /** Chunks that arrived before their turn: seq -> text. */
     public static final MapStateDescriptor<Integer, String> PENDING_CHUNKS = pendingDescriptor();
+    /** Questions waiting for the document to be complete: question_id -> the question. */
+    public static final MapStateDescriptor<String, Question> WAITING = new MapStateDescriptor<>(
+            "starflink-document-waiting-questions", Types.STRING, new AvroTypeInfo<>(Question.class));
+    /** When each waiting question arrived (epoch millis): question_id -> received. */
+    public static final MapStateDescriptor<String, Long> WAITING_SINCE = new MapStateDescriptor<>(
+            "starflink-document-waiting-since", Types.STRING, Types.LONG);
 
     private final ModelLocation modelLocation;
     private final int blockSize;
@@ -92,6 +107,8 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
     private transient ValueState<DocumentState> document;
     private transient ValueState<String> text;
     private transient MapState<Integer, String> pending;
+    private transient MapState<String, Question> waiting;
+    private transient MapState<String, Long> waitingSince;
 
     /**
      * @param modelLocation     the model whose tokenizer and window apply (loaded once per JVM in open())
@@ -131,6 +148,8 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
         document = getRuntimeContext().getState(documentDescriptor);
         text = getRuntimeContext().getState(textDescriptor);
         pending = getRuntimeContext().getMapState(pendingDescriptor);
+        waiting = getRuntimeContext().getMapState(WAITING);
+        waitingSince = getRuntimeContext().getMapState(WAITING_SINCE);
     }
 
     /** The counters (for tests). */
@@ -150,6 +169,9 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
             onChunk(docId, event.getVersion(), chunk, state, ctx);
         } else {
             throw new IllegalStateException("unknown document event body " + event.getBody());
+        }
+        if (!waiting.isEmpty()) {
+            admitWaitingIfReady(docId, ctx, out);
         }
     }
 
@@ -172,11 +194,6 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
     private void onChunk(String docId, long version, DocumentChunk chunk, DocumentState state, Context ctx)
             throws Exception {
         int seq = chunk.getSeq();
-        if (seq < 0) {
-            metrics.chunksDropped.inc();
-            LOG.warn("document {} version {}: chunk with negative seq {} dropped", docId, version, seq);
-            return;
-        }
         if (state != null && version < state.version) {
             metrics.chunksStaleVersion.inc();
             return;
@@ -303,9 +320,75 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
     @Override
     public void processElement2(Question question, Context ctx, Collector<QuestionTask> out) throws Exception {
         long receivedMs = ctx.timerService().currentProcessingTime();
-        String docId = ctx.getCurrentKey();
         String problem = QuestionChecks.problem(question);
         DocumentState state = document.value();
+        if (problem == null && question.getWaitCompleteMs() > 0 && !readyForWaiters(state)) {
+            waiting.put(question.getQuestionId(), question);
+            waitingSince.put(question.getQuestionId(), receivedMs);
+            ctx.timerService().registerProcessingTimeTimer(receivedMs + question.getWaitCompleteMs());
+            metrics.questionsWaited.inc();
+            return;
+        }
+        admit(question, problem, state, receivedMs, ctx, out);
+    }
+
+    /** Complete, broken or empty: nothing more is coming for a question that waits for the whole document. */
+    private static boolean readyForWaiters(DocumentState state) {
+        return state != null && (state.complete || state.broken);
+    }
+
+    /** After a document event: admits every waiting question once the document is complete, broken or gone. */
+    private void admitWaitingIfReady(String docId, Context ctx, Collector<QuestionTask> out) throws Exception {
+        DocumentState state = document.value();
+        if (state != null && !readyForWaiters(state)) {
+            return; // still streaming (a newer version starts over: its waiters wait for it)
+        }
+        for (String questionId : waitingQuestionIds()) {
+            Question question = waiting.get(questionId);
+            long receivedMs = waitingSince.get(questionId);
+            stopWaiting(questionId);
+            admit(question, state == null ? "document " + docId + " was deleted while the question waited" : null,
+                    state, receivedMs, ctx, out);
+        }
+    }
+
+    /** A waiting question's time is up: an error answer that says how far the document got. */
+    @Override
+    public void onTimer(long timestamp, OnTimerContext ctx, Collector<QuestionTask> out) throws Exception {
+        String docId = ctx.getCurrentKey();
+        DocumentState state = document.value();
+        for (String questionId : waitingQuestionIds()) {
+            Question question = waiting.get(questionId);
+            long receivedMs = waitingSince.get(questionId);
+            if (receivedMs + question.getWaitCompleteMs() > timestamp) {
+                continue; // another question's timer
+            }
+            stopWaiting(questionId);
+            String progress = state == null ? "no chunk of it has arrived"
+                    : "version " + state.version + " has " + state.blockCount + " blocks (" + state.emittedTokens
+                    + " tokens) so far, its last chunk has not arrived";
+            metrics.questionsRejected.inc();
+            ctx.output(ANSWER_ERRORS, AnswerErrors.error(questionId, docId, "document " + docId
+                    + " is still incomplete after waiting " + question.getWaitCompleteMs() + " ms: " + progress,
+                    receivedMs));
+        }
+    }
+
+    private List<String> waitingQuestionIds() throws Exception {
+        List<String> ids = new ArrayList<>();
+        waiting.keys().forEach(ids::add);
+        return ids;
+    }
+
+    private void stopWaiting(String questionId) throws Exception {
+        waiting.remove(questionId);
+        waitingSince.remove(questionId);
+    }
+
+    /** Answers the question now (over the blocks that exist) or with an error answer. */
+    private void admit(Question question, String problem, DocumentState state, long receivedMs, Context ctx,
+                       Collector<QuestionTask> out) throws Exception {
+        String docId = question.getDocId();
         if (problem == null) {
             problem = documentProblem(docId, state);
         }
@@ -367,6 +450,7 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
         task.stop = stop == null ? new String[0] : stop.toArray(String[]::new);
         task.contextLength = state.emittedTokens;
         task.blockCount = state.blockCount;
+        task.documentComplete = state.complete;
         task.receivedMs = receivedMs;
         return task;
     }

@@ -243,6 +243,7 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
                 .setQuestionReceivedMs(question.receivedMs)
                 .setEmittedMs(now)
                 .setPrefillMs(prefillMs)
+                .setCoverage(question.coverage())
                 .build();
     }
 

@@ -13,8 +13,9 @@ import org.apache.flink.util.OutputTag;
 import org.starflink.schemas.RejectedRecord;
 
 /**
- * Decodes {@link KafkaRawRecord}s into an Avro type; a record that cannot be decoded goes to the {@link #REJECTED}
- * side output with its topic, partition, offset, bytes and the reason, and the job carries on.
+ * Decodes {@link KafkaRawRecord}s into an Avro type; a record that cannot be decoded, or that breaks its topic's
+ * {@link WireContract}, goes to the {@link #REJECTED} side output with its topic, partition, offset, bytes and the
+ * reason, and the job carries on.
  */
 public final class DecodeOrReject<T extends SpecificRecord> extends ProcessFunction<KafkaRawRecord, T>
         implements ResultTypeQueryable<T> {
@@ -28,10 +29,12 @@ public final class DecodeOrReject<T extends SpecificRecord> extends ProcessFunct
     public static final String METRIC_REJECTED = "rejectedRecords";
 
     private final StrictAvroDecoder<T> decoder;
+    private final WireContract.Check<T> contract;
     private transient Counter rejected;
 
     public DecodeOrReject(Class<T> type) {
         this.decoder = new StrictAvroDecoder<>(type);
+        this.contract = WireContract.of(type);
     }
 
     @Override
@@ -49,6 +52,12 @@ public final class DecodeOrReject<T extends SpecificRecord> extends ProcessFunct
             String why = e instanceof java.io.EOFException ? "input ends inside the record"
                     : e.getMessage() != null ? e.getMessage() : e.getClass().getName();
             ctx.output(REJECTED, rejection(raw, "cannot decode " + decoder.type().getSimpleName() + ": " + why));
+            return;
+        }
+        String problem = contract.problem(raw.key(), value);
+        if (problem != null) {
+            rejected.inc();
+            ctx.output(REJECTED, rejection(raw, "invalid " + decoder.type().getSimpleName() + ": " + problem));
             return;
         }
         out.collect(value);

@@ -2,10 +2,15 @@ package org.starflink.operators.kafka;
 
 import java.io.IOException;
 import java.io.Serializable;
+import java.util.ArrayList;
+import java.util.List;
+import org.apache.avro.Schema;
 import org.apache.avro.io.BinaryDecoder;
 import org.apache.avro.io.DecoderFactory;
+import org.apache.avro.specific.SpecificData;
 import org.apache.avro.specific.SpecificDatumReader;
 import org.apache.avro.specific.SpecificRecord;
+import org.starflink.schemas.WireSchemas;
 
 /**
  * Decodes plain Avro binary (what {@code AvroSerializationSchema.forSpecific} writes: no header, no schema id)
@@ -13,8 +18,13 @@ import org.apache.avro.specific.SpecificRecord;
  *
  * <p>Avro binary has no framing, so random bytes often "decode" into something; this decoder additionally rejects
  * input with bytes left over after the record, and turns the runtime exceptions Avro throws on malformed input
- * (bad union index, negative length, ...) into {@link IOException}s. The writer schema is assumed to be the
- * reader's (no registry here); compatible evolution needs the writer schema and is future work (docs/loop.md, Kafka).
+ * (bad union index, negative length, ...) into {@link IOException}s.
+ *
+ * <p>Older records: the bytes carry no writer schema, so they are first read as the current schema; if that fails,
+ * as each released older schema of the type ({@link WireSchemas}), newest first, with Avro's schema resolution
+ * filling the fields added since with their defaults. A record of an older producer therefore still decodes. The
+ * price of having no schema id: a current record cut off exactly where an older version ended decodes as that older
+ * version (e.g. a Question without its last field) instead of being refused.
  *
  * <p>Known limit: a corrupt length prefix can make Avro allocate up to that length before it notices the input is
  * shorter. Bound it JVM-wide with {@code -Dorg.apache.avro.limits.string.maxLength} and
@@ -25,7 +35,8 @@ public final class StrictAvroDecoder<T extends SpecificRecord> implements Serial
     private static final long serialVersionUID = 1L;
 
     private final Class<T> type;
-    private transient SpecificDatumReader<T> reader;
+    /** The current schema's reader first, then one per older writer schema. */
+    private transient List<SpecificDatumReader<T>> readers;
     private transient BinaryDecoder decoder;
 
     public StrictAvroDecoder(Class<T> type) {
@@ -41,9 +52,23 @@ public final class StrictAvroDecoder<T extends SpecificRecord> implements Serial
         if (bytes == null) {
             throw new IOException("null value (tombstone)");
         }
-        if (reader == null) {
-            reader = new SpecificDatumReader<>(type);
+        if (readers == null) {
+            readers = readers(type);
         }
+        IOException asCurrent = null;
+        for (SpecificDatumReader<T> reader : readers) {
+            try {
+                return decodeWith(reader, bytes);
+            } catch (IOException e) {
+                if (asCurrent == null) {
+                    asCurrent = e; // the reason given is the current schema's
+                }
+            }
+        }
+        throw asCurrent;
+    }
+
+    private T decodeWith(SpecificDatumReader<T> reader, byte[] bytes) throws IOException {
         decoder = DecoderFactory.get().binaryDecoder(bytes, decoder);
         T value;
         try {
@@ -58,5 +83,15 @@ public final class StrictAvroDecoder<T extends SpecificRecord> implements Serial
                     + " bytes in all): not one record of this type");
         }
         return value;
+    }
+
+    private static <T extends SpecificRecord> List<SpecificDatumReader<T>> readers(Class<T> type) {
+        Schema current = SpecificData.get().getSchema(type);
+        List<SpecificDatumReader<T>> readers = new ArrayList<>();
+        readers.add(new SpecificDatumReader<>(type));
+        for (Schema older : WireSchemas.olderWriters(current)) {
+            readers.add(new SpecificDatumReader<>(older, current));
+        }
+        return readers;
     }
 }

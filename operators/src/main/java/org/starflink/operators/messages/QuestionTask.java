@@ -1,7 +1,9 @@
 package org.starflink.operators.messages;
 
+import org.starflink.schemas.Coverage;
+
 /**
- * A question that the document operator accepted, with the document's catalog at the moment it arrived: the
+ * A question that the document operator accepted, with the document's catalog at the moment it was admitted: the
  * question is answered over exactly the blocks that existed then ({@link #blockCount} blocks, {@link
  * #contextLength} tokens), on the version it saw. Enters the per-layer loop keyed by {@link #questionId}.
  */
@@ -19,9 +21,16 @@ public class QuestionTask {
     public int contextLength;
     /** Blocks 0..blockCount-1 of (docId, version) answer every layer request. */
     public int blockCount;
+    /** Those blocks are the whole document: its last chunk had arrived. */
+    public boolean documentComplete;
     /** Epoch millis when the question entered the job (for time-to-first-token). */
     public long receivedMs;
 
     public QuestionTask() {
+    }
+
+    /** What an answer to this task covers, as every answer record reports it. */
+    public Coverage coverage() {
+        return new Coverage(version, blockCount, contextLength, documentComplete);
     }
 }

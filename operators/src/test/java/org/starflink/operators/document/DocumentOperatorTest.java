@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
@@ -40,6 +41,7 @@ import org.starflink.operators.messages.BlockCommand;
 import org.starflink.operators.messages.QuestionTask;
 import org.starflink.operators.model.ModelLocation;
 import org.starflink.schemas.AnswerToken;
+import org.starflink.schemas.Coverage;
 import org.starflink.schemas.DocumentChunk;
 import org.starflink.schemas.DocumentDelete;
 import org.starflink.schemas.DocumentEvent;
@@ -151,8 +153,7 @@ class DocumentOperatorTest {
             harness.processElement1(chunk(DOC, 1, seq, chunks.get(seq), seq == last), 0); // applied already
         }
         harness.processElement1(chunk(DOC, 1, 0, chunks.get(0), false), 0); // after completion
-        harness.processElement1(chunk(DOC, 1, -1, "?", false), 0); // not a duplicate: invalid
-        assertEquals(1, operator.metrics().chunksDropped.getCount());
+        assertEquals(0, operator.metrics().chunksDropped.getCount());
         assertBlocksCover(reference.contextTokens(story), blockCommands(), 1);
         DocumentMetrics m = operator.metrics();
         // 1 (waiting) + (last + 1) (applied) + 1 (after completion) + 1 (chunk 5 when its turn came, it was waiting)
@@ -283,10 +284,76 @@ class DocumentOperatorTest {
         assertEquals(0.9f, early.topP);
         assertEquals(99, early.seed);
         assertArrayEquals(new String[] {"\n"}, early.stop);
+        assertFalse(early.documentComplete, "the early question saw part of the document");
         QuestionTask late = tasks.get(1);
         assertEquals(blockCommands().size(), late.blockCount);
         assertEquals(reference.contextTokens(story).length, late.contextLength);
+        assertTrue(late.documentComplete);
+        assertEquals(new Coverage(1L, late.blockCount, late.contextLength, true), late.coverage());
         assertEquals(2, operator.metrics().questionsAccepted.getCount());
+    }
+
+    @Test
+    void aQuestionThatWaitsIsAdmittedOnceTheDocumentIsComplete() throws Exception {
+        open(newOperator());
+        List<String> chunks = cutIntoSmallPieces(story);
+        harness.setProcessingTime(1000);
+        // before any chunk (the asker was faster than the ingest), and again halfway through
+        harness.processElement2(waiting(question("first", DOC, "Who is Lily?"), 60_000), 0);
+        int half = chunks.size() / 2;
+        for (int seq = 0; seq < half; seq++) {
+            harness.processElement1(chunk(DOC, 1, seq, chunks.get(seq), false), 0);
+        }
+        harness.processElement2(waiting(question("second", DOC, "Who is Lily?"), 60_000), 0);
+        assertTrue(harness.extractOutputValues().isEmpty(), "nobody is admitted while the document streams");
+        harness.setProcessingTime(2000);
+        for (int seq = half; seq < chunks.size(); seq++) {
+            harness.processElement1(chunk(DOC, 1, seq, chunks.get(seq), seq == chunks.size() - 1), 0);
+        }
+        List<QuestionTask> tasks = harness.extractOutputValues();
+        assertEquals(List.of("first", "second"), tasks.stream().map(t -> t.questionId).sorted().toList());
+        for (QuestionTask task : tasks) {
+            assertTrue(task.documentComplete);
+            assertEquals(reference.contextTokens(story).length, task.contextLength);
+            assertEquals(1000, task.receivedMs, "time to first token counts from the question's arrival");
+        }
+        assertEquals(1, harness.numKeyedStateEntries(), "no waiting question left behind, only the catalog");
+        harness.setProcessingTime(100_000); // the timers find nobody waiting
+        assertNull(harness.getSideOutput(DocumentOperator.ANSWER_ERRORS));
+        assertEquals(2, operator.metrics().questionsWaited.getCount());
+    }
+
+    @Test
+    void aQuestionThatWaitsTooLongGetsAnErrorSayingHowFarTheDocumentGot() throws Exception {
+        open(newOperator());
+        List<String> chunks = cutIntoSmallPieces(story);
+        for (int seq = 0; seq < chunks.size() / 2; seq++) {
+            harness.processElement1(chunk(DOC, 1, seq, chunks.get(seq), false), 0);
+        }
+        int blocks = blockCommands().size();
+        harness.setProcessingTime(1000);
+        harness.processElement2(waiting(question("patient", DOC, "Who is Lily?"), 5000), 0);
+        harness.processElement2(waiting(question("unknown", "nowhere", "Who?"), 3000), 0);
+        harness.setProcessingTime(4500);
+        AnswerToken unknown = onlyError();
+        assertEquals("unknown", unknown.getQuestionId());
+        assertTrue(unknown.getError().contains("document nowhere is still incomplete after waiting 3000 ms: no chunk"),
+                unknown.getError());
+        harness.setProcessingTime(6000);
+        AnswerToken patient = onlyError();
+        assertEquals("patient", patient.getQuestionId());
+        assertTrue(patient.getError().startsWith("document " + DOC + " is still incomplete after waiting 5000 ms: "
+                + "version 1 has " + blocks + " blocks"), patient.getError());
+        assertTrue(harness.extractOutputValues().isEmpty());
+    }
+
+    @Test
+    void aQuestionThatWaitsOnACompleteDocumentIsAdmittedAtOnce() throws Exception {
+        open(newOperator());
+        sendWhole(DOC, 1, story);
+        harness.processElement2(waiting(question("q", DOC, "Who is Lily?"), 60_000), 0);
+        assertEquals(1, harness.extractOutputValues().size());
+        assertEquals(0, operator.metrics().questionsWaited.getCount());
     }
 
     @Test
@@ -505,6 +572,10 @@ class DocumentOperatorTest {
     private static DocumentEvent delete(String docId, long version) {
         return DocumentEvent.newBuilder().setDocId(docId).setVersion(version)
                 .setBody(DocumentDelete.newBuilder().setReason("test").build()).build();
+    }
+
+    private static Question waiting(Question question, long waitMs) {
+        return Question.newBuilder(question).setWaitCompleteMs(waitMs).build();
     }
 
     private static Question question(String id, String docId, String text) {

@@ -143,6 +143,8 @@ final class GenerateCommand implements Callable<Integer> {
             return Files.readString(file, StandardCharsets.UTF_8);
         } catch (java.nio.charset.MalformedInputException e) {
             throw new EngineException("not UTF-8 text: " + file);
+        } catch (java.nio.file.NoSuchFileException e) {
+            throw new EngineException("no such file: " + file);
         } catch (IOException e) {
             throw new EngineException("cannot read " + file + ": " + e.getMessage());
         }
