@@ -8,7 +8,7 @@ if ! command -v "${NVCC:-nvcc}" >/dev/null 2>&1 && [ ! -x "${CUDA_HOME:-/usr/loc
   echo "build-native.sh: no nvcc on this machine: CUDA library and JNI shim skipped (the Java GPU backend then reports itself unusable)"
   exit 0
 fi
-bash build.sh
+[ "${STARFLINK_KERNELS_BUILT:-0}" = 1 ] || bash build.sh   # bin/gpu-check has built them already
 include=${STARFLINK_JNI_INCLUDE:-${JAVA_HOME:?set JAVA_HOME or STARFLINK_JNI_INCLUDE}/include}
 if [ ! -f "$include/jni.h" ]; then
   echo "build-native.sh: no jni.h under $include: JNI shim skipped"

@@ -7,12 +7,19 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 results=${RESULTS:-gpu-kernels/build/results}
-mkdir -p "$results" /tmp/starflink-jre
-tar xzf .work/gpu/jre.tgz -C /tmp/starflink-jre
-java=/tmp/starflink-jre/jre/bin/java
-STARFLINK_JNI_INCLUDE=$root/.work/gpu/include bash gpu-kernels/build-native.sh > "$results/build.log" 2>&1 \
-  || { tail -20 "$results/build.log"; exit 1; }
-cp=$(ls .work/gpu/lib/*.jar | tr '\n' ':')
+mkdir -p "$results"
+if [ -n "${STARFLINK_GPU_CLASSPATH:-}" ]; then # a machine with a JDK: the jars of a local build
+  java=${STARFLINK_JAVA:-java}
+  cp=$STARFLINK_GPU_CLASSPATH
+  bash gpu-kernels/build-native.sh > "$results/build-native.log" 2>&1 || { tail -20 "$results/build-native.log"; exit 1; }
+else                                           # the packed runtime of prepare-device-run.sh
+  mkdir -p /tmp/starflink-jre
+  tar xzf .work/gpu/jre.tgz -C /tmp/starflink-jre
+  java=/tmp/starflink-jre/jre/bin/java
+  cp=$(ls .work/gpu/lib/*.jar | tr '\n' ':')
+  STARFLINK_JNI_INCLUDE=$root/.work/gpu/include bash gpu-kernels/build-native.sh > "$results/build-native.log" \
+    2>&1 || { tail -20 "$results/build-native.log"; exit 1; }
+fi
 run_java() { "$java" -Xmx24g -Dstarflink.gpu.library=gpu-kernels/build/libstarflink_gpu_jni.so -cp "$cp" "$@"; }
 status=0
 reference=.work/gpu/ref/cpu-reference.json

@@ -1,17 +1,21 @@
 // Attention forward with log-sum-exp, causal BY POSITION (key j visible to row i iff kpos[j] <= qpos[i]),
-// GQA; the LSE merge of partials.
+// GQA; the LSE merge of partials. docs/gpu-kernels.md has the design and the measurements.
 //
-// attn_tiled_kernel<HD, W>: FlashAttention-2 structure on BF16 tensor cores (mma.sync m16n8k16, FP32
-// accumulate). A thread block owns BM = 16*W "packed" query rows of one KV head: packed row r = (token r / G,
-// query head kvh*G + r % G), so the G query heads that share a KV head share every K/V tile (GQA packing).
-// Each warp owns 16 rows; keys stream through shared memory in tiles of BN = 64 (cp.async, double buffered,
-// 16-byte chunks XOR-swizzled by row so that ldmatrix is conflict free); running max / sum per row in
-// registers; P goes from the S accumulators straight into the A operand of the PV product.
-// Which key tiles a query tile needs comes from a plan (prefill: many query tiles) built from per-tile
-// min/max key positions: a tile with min kpos > max qpos is skipped, one with max kpos <= min qpos needs no
-// mask, others are masked element by element. With one query tile (decode, phase 2) the tiles are classified
-// inline instead. Keys may be split over blockIdx.z (split-KV): each split writes a partial (out, lse) and the
-// partials are merged by merge_kernel, the same kernel as sf_attention_merge.
+// A thread block owns "packed" query rows of one KV head: packed row r = (token r / G, query head
+// kvh * G + r % G), so the G query heads that share a KV head share every K/V tile (GQA packing). Keys stream
+// through shared memory in tiles of BN = 64 (cp.async, double buffered, 16-byte chunks XOR-swizzled by row).
+// Which key tiles a query tile needs comes from a plan (many query tiles) built from per-tile min/max key
+// positions: a tile with min kpos > max qpos is skipped, one with max kpos <= min qpos needs no mask, others
+// are masked element by element. With one query tile (decode, phase 2) tiles are classified inline instead.
+// Keys may be split over blockIdx.z (split-KV): each split writes a partial (out, lse) and merge_kernel (the
+// same kernel as sf_attention_merge) combines them.
+//
+// Kernels (the host picks one; sf_attention_opts.variant overrides):
+//  attn_tiled_kernel<HD, W, MT>   mma.sync m16n8k16 (ldmatrix), W warps x 16*MT rows; hd 64/128, few rows
+//  attn_wgmma_kernel<NWG, MINB>   Hopper wgmma m64n64k16, NWG warpgroups x 64 rows; hd 128 prefill (NWG 3 is
+//                                 the default, the fastest measured)
+//  attn_wgmma_pipe_kernel         wgmma with the next tile's S in flight during the softmax (measured slower)
+//  attn_simple_kernel             FP32 CUDA cores, one warp per (row, head); any even hd <= 256
 #include "common.cuh"
 #include <climits>
 
@@ -19,7 +23,7 @@ namespace {
 
 constexpr int BN = 64;         // keys per tile
 constexpr int kMaxMerge = 64;  // partials per merge launch
-constexpr int kDefault128 = 5; // block_m 128, hd 128: internal 2, 3 (mma.sync), 4, 5, 6 (wgmma); 5 measured fastest
+constexpr int kDefault128 = 7; // hd 128, > 64 packed rows: internal 2, 3 (mma.sync), 4-7 (wgmma); 7 (3 warpgroups) measured fastest
 
 struct AttnArgs {
     const __nv_bfloat16* q;
