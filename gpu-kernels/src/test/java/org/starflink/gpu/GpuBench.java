@@ -1,12 +1,9 @@
 package org.starflink.gpu;
 
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Random;
 import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.stream.IntStream;
-import org.starflink.engine.backend.KvCache;
 import org.starflink.engine.backend.KvPrecision;
 import org.starflink.engine.forward.Transformer;
 import org.starflink.engine.generate.Sampler;

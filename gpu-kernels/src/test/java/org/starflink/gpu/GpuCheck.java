@@ -2,17 +2,13 @@ package org.starflink.gpu;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
-import java.util.Set;
 import org.starflink.engine.attention.AttentionPartial;
-import org.starflink.engine.attention.LayerRequest;
 import org.starflink.engine.backend.Arena;
 import org.starflink.engine.backend.Backend;
 import org.starflink.engine.backend.KvCache;
@@ -31,14 +27,13 @@ import org.starflink.engine.model.ModelWeights;
 import org.starflink.engine.model.RopeStyle;
 import org.starflink.engine.model.WeightSource;
 import org.starflink.engine.numeric.Bf16;
-import org.starflink.engine.star.BlockAttention;
 import org.starflink.engine.star.BlockLayout;
 import org.starflink.engine.star.LongContextGenerator;
-import org.starflink.engine.star.QueryHost;
 import org.starflink.engine.testing.FloatFormat;
+import org.starflink.engine.testing.KvTesting;
+import org.starflink.engine.testing.Passes;
 import org.starflink.engine.testing.RandomHfCheckpoint;
 import org.starflink.engine.testing.RandomModels;
-import org.starflink.engine.wire.HostState;
 
 /**
  * The GPU backend's checks, run on a machine with an NVIDIA GPU by bin/gpu-check (never in CI): every op through
@@ -180,8 +175,8 @@ public final class GpuCheck {
             float[] q = reference.download(qkvRef.q());
             float[] k = reference.download(qkvRef.k());
             float[] v = reference.download(qkvRef.v());
-            try (KvCache cacheRef = cache(reference, keyPositions, k, v);
-                 KvCache cacheGpu = cache(gpu, keyPositions, k, v);
+            try (KvCache cacheRef = KvTesting.layerZero(reference, keyPositions, k, v);
+                 KvCache cacheGpu = KvTesting.layerZero(gpu, keyPositions, k, v);
                  KvCache empty = gpu.newKvCache(1)) {
                 int[] qShape = {rows, config.heads(), hd};
                 Partial pRef = reference.attend(a, reference.upload(a, q, qShape), positions, cacheRef, 0);
@@ -225,18 +220,6 @@ public final class GpuCheck {
         }
     }
 
-    private static KvCache cache(Backend backend, int[] positions, float[] k, float[] v) {
-        KvCache cache = backend.newKvCache(positions.length);
-        cache.write(0, positions, KvPrecision.F32, f32(k), f32(v));
-        return cache;
-    }
-
-    private static ByteBuffer f32(float[] values) {
-        ByteBuffer buffer = ByteBuffer.allocate(values.length * Float.BYTES).order(ByteOrder.LITTLE_ENDIAN);
-        buffer.asFloatBuffer().put(values);
-        return buffer;
-    }
-
     // ------------------------------------------------------------------ resources
 
     private static void resourcesStayFlat() {
@@ -249,14 +232,14 @@ public final class GpuCheck {
                     false);
             long handles = gpu.liveHandles();
             for (int i = 0; i < 200; i++) {
-                pass(transformer, block, random);
+                Passes.prefillDecodeAndQueryHost(transformer, block, random, 300);
             }
             gpu.synchronize();
             long inUse = gpu.deviceBytesInUse();
             long driverUsed = gpu.deviceMemory()[0];
             boolean handlesFlat = true;
             for (int i = 0; i < 3000; i++) {
-                pass(transformer, block, random);
+                Passes.prefillDecodeAndQueryHost(transformer, block, random, 300);
                 handlesFlat &= gpu.liveHandles() == handles;
             }
             gpu.synchronize();
@@ -267,30 +250,6 @@ public final class GpuCheck {
             long driverGrowth = gpu.deviceMemory()[0] - driverUsed;
             check("3,000 passes: device memory used (driver) flat", driverGrowth <= 0,
                     "grew by " + driverGrowth + " bytes");
-        }
-    }
-
-    /** A 48-token prefill and a decode step, then a query host's 6-row pass over the block through its state. */
-    private static void pass(Transformer transformer, KvCache block, Random random) {
-        Backend backend = transformer.backend();
-        try (KvCache cache = backend.newKvCache(64)) {
-            transformer.forward(RandomModels.tokens(random, 48, 300), Transformer.range(0, 48), List.of(), cache,
-                    true);
-            transformer.forward(RandomModels.tokens(random, 1, 300), Transformer.range(48, 1), List.of(), cache,
-                    true);
-        }
-        QueryHost host = new QueryHost(transformer, 64, 8);
-        try {
-            LayerRequest request = host.start(RandomModels.tokens(random, 6, 300));
-            while (request != null) {
-                AttentionPartial partial = BlockAttention.answer(backend, request, block);
-                QueryHost restored = QueryHost.restore(transformer, HostState.fromBytes(host.state().toBytes()));
-                host.close();
-                host = restored;
-                request = host.complete(List.of(partial));
-            }
-        } finally {
-            host.close();
         }
     }
 
@@ -321,7 +280,7 @@ public final class GpuCheck {
                 positions++;
                 if (Sampler.argmax(row) == argmax[t]) {
                     agree++;
-                } else if (GreedyRun.topTwoGap(row) < 0.25) {
+                } else if (Passes.topTwoGap(row) < 0.25) {
                     nearTies++;
                 }
             }

@@ -8,6 +8,7 @@ import org.starflink.engine.generate.Session;
 import org.starflink.engine.star.BlockLayout;
 import org.starflink.engine.star.EncodedContext;
 import org.starflink.engine.star.LongContextGenerator;
+import org.starflink.engine.testing.Passes;
 
 /**
  * Greedy question answering over token ids (no tokenizer: the GPU machine compares ids): phase 1 with a layout,
@@ -26,7 +27,7 @@ record GreedyRun(int[] tokens, double[] topTwoGaps) {
             while (true) {
                 int token = Sampler.argmax(logits);
                 tokens.add(token);
-                gaps.add(topTwoGap(logits));
+                gaps.add(Passes.topTwoGap(logits));
                 if (eos.contains(token) || tokens.size() == maxNewTokens) {
                     break;
                 }
@@ -35,19 +36,5 @@ record GreedyRun(int[] tokens, double[] topTwoGaps) {
         }
         return new GreedyRun(tokens.stream().mapToInt(Integer::intValue).toArray(),
                 gaps.stream().mapToDouble(Double::doubleValue).toArray());
-    }
-
-    static double topTwoGap(float[] row) {
-        float first = Float.NEGATIVE_INFINITY;
-        float second = Float.NEGATIVE_INFINITY;
-        for (float v : row) {
-            if (v > first) {
-                second = first;
-                first = v;
-            } else if (v > second) {
-                second = v;
-            }
-        }
-        return first - second;
     }
 }

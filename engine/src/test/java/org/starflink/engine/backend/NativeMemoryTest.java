@@ -10,15 +10,11 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
-import org.starflink.engine.attention.AttentionPartial;
-import org.starflink.engine.attention.LayerRequest;
 import org.starflink.engine.backend.djl.DjlBackend;
 import org.starflink.engine.forward.Transformer;
 import org.starflink.engine.model.ModelConfig;
-import org.starflink.engine.star.BlockAttention;
-import org.starflink.engine.star.QueryHost;
+import org.starflink.engine.testing.Passes;
 import org.starflink.engine.testing.RandomModels;
-import org.starflink.engine.wire.HostState;
 
 /**
  * Thousands of passes must not leave a handle behind or grow memory: every tensor dies with its arena, every KV
@@ -32,12 +28,12 @@ import org.starflink.engine.wire.HostState;
  * own scope (115,557 live native arrays after the warm-up, 231,057 after 1500 more passes).
  *
  * <p>The model is wide enough (dim 256, 48-row prefills, 6-row questions) that every op runs through libtorch;
- * one leaked [48, 256] activation per pass would be 1500 x 48 KiB = 72 MiB per window, over the 32 MiB bounds
+ * one leaked [48, 256] activation per pass would be 1000 x 48 KiB = 47 MiB per window, over the 32 MiB bounds
  * below.
  */
 class NativeMemoryTest {
     private static final long BOUND_KIB = 32 * 1024;
-    private static final int WINDOW = 1500;
+    private static final int WINDOW = 1000;
 
     @Test
     void noHandleOutlivesItsScopeOverThousandsOfPasses() throws IOException {
@@ -50,10 +46,10 @@ class NativeMemoryTest {
                         false);
                 long handles = backend.liveHandles();
                 Runnable pass = () -> {
-                    onePass(transformer, block, random);
+                    Passes.prefillDecodeAndQueryHost(transformer, block, random, 300);
                     assertEquals(handles, backend.liveHandles(), "handles left open by one pass");
                 };
-                for (int i = 0; i < 1000; i++) { // warm-up: the allocator and the JIT reach their steady state
+                for (int i = 0; i < 700; i++) { // warm-up: the allocator and the JIT reach their steady state
                     pass.run();
                 }
                 int arraysBefore = backend.liveNativeArrays();
@@ -70,30 +66,6 @@ class NativeMemoryTest {
                 assertTrue(heapGrowth < BOUND_KIB, "heap in use grew by " + heapGrowth + " KiB");
             }
             assertEquals(0, backend.liveHandles(), "handles open after every cache was closed");
-        }
-    }
-
-    /** A 48-token prefill + a decode step, then a query host's 6-row pass over the block through its state. */
-    private static void onePass(Transformer transformer, KvCache block, Random random) {
-        Backend backend = transformer.backend();
-        try (KvCache cache = backend.newKvCache(64)) {
-            transformer.forward(RandomModels.tokens(random, 48, 300), Transformer.range(0, 48), List.of(), cache,
-                    true);
-            transformer.forward(RandomModels.tokens(random, 1, 300), Transformer.range(48, 1), List.of(), cache,
-                    true);
-        }
-        QueryHost host = new QueryHost(transformer, 64, 8);
-        try {
-            LayerRequest request = host.start(RandomModels.tokens(random, 6, 300));
-            while (request != null) {
-                AttentionPartial partial = BlockAttention.answer(backend, request, block);
-                QueryHost restored = QueryHost.restore(transformer, HostState.fromBytes(host.state().toBytes()));
-                host.close();
-                host = restored;
-                request = host.complete(List.of(partial));
-            }
-        } finally {
-            host.close();
         }
     }
 

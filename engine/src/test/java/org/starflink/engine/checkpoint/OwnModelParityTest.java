@@ -22,6 +22,7 @@ import org.starflink.engine.backend.KvPrecision;
 import org.starflink.engine.forward.Transformer;
 import org.starflink.engine.generate.Sampler;
 import org.starflink.engine.model.Model;
+import org.starflink.engine.testing.Passes;
 
 /**
  * Our own model (models/starflink-synth-14m, BF16, two shards) loaded by the engine gives the logits that Hugging
@@ -69,7 +70,7 @@ class OwnModelParityTest {
             int[] argmax = ints(prompt.get("argmax_ids"));
             for (int t = 0; t < tokens.length; t++) {
                 float[] row = Arrays.copyOfRange(logits, t * vocab, (t + 1) * vocab);
-                if (precision == KvPrecision.BF16 && topTwoGap(row) <= 2 * tolerance) {
+                if (precision == KvPrecision.BF16 && Passes.topTwoGap(row) <= 2 * tolerance) {
                     nearTies++; // within rounding of a tie: either answer is the same model
                     nearTieFlips += argmax[t] == Sampler.argmax(row) ? 0 : 1;
                     continue;
@@ -88,21 +89,6 @@ class OwnModelParityTest {
         System.out.printf("OwnModelParityTest: %s KV: max |logit - transformers| = %.2e; argmax equal at %d "
                 + "positions, %d near-ties (top-2 gap <= %.2f) skipped, %d of them flipped%n", precision, worst,
                 positionsChecked, nearTies, 2 * tolerance, nearTieFlips);
-    }
-
-    /** The largest logit minus the second largest. */
-    private static double topTwoGap(float[] row) {
-        float first = Float.NEGATIVE_INFINITY;
-        float second = Float.NEGATIVE_INFINITY;
-        for (float v : row) {
-            if (v > first) {
-                second = first;
-                first = v;
-            } else if (v > second) {
-                second = v;
-            }
-        }
-        return first - second;
     }
 
     /**
