@@ -14,6 +14,7 @@ import org.starflink.engine.checkpoint.HfConfig;
 import org.starflink.engine.forward.Transformer;
 import org.starflink.engine.model.ModelConfig;
 import org.starflink.engine.model.RopeStyle;
+import org.starflink.engine.wire.HostState;
 import org.starflink.engine.wire.KvPage;
 import org.starflink.engine.wire.KvPages;
 import org.starflink.engine.wire.PhaseTwoCodec;
@@ -48,6 +49,30 @@ public final class KvBytesReport {
             System.out.printf("%-22s %6d %8d %14.1f %14.1f %8.3f %16d %16d%n", label,
                     config.layers(), config.kvWidth(), f32, bf16, bf16 / f32, request, partial);
         }
+        System.out.println("# query-host state written per generated token, with 300 question + answer tokens");
+        System.out.printf("%-22s %18s %18s %10s%n", "model", "before B/token", "after B/token", "ratio");
+        for (ModelConfig config : List.of(own, llama8b)) {
+            long[] bytes = hostBytesPerToken(config, 300);
+            System.out.printf("%-22s %18d %18d %10.4f%n", config == own ? "starflink-synth-14m" : config.architecture(),
+                    bytes[0], bytes[1], (double) bytes[1] / bytes[0]);
+        }
+    }
+
+    /**
+     * Query-host state written per generated token, before and after its KV went into pages: before, every layer
+     * rewrote the whole serialized host (version 1: its float32 KV of {@code tokens} tokens, x, its own partial,
+     * the last logits); after, every layer writes the pass state (x and q of one row) and the one KV page the
+     * token landed in (16 tokens a page, on average 8.5 full), measured by serializing them.
+     */
+    static long[] hostBytesPerToken(ModelConfig c, int tokens) {
+        long kvF32 = 2L * tokens * c.layers() * c.kvWidth() * Float.BYTES;
+        long before = c.layers() * (kvF32 + (long) c.dim() * Float.BYTES
+                + (long) (c.queryWidth() + c.heads()) * Float.BYTES + (long) c.vocabSize() * Float.BYTES);
+        byte[] pass = new HostState(tokens, 0, new int[] {tokens}, new float[c.dim()], new float[c.queryWidth()],
+                null, List.of()).toBytes();
+        double pageBytes = 19 + 8.5 * 2 * c.kvWidth() * KvPrecision.BF16.bytes;
+        long after = Math.round(c.layers() * (pass.length + pageBytes));
+        return new long[] {before, after};
     }
 
     /** Serialized page bytes of a {@link #TOKENS}-token cache, every layer, divided by the tokens. */

@@ -12,6 +12,7 @@ import org.starflink.engine.forward.LayerStep;
 import org.starflink.engine.forward.Transformer;
 import org.starflink.engine.model.ModelConfig;
 import org.starflink.engine.wire.HostState;
+import org.starflink.engine.wire.KvPage;
 import org.starflink.engine.wire.KvPages;
 
 /**
@@ -136,6 +137,28 @@ public final class QueryHost implements AutoCloseable {
     public HostState state() {
         return new HostState(nextPosition, layer, positions, x == null ? null : backend.download(x), qHost, logits,
                 KvPages.pagesFrom(own, Integer.MAX_VALUE, 0));
+    }
+
+    /**
+     * The state without the KV, for an owner that keeps the KV pages apart ({@link #changedKvPages}): small (the
+     * rows of the pass in progress). Logits are not in it: they are read by the caller right after the pass that
+     * made them, before any state is written.
+     */
+    public HostState passState() {
+        return new HostState(nextPosition, layer, positions, x == null ? null : backend.download(x), qHost, null,
+                List.of());
+    }
+
+    /**
+     * The KV pages the layer in progress changed: those holding the rows this pass appended to its layer, from the
+     * page of the first (rewritten whole, as blocks do) to the last. Together with the pages returned for every
+     * earlier layer and pass they are the host's whole KV. Only between a request and its completion.
+     */
+    public List<KvPage> changedKvPages(int pageTokens) {
+        if (layer < 0) {
+            throw new IllegalStateException("no pass in progress");
+        }
+        return KvPages.pagesFrom(own, pageTokens, own.length(layer) - positions.length, layer);
     }
 
     public static QueryHost restore(Transformer transformer, HostState state) {

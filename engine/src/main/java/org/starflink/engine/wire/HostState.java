@@ -34,6 +34,11 @@ public record HostState(int nextPosition, int layer, int[] positions, float[] x,
         pages = List.copyOf(pages);
     }
 
+    /** The same state with {@code kvPages} as its KV. */
+    public HostState withPages(List<KvPage> kvPages) {
+        return new HostState(nextPosition, layer, positions, x, q, logits, kvPages);
+    }
+
     public byte[] toBytes() {
         List<byte[]> encodedPages = new ArrayList<>(pages.size());
         int size = 2 + 3 * Integer.BYTES + WireFormat.intsBytes(positions) + WireFormat.floatsBytes(x)

@@ -14,24 +14,42 @@ public final class KvPages {
     private KvPages() {
     }
 
+    /** Pages per layer in a state key ({@link #stateKey}): far more than any block or question has. */
+    private static final int PAGES_PER_LAYER = 1 << 20;
+
     /** The pages holding tokens [fromToken, length) of every layer, page-aligned: a partly filled page is
      *  returned whole (it is the one an extension rewrites). */
     public static List<KvPage> pagesFrom(KvCache cache, int pageTokens, int fromToken) {
         List<KvPage> pages = new ArrayList<>();
-        int rowBytes = cache.kvWidth() * cache.precision().bytes;
         for (int layer = 0; layer < cache.layers(); layer++) {
-            int length = cache.length(layer);
-            for (int page = fromToken / pageTokens; (long) page * pageTokens < length; page++) {
-                int start = page * pageTokens;
-                int end = (int) Math.min(length, (long) start + pageTokens);
-                byte[] keys = new byte[(end - start) * rowBytes];
-                byte[] values = new byte[keys.length];
-                cache.read(layer, start, end, ByteBuffer.wrap(keys), ByteBuffer.wrap(values));
-                pages.add(new KvPage(layer, page, cache.positions(layer, start, start + 1)[0], end - start,
-                        cache.precision(), keys, values));
-            }
+            pages.addAll(pagesFrom(cache, pageTokens, fromToken, layer));
         }
         return pages;
+    }
+
+    /** The same for one layer. */
+    public static List<KvPage> pagesFrom(KvCache cache, int pageTokens, int fromToken, int layer) {
+        List<KvPage> pages = new ArrayList<>();
+        int rowBytes = cache.kvWidth() * cache.precision().bytes;
+        int length = cache.length(layer);
+        for (int page = fromToken / pageTokens; (long) page * pageTokens < length; page++) {
+            int start = page * pageTokens;
+            int end = (int) Math.min(length, (long) start + pageTokens);
+            byte[] keys = new byte[(end - start) * rowBytes];
+            byte[] values = new byte[keys.length];
+            cache.read(layer, start, end, ByteBuffer.wrap(keys), ByteBuffer.wrap(values));
+            pages.add(new KvPage(layer, page, cache.positions(layer, start, start + 1)[0], end - start,
+                    cache.precision(), keys, values));
+        }
+        return pages;
+    }
+
+    /** The key of a page in a keyed MapState of pages: one per (layer, page), in page order within a layer. */
+    public static int stateKey(KvPage page) {
+        if (page.page() >= PAGES_PER_LAYER) {
+            throw new EngineException("KV page " + page.page() + " is beyond " + PAGES_PER_LAYER + " per layer");
+        }
+        return page.layer() * PAGES_PER_LAYER + page.page();
     }
 
     /**

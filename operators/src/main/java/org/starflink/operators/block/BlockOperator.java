@@ -59,8 +59,6 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
     public static final ListStateDescriptor<BlockRequest> PENDING = new ListStateDescriptor<>("pending-requests",
             BlockRequest.class);
 
-    /** Page key = layer * PAGES_PER_LAYER + page index: blocks stay far below 2^20 pages per layer. */
-    private static final int PAGES_PER_LAYER = 1 << 20;
     private static final int ANCHOR_CACHE_ENTRIES = 8;
 
     /**
@@ -138,7 +136,7 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
                 command.docId + "@" + command.version, k -> encoder.encodeAnchor(command.anchorTokens));
         KvCache kv = encoder.encode(new ContextBlock(command.block, command.start, command.tokens), anchor);
         for (KvPage page : KvPages.pagesFrom(kv, pageTokens, 0)) {
-            pages.put(page.layer() * PAGES_PER_LAYER + page.page(), page.toBytes());
+            pages.put(KvPages.stateKey(page), page.toBytes());
         }
         BlockMeta encoded = new BlockMeta();
         encoded.lastUsedMs = ctx.timerService().currentProcessingTime();

@@ -15,6 +15,7 @@ final class HostMetrics {
     private final Histogram timeToFirstTokenMs;
     private final Histogram timePerOutputTokenMs;
     private final Histogram layerRoundTripMicros;
+    private final Histogram stateBytesPerToken;
 
     HostMetrics(MetricGroup parent) {
         MetricGroup group = parent.addGroup("starflink").addGroup("host");
@@ -24,6 +25,7 @@ final class HostMetrics {
         timeToFirstTokenMs = group.histogram("timeToFirstTokenMs", new DescriptiveStatisticsHistogram(WINDOW));
         timePerOutputTokenMs = group.histogram("timePerOutputTokenMs", new DescriptiveStatisticsHistogram(WINDOW));
         layerRoundTripMicros = group.histogram("layerRoundTripMicros", new DescriptiveStatisticsHistogram(WINDOW));
+        stateBytesPerToken = group.histogram("stateBytesPerToken", new DescriptiveStatisticsHistogram(WINDOW));
     }
 
     void questionStarted() {
@@ -45,6 +47,11 @@ final class HostMetrics {
 
     void outputToken(long nanos) {
         timePerOutputTokenMs.update(nanos / 1_000_000);
+    }
+
+    /** Keyed-state bytes one generated token's pass wrote (every layer: pass state + changed KV pages). */
+    void stateBytesPerToken(long bytes) {
+        stateBytesPerToken.update(bytes);
     }
 
     void layerRoundTrip(long nanos) {

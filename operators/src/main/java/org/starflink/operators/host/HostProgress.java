@@ -14,6 +14,8 @@ public class HostProgress {
     public long passStartedNanos;
     /** Milliseconds from arrival to the first token; 0 until then. */
     public long prefillMs;
+    /** Bytes written to keyed state by the current pass so far (for the bytes-per-token metric). */
+    public long stateBytesThisPass;
     /** The tokens generated so far. */
     public int[] tokens;
 

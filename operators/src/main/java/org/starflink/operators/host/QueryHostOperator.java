@@ -25,6 +25,8 @@ import org.starflink.engine.model.Model;
 import org.starflink.engine.attention.LayerRequest;
 import org.starflink.engine.star.QueryHost;
 import org.starflink.engine.wire.HostState;
+import org.starflink.engine.wire.KvPage;
+import org.starflink.engine.wire.KvPages;
 import org.starflink.engine.wire.PhaseTwoCodec;
 import org.starflink.operators.messages.BlockKeys;
 import org.starflink.operators.messages.BlockRequest;
@@ -41,9 +43,11 @@ import org.starflink.schemas.AnswerToken;
  * last layer it samples a token, emits an {@link AnswerToken} and starts the next pass, until EOS, max tokens or
  * a stop string. Then it clears its state and sends the question id on {@link #EXITS}.
  *
- * <p>Only this operator holds the question's and generated tokens' KV. Its state is rewritten after every layer
- * (serialized engine state); operator-local maps keep the live host and answer objects, so that neither a layer
- * nor a token deserializes or replays anything (only a restore does).
+ * <p>Only this operator holds the question's and generated tokens' KV: as pages in {@link #OWN_KV}, of which each
+ * layer rewrites only the last one(s) it appended to, next to a small pass state (the rows of the pass in
+ * progress) in {@link #HOST}; bytes written per generated token are the {@code stateBytesPerToken} metric.
+ * Operator-local maps keep the live host and answer objects, so that neither a layer nor a token deserializes or
+ * replays anything (only a restore does).
  */
 public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage, BlockRequest> {
     public static final OutputTag<AnswerToken> ANSWERS = new OutputTag<>("answers") { };
@@ -57,6 +61,14 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
             PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO);
     public static final MapStateDescriptor<Integer, byte[]> PARTIALS = new MapStateDescriptor<>("layer-partials",
             Types.INT, PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO);
+    /** The question's own KV as pages (keyed by {@code KvPages.stateKey}): each layer rewrites only its last page. */
+    public static final MapStateDescriptor<Integer, byte[]> OWN_KV = new MapStateDescriptor<>("own-kv-pages",
+            Types.INT, PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO);
+    /**
+     * Tokens per page of the host's own KV. Small, since a decode step appends one token per layer and rewrites
+     * that token's page: at 16 an 8B-shaped model writes about 34 KB of KV per layer and token.
+     */
+    static final int OWN_PAGE_TOKENS = 16;
 
     private final ModelLocation modelLocation;
 
@@ -64,6 +76,7 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
     private transient ValueState<HostProgress> progress;
     private transient ValueState<byte[]> hostState;
     private transient MapState<Integer, byte[]> partials;
+    private transient MapState<Integer, byte[]> ownKv;
     private transient Model model;
     private transient Transformer transformer;
     private transient Map<String, QueryHost> liveHosts;
@@ -81,6 +94,7 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
         progress = getRuntimeContext().getState(PROGRESS);
         hostState = getRuntimeContext().getState(HOST);
         partials = getRuntimeContext().getMapState(PARTIALS);
+        ownKv = getRuntimeContext().getMapState(OWN_KV);
         model = modelLocation.load();
         transformer = new Transformer(modelLocation.backend(getRuntimeContext()));
         liveHosts = new HashMap<>();
@@ -163,7 +177,9 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
             metrics.firstToken(state.prefillMs);
         } else {
             metrics.outputToken(System.nanoTime() - state.passStartedNanos);
+            metrics.stateBytesPerToken(state.stateBytesThisPass);
         }
+        state.stateBytesThisPass = 0;
         ctx.output(ANSWERS, answerToken(question, step, token, outcome, state.prefillMs, now));
         if (outcome.finish() != null) {
             clear(ctx.getCurrentKey());
@@ -184,8 +200,17 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
         state.layer = request.layer();
         state.partialsReceived = 0;
         state.layerSentNanos = System.nanoTime();
+        // What this layer changed, and no more: the pass's rows (small) and the last page(s) of this layer's KV.
+        byte[] passState = host.passState().toBytes();
+        long written = passState.length;
+        hostState.update(passState);
+        for (KvPage page : host.changedKvPages(OWN_PAGE_TOKENS)) {
+            byte[] bytes = page.toBytes();
+            ownKv.put(KvPages.stateKey(page), bytes);
+            written += bytes.length;
+        }
+        state.stateBytesThisPass += written;
         progress.update(state);
-        hostState.update(host.state().toBytes());
         liveHosts.put(questionId, host);
         byte[] body = PhaseTwoCodec.toBytes(request);
         for (int block = 0; block < question.blockCount; block++) {
@@ -197,7 +222,11 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
     private QueryHost host(String questionId) throws Exception {
         QueryHost host = liveHosts.get(questionId);
         if (host == null) { // after a restore: rebuild from state
-            host = QueryHost.restore(transformer, HostState.fromBytes(hostState.value()));
+            List<KvPage> pages = new ArrayList<>();
+            for (byte[] bytes : ownKv.values()) {
+                pages.add(KvPage.fromBytes(bytes));
+            }
+            host = QueryHost.restore(transformer, HostState.fromBytes(hostState.value()).withPages(pages));
             liveHosts.put(questionId, host);
         }
         return host;
@@ -208,6 +237,7 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
         progress.clear();
         hostState.clear();
         partials.clear();
+        ownKv.clear();
         QueryHost host = liveHosts.remove(questionId);
         if (host != null) {
             host.close();
