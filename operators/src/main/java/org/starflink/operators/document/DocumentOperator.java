@@ -392,8 +392,13 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
         if (problem == null) {
             problem = documentProblem(docId, state);
         }
+        // Tokenized here, once: the window check needs the count and the query host the tokens.
+        int[] questionTokens = problem == null ? model.tokenizer().encode(question.getText()) : null;
+        if (problem == null && questionTokens.length == 0) {
+            problem = "the question has no tokens";
+        }
         if (problem == null) {
-            problem = windowProblem(question, state);
+            problem = windowProblem(questionTokens.length, question, state);
         }
         if (problem != null) {
             metrics.questionsRejected.inc();
@@ -401,7 +406,7 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
             return;
         }
         metrics.questionsAccepted.inc();
-        out.collect(task(question, docId, state, receivedMs));
+        out.collect(task(question, questionTokens, docId, state, receivedMs));
     }
 
     private static String documentProblem(String docId, DocumentState state) {
@@ -421,11 +426,10 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
         return null;
     }
 
-    private String windowProblem(Question question, DocumentState state) {
+    private String windowProblem(int questionTokens, Question question, DocumentState state) {
         if (allowBeyondWindow) {
             return null;
         }
-        int questionTokens = model.tokenizer().encode(question.getText()).length;
         int window = model.config().maxPositions();
         long total = (long) questionTokens + state.emittedTokens + question.getMaxNewTokens();
         if (total > window) {
@@ -436,9 +440,11 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
         return null;
     }
 
-    private static QuestionTask task(Question question, String docId, DocumentState state, long receivedMs) {
+    private static QuestionTask task(Question question, int[] tokens, String docId, DocumentState state,
+                                     long receivedMs) {
         QuestionTask task = new QuestionTask();
         task.questionId = question.getQuestionId();
+        task.tokens = tokens;
         task.docId = docId;
         task.version = state.version;
         task.text = question.getText();

@@ -121,7 +121,7 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
             return;
         }
         task.update(question);
-        int[] questionTokens = model.tokenizer().encode(question.text);
+        int[] questionTokens = question.tokens;
         QueryHost host = new QueryHost(transformer, question.contextLength,
                 questionTokens.length + Math.min(question.maxNewTokens, 1024));
         HostProgress state = new HostProgress();

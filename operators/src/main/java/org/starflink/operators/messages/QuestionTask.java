@@ -12,6 +12,8 @@ public class QuestionTask {
     public String docId;
     public long version;
     public String text;
+    /** The question's tokens (no BOS), tokenized once by the document operator. */
+    public int[] tokens;
     public int maxNewTokens;
     public float temperature;
     public float topP;

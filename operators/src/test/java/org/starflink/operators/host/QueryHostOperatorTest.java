@@ -90,6 +90,7 @@ class QueryHostOperatorTest {
         task.docId = "doc";
         task.version = 1;
         task.text = question;
+        task.tokens = generator.questionTokens(question); // as the document operator tokenizes it
         task.maxNewTokens = MAX_NEW_TOKENS;
         task.topP = 1f;
         task.stop = new String[0];
