@@ -34,10 +34,21 @@ final class JobHarness {
     final String answers = "answers-" + suffix;
     final String rejected = "rejected-" + suffix;
     private final EmbeddedKafka kafka;
+    /**
+     * How many restarts the job may take: exactly the failures the test injects. Any other crash (a bug, the loop
+     * head's consistency checks) then fails the job, and the test with it, instead of being retried silently.
+     */
+    private int injectedFailures;
 
     JobHarness(EmbeddedKafka kafka) {
         this.kafka = kafka;
         kafka.createTopics(Map.of(documents, 2, questions, 2, answers, 2, rejected, 1));
+    }
+
+    /** The test injects {@code count} failures: the job restarts that many times and no more. */
+    JobHarness injectingFailures(int count) {
+        this.injectedFailures = count;
+        return this;
     }
 
     static Configuration options(Path model, int blockSize, int anchorSize) {
@@ -63,9 +74,13 @@ final class JobHarness {
                     UnaryOperator<DataStream<AnswerToken>> aroundAnswers, boolean exactlyOnce) throws Exception {
         // The production settings (any Kryo fallback fails the job), with frequent checkpoints.
         Configuration cluster = ClusterSettings.apply(new Configuration(), checkpoints, Duration.ofMillis(100));
-        cluster.setString("restart-strategy.type", "fixed-delay");
-        cluster.setString("restart-strategy.fixed-delay.attempts", "3");
-        cluster.setString("restart-strategy.fixed-delay.delay", "200 ms");
+        if (injectedFailures == 0) {
+            cluster.setString("restart-strategy.type", "none");
+        } else {
+            cluster.setString("restart-strategy.type", "fixed-delay");
+            cluster.setString("restart-strategy.fixed-delay.attempts", Integer.toString(injectedFailures));
+            cluster.setString("restart-strategy.fixed-delay.delay", "200 ms");
+        }
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(cluster);
         env.setParallelism(parallelism);
         env.setMaxParallelism(32);

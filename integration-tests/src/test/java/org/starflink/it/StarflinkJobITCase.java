@@ -34,9 +34,11 @@ import org.starflink.engine.star.LongContextGenerator;
 import org.starflink.engine.testing.SharedModels;
 import org.starflink.kafka.EmbeddedKafka;
 import org.starflink.operators.block.BlockOperator;
+import org.starflink.operators.document.StableBlockCutter;
 import org.starflink.operators.kafka.KafkaRawRecord;
 import org.starflink.operators.messages.BlockKeys;
 import org.starflink.schemas.AnswerToken;
+import org.starflink.schemas.DocumentChunk;
 import org.starflink.schemas.DocumentEvent;
 import org.starflink.schemas.Question;
 
@@ -113,6 +115,11 @@ class StarflinkJobITCase {
         }
 
         boolean readCommitted;
+        /** Whether the answers may repeat tokens: an at-least-once sink through an injected failure. */
+        boolean replaysAllowed;
+        /** The questions' sampling: greedy unless a test sets temperature > 0 (with top-p and a seed per question). */
+        float temperature = 0f;
+        float topP = 1f;
 
         /**
          * @param documentsComplete runs once a completed checkpoint covers every document, before the last two
@@ -145,29 +152,47 @@ class StarflinkJobITCase {
                 ask(kafkaClient, ids.get(2), "Lily was sad", q++);
                 ask(kafkaClient, ids.get(2), "Her mom said", q);
 
-                List<AnswerToken> answers = kafkaClient.readUntil(job.answers, AnswerToken.class,
-                        this::allFinal, Duration.ofMinutes(3), readCommitted);
-                Map<String, List<AnswerToken>> byQuestion = new HashMap<>();
-                for (AnswerToken token : answers) {
-                    byQuestion.computeIfAbsent(token.getQuestionId(), k -> new ArrayList<>()).add(token);
-                }
-                return byQuestion;
+                return readAnswers(kafkaClient, client);
             }
         }
 
-        private void ask(KafkaClient client, String docId, String text, int n) {
+        /** The answers topic by question, once every question has its final record; fails if the job stopped. */
+        Map<String, List<AnswerToken>> readAnswers(KafkaClient kafkaClient, JobClient client) throws Exception {
+            return readAnswers(kafkaClient, client, 8);
+        }
+
+        Map<String, List<AnswerToken>> readAnswers(KafkaClient kafkaClient, JobClient client, int questionCount)
+                throws Exception {
+            List<AnswerToken> answers = kafkaClient.readUntil(job.answers, AnswerToken.class,
+                    received -> finals(received) == questionCount || jobStopped(client), Duration.ofMinutes(3),
+                    readCommitted);
+            assertJobRunning(client);
+            Map<String, List<AnswerToken>> byQuestion = new HashMap<>();
+            for (AnswerToken token : answers) {
+                byQuestion.computeIfAbsent(token.getQuestionId(), k -> new ArrayList<>()).add(token);
+            }
+            return byQuestion;
+        }
+
+        void ask(KafkaClient client, String docId, String text, int n) {
             Question question = Corpus.question("q" + n + "-" + job.suffix, docId, text, MAX_NEW_TOKENS);
+            question.setTemperature(temperature);
+            question.setTopP(topP);
+            question.setSeed(1000 + n);
             questions.put(question.getQuestionId(), question);
             client.send(job.questions, question.getQuestionId(), question); // keyed by question_id
         }
 
-        private boolean allFinal(List<AnswerToken> answers) {
-            long finals = answers.stream().filter(AnswerToken::getFinal$).map(AnswerToken::getQuestionId)
-                    .distinct().count();
-            return finals == 8;
+        SamplingParams sampling(Question question) {
+            return new SamplingParams(MAX_NEW_TOKENS, question.getTemperature(), question.getTopP(),
+                    question.getSeed(), List.of());
         }
 
-        private void interleave(KafkaClient client, List<DocumentEvent> a, List<DocumentEvent> b) {
+        private static long finals(List<AnswerToken> answers) {
+            return answers.stream().filter(AnswerToken::getFinal$).map(AnswerToken::getQuestionId).distinct().count();
+        }
+
+        void interleave(KafkaClient client, List<DocumentEvent> a, List<DocumentEvent> b) {
             for (int i = 0; i < Math.max(a.size(), b.size()); i++) {
                 if (i < a.size()) {
                     client.send(job.documents, a.get(i).getDocId(), a.get(i));
@@ -183,7 +208,7 @@ class StarflinkJobITCase {
          * documents, also when the job restored from a checkpoint taken while they were still streaming in (the
          * encode counters below are JVM-wide and would not tell).
          */
-        private void awaitDocumentsProcessed(KafkaClient kafkaClient, JobClient client) throws Exception {
+        void awaitDocumentsProcessed(KafkaClient kafkaClient, JobClient client) throws Exception {
             long deadline = System.nanoTime() + Duration.ofMinutes(2).toNanos();
             while (!kafkaClient.committedToEnd("it-" + job.suffix, job.documents)) {
                 if (client.getJobStatus().get().isGloballyTerminalState() || System.nanoTime() > deadline) {
@@ -193,17 +218,23 @@ class StarflinkJobITCase {
             }
         }
 
-        private void awaitEncoded(JobClient client, String... docIds) throws Exception {
-            long deadline = System.nanoTime() + Duration.ofMinutes(2).toNanos();
+        void awaitEncoded(JobClient client, String... docIds) throws Exception {
+            List<String> keys = new ArrayList<>();
             for (String docId : docIds) {
-                for (String key : blockKeys(docId)) {
-                    while (!BlockOperator.ENCODES.containsKey(key)) {
-                        JobStatus status = client.getJobStatus().get();
-                        if (status.isGloballyTerminalState() || System.nanoTime() > deadline) {
-                            throw new AssertionError("block " + key + " never encoded; job " + status);
-                        }
-                        Thread.sleep(50);
+                keys.addAll(blockKeys(docId));
+            }
+            awaitBlocks(client, keys);
+        }
+
+        void awaitBlocks(JobClient client, List<String> keys) throws Exception {
+            long deadline = System.nanoTime() + Duration.ofMinutes(2).toNanos();
+            for (String key : keys) {
+                while (!BlockOperator.ENCODES.containsKey(key)) {
+                    JobStatus status = client.getJobStatus().get();
+                    if (status.isGloballyTerminalState() || System.nanoTime() > deadline) {
+                        throw new AssertionError("block " + key + " never encoded; job " + status);
                     }
+                    Thread.sleep(50);
                 }
             }
         }
@@ -214,23 +245,50 @@ class StarflinkJobITCase {
             for (Question question : questions.values()) {
                 int[] expected = engine.generate(engine.contextTokens(documents.get(question.getDocId())),
                         engine.questionTokens(question.getText()), new BlockLayout(BLOCK, ANCHOR),
-                        SamplingParams.greedy(MAX_NEW_TOKENS), false, t -> { }).tokens();
-                List<Integer> actual = tokensByIndex(question.getQuestionId(), answers.get(question.getQuestionId()));
+                        sampling(question), false, t -> { }).tokens();
+                List<Integer> actual = tokensByIndex(question.getQuestionId(), answers.get(question.getQuestionId()),
+                        replaysAllowed);
                 assertEquals(toList(expected), actual, "answer to " + question.getQuestionId());
             }
         }
     }
 
+    static boolean jobStopped(JobClient client) {
+        try {
+            return client.getJobStatus().get().isGloballyTerminalState();
+        } catch (Exception e) {
+            return true;
+        }
+    }
+
+    /** The job is still running: it took no more restarts than the test injected failures (see JobHarness). */
+    static void assertJobRunning(JobClient client) throws Exception {
+        JobStatus status = client.getJobStatus().get();
+        if (status.isGloballyTerminalState()) {
+            Throwable cause;
+            try {
+                client.getJobExecutionResult().get();
+                cause = null;
+            } catch (Exception e) {
+                cause = e;
+            }
+            throw new AssertionError("the job is " + status + " (restarted more often than failures were injected?)",
+                    cause);
+        }
+    }
+
     /**
-     * The answer's token ids by index: every index from 0 to the final one present, duplicates (an at-least-once
-     * replay) identical.
+     * The answer's token ids by index: every index from 0 to the final one present; an index twice only where
+     * {@code replaysAllowed} (an at-least-once replay after an injected failure), and then with the same token.
      */
-    static List<Integer> tokensByIndex(String questionId, List<AnswerToken> tokens) {
+    static List<Integer> tokensByIndex(String questionId, List<AnswerToken> tokens, boolean replaysAllowed) {
         Map<Integer, AnswerToken> byIndex = new HashMap<>();
         int last = -1;
         for (AnswerToken token : tokens) {
             AnswerToken previous = byIndex.putIfAbsent(token.getIndex(), token);
             if (previous != null) {
+                assertTrue(replaysAllowed, questionId + " index " + token.getIndex()
+                        + " emitted twice, though no failure was injected");
                 assertEquals(previous.getTokenId(), token.getTokenId(), questionId + " index " + token.getIndex()
                         + " replayed with another token");
             }
@@ -268,43 +326,109 @@ class StarflinkJobITCase {
         }
     }
 
+    /**
+     * The failure fires while the third document is being encoded, at a checkpoint the test holds open
+     * ({@link HoldACheckpoint}), so the restore point is known exactly: the first two documents, none of
+     * the third. Exactly the third document's blocks encoded before the failure are encoded twice; the restored
+     * blocks are not encoded again.
+     *
+     * <p>Negative control (run once by making BlockOperator encode whatever its state holds, i.e. dropping its
+     * {@code if (current != null) return;}): fails with "doc0-...@1#0 was restored from the checkpoint but encoded
+     * again ==> expected: <1> but was: <2>" (quoted in docs/reliability.md).
+     */
     @Test
-    void failureMidPhaseOneLosesNothingAndDoesNotReencodeRestoredBlocks() throws Exception {
+    void failureMidPhaseOneReencodesExactlyTheBlocksAfterTheRestoredCheckpoint() throws Exception {
         Scenario scenario = new Scenario();
+        scenario.replaysAllowed = true;
         String failure = "phase1-" + scenario.job.suffix;
-        // Fail once, after a checkpoint completed, when two thirds of the first two documents' chunks went by.
-        int chunks = Corpus.chunks("x", 1, scenario.documents.values().iterator().next(), 37).size();
-        JobClient client = scenario.job.start(2, checkpoints, JobHarness.options(modelPath(), BLOCK, ANCHOR),
-                documents -> documents.map(new FailOnce<KafkaRawRecord>(failure, chunks))
-                        .uid("inject-failure").name("Test: fail once"),
-                UnaryOperator.identity());
-        try {
-            scenario.assertAnswersMatchTheEngine(scenario.run(client));
-            assertEquals(1, FailOnce.failures(failure), "the injected failure did not happen");
-            int encodes = 0;
-            int blocks = 0;
-            for (String docId : scenario.documents.keySet()) {
+        JobClient client = scenario.job.injectingFailures(1).start(2, checkpoints,
+                JobHarness.options(modelPath(), BLOCK, ANCHOR), UnaryOperator.identity(),
+                answers -> answers.map(new HoldACheckpoint<AnswerToken>(failure, true)).uid("inject-failure")
+                        .name("Test: fail holding a checkpoint"));
+        List<String> ids = new ArrayList<>(scenario.documents.keySet());
+        String third = ids.get(2);
+        try (KafkaClient kafkaClient = new KafkaClient(kafka.bootstrapServers())) {
+            scenario.interleave(kafkaClient, Corpus.chunks(ids.get(0), 1, scenario.documents.get(ids.get(0)), 37),
+                    Corpus.chunks(ids.get(1), 1, scenario.documents.get(ids.get(1)), 29));
+            scenario.awaitEncoded(client, ids.get(0), ids.get(1));
+            scenario.awaitDocumentsProcessed(kafkaClient, client); // a completed checkpoint holds both documents
+
+            HoldACheckpoint.arm(failure);
+            HoldACheckpoint.awaitHolding(failure, Duration.ofMinutes(1)); // no checkpoint completes now
+            List<DocumentEvent> chunks = Corpus.chunks(third, 1, scenario.documents.get(third), 41);
+            List<DocumentEvent> firstHalf = chunks.subList(0, chunks.size() / 2);
+            firstHalf.forEach(chunk -> kafkaClient.send(scenario.job.documents, third, chunk));
+            List<String> encodedBeforeTheFailure = scenario.blockKeys(third).subList(0, stableBlocks(firstHalf));
+            assertTrue(!encodedBeforeTheFailure.isEmpty() && encodedBeforeTheFailure.size() < scenario.blocks(third),
+                    "the failure should fire mid-document: " + encodedBeforeTheFailure);
+            scenario.awaitBlocks(client, encodedBeforeTheFailure);
+            assertEquals(encodedBeforeTheFailure, encodedKeys(third), "blocks of " + third + " encoded at the failure");
+            HoldACheckpoint.release(failure); // the job fails over to the checkpoint before the held one
+            HoldACheckpoint.awaitRestored(failure, Duration.ofMinutes(1));
+
+            chunks.subList(firstHalf.size(), chunks.size())
+                    .forEach(chunk -> kafkaClient.send(scenario.job.documents, third, chunk));
+            scenario.awaitEncoded(client, third);
+            scenario.awaitDocumentsProcessed(kafkaClient, client);
+            String[] prompts = {"Lily said", "The ball was", "Once upon a time", "Lily was sad"};
+            for (int q = 0; q < 8; q++) {
+                scenario.ask(kafkaClient, ids.get(q % 3), prompts[q % 4], q);
+            }
+            scenario.assertAnswersMatchTheEngine(scenario.readAnswers(kafkaClient, client));
+            assertTrue(HoldACheckpoint.fired(failure), "the injected failure did not happen");
+            for (String docId : ids) {
                 for (String key : scenario.blockKeys(docId)) {
-                    encodes += BlockOperator.ENCODES.get(key).get();
-                    blocks++;
+                    if (encodedBeforeTheFailure.contains(key)) {
+                        assertEquals(2, BlockOperator.ENCODES.get(key).get(),
+                                key + " was encoded after the restored checkpoint: the restore must encode it again");
+                    } else {
+                        assertEquals(1, BlockOperator.ENCODES.get(key).get(), key
+                                + (docId.equals(third) ? " was encoded only after the restore, once"
+                                        : " was restored from the checkpoint but encoded again"));
+                    }
                 }
             }
-            // Blocks in the restored checkpoint are not encoded again; only those encoded after it may be.
-            assertTrue(encodes < 2 * blocks, encodes + " encodes for " + blocks + " blocks");
         } finally {
             client.cancel().get();
         }
     }
 
+    /** How many blocks the job emits (and so encodes) for a document of which only these chunks arrived. */
+    private static int stableBlocks(List<DocumentEvent> chunks) {
+        StringBuilder text = new StringBuilder();
+        for (DocumentEvent chunk : chunks) {
+            text.append(((DocumentChunk) chunk.getBody()).getText());
+        }
+        StableBlockCutter cutter = new StableBlockCutter(model.tokenizer(), model.config().bosId(),
+                new BlockLayout(BLOCK, ANCHOR), StableBlockCutter.DEFAULT_HOLD_BACK);
+        return cutter.advance(text.toString(), false, StableBlockCutter.Progress.NONE).blocks().size();
+    }
+
+    /** The keys of the document's blocks encoded so far, in block order. */
+    private static List<String> encodedKeys(String docId) {
+        List<String> keys = new ArrayList<>();
+        for (int b = 0; BlockOperator.ENCODES.containsKey(BlockKeys.of(docId, 1, b)); b++) {
+            keys.add(BlockKeys.of(docId, 1, b));
+        }
+        return keys;
+    }
+
+    /**
+     * Sampled answers (temperature 0.8, top-p 0.9, a seed per question) through a failure mid-generation: the
+     * replayed tokens and those after the restore equal the engine's single-process sampling with the same seed.
+     */
     @Test
-    void failureMidGenerationCompletesEveryAnswerWithTheSameTokens() throws Exception {
+    void failureMidGenerationCompletesEveryAnswerWithTheSameSampledTokens() throws Exception {
         Scenario scenario = new Scenario();
+        scenario.replaysAllowed = true;
+        scenario.temperature = 0.8f;
+        scenario.topP = 0.9f;
         String failure = "generation-" + scenario.job.suffix;
         // Fail while answers stream, after a checkpoint taken once every document was complete: a question
         // replayed after the restore then sees the same blocks as the first time (two Kafka sources have no
         // deterministic interleaving, so a replay from an earlier checkpoint could not promise the same catalog).
-        JobClient client = scenario.job.start(2, checkpoints, JobHarness.options(modelPath(), BLOCK, ANCHOR),
-                UnaryOperator.identity(),
+        JobClient client = scenario.job.injectingFailures(1).start(2, checkpoints,
+                JobHarness.options(modelPath(), BLOCK, ANCHOR), UnaryOperator.identity(),
                 answers -> answers.map(new FailOnce<AnswerToken>(failure, 5, false)).uid("inject-failure")
                         .name("Test: fail once"));
         try {
@@ -329,8 +453,8 @@ class StarflinkJobITCase {
         Scenario scenario = new Scenario();
         scenario.readCommitted = true; // what consumers of the transactional sink see
         String failure = "exactly-once-" + scenario.job.suffix;
-        JobClient client = scenario.job.start(2, checkpoints, JobHarness.options(modelPath(), BLOCK, ANCHOR),
-                UnaryOperator.identity(),
+        JobClient client = scenario.job.injectingFailures(1).start(2, checkpoints,
+                JobHarness.options(modelPath(), BLOCK, ANCHOR), UnaryOperator.identity(),
                 answers -> answers.map(new FailOnce<AnswerToken>(failure, 5, false)).uid("inject-failure")
                         .name("Test: fail once"), true);
         try {
@@ -344,6 +468,50 @@ class StarflinkJobITCase {
                 assertEquals(answer.getValue().size(), distinct, answer.getKey() + " has a token twice");
             }
             scenario.assertAnswersMatchTheEngine(answers);
+        } finally {
+            client.cancel().get();
+        }
+    }
+
+    /**
+     * Exactly-once answers become visible to read_committed consumers only when a checkpoint completes: while the
+     * test holds a checkpoint open, a whole answer is in the topic (read_uncommitted sees it) and read_committed
+     * sees none of it; once the checkpoint completes, read_committed sees all of it, once.
+     *
+     * <p>Negative control (run once with the at-least-once sink, {@code exactlyOnce = false} below): fails with
+     * "read_committed saw 13 tokens of q0-... while no checkpoint could complete ==> expected: <0> but was: <13>"
+     * (quoted in docs/reliability.md).
+     */
+    @Test
+    void exactlyOnceTokensBecomeVisibleOnlyWhenACheckpointCompletes() throws Exception {
+        Scenario scenario = new Scenario();
+        String hold = "visibility-" + scenario.job.suffix;
+        boolean exactlyOnce = true;
+        JobClient client = scenario.job.start(2, checkpoints, JobHarness.options(modelPath(), BLOCK, ANCHOR),
+                documents -> documents.map(new HoldACheckpoint<KafkaRawRecord>(hold, false)).uid("hold-checkpoint")
+                        .name("Test: hold a checkpoint"), UnaryOperator.identity(), exactlyOnce);
+        String docId = scenario.documents.keySet().iterator().next();
+        try (KafkaClient kafkaClient = new KafkaClient(kafka.bootstrapServers())) {
+            Corpus.chunks(docId, 1, scenario.documents.get(docId), 37)
+                    .forEach(chunk -> kafkaClient.send(scenario.job.documents, docId, chunk));
+            scenario.awaitEncoded(client, docId);
+            scenario.awaitDocumentsProcessed(kafkaClient, client);
+            HoldACheckpoint.arm(hold);
+            HoldACheckpoint.awaitHolding(hold, Duration.ofMinutes(1)); // no checkpoint completes from now on
+            scenario.ask(kafkaClient, docId, "Lily said", 0);
+            String questionId = scenario.questions.keySet().iterator().next();
+            List<AnswerToken> written = kafkaClient.readUntil(scenario.job.answers, AnswerToken.class,
+                    received -> received.stream().anyMatch(AnswerToken::getFinal$) || jobStopped(client),
+                    Duration.ofMinutes(1), false);
+            assertTrue(written.stream().anyMatch(AnswerToken::getFinal$), "the answer was never written: " + written);
+            List<AnswerToken> visible = kafkaClient.readUntil(scenario.job.answers, AnswerToken.class,
+                    received -> false, Duration.ofSeconds(2), true);
+            assertEquals(0, visible.size(), "read_committed saw " + visible.size() + " tokens of " + questionId
+                    + " while no checkpoint could complete");
+
+            HoldACheckpoint.release(hold);
+            scenario.readCommitted = true;
+            scenario.assertAnswersMatchTheEngine(scenario.readAnswers(kafkaClient, client, 1));
         } finally {
             client.cancel().get();
         }
