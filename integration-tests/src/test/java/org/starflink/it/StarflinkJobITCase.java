@@ -15,6 +15,9 @@ import java.util.function.UnaryOperator;
 import org.apache.flink.api.common.JobStatus;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.core.execution.JobClient;
+import org.apache.flink.metrics.Counter;
+import org.apache.flink.metrics.MetricGroup;
+import org.apache.flink.runtime.testutils.InMemoryReporter;
 import org.apache.flink.runtime.testutils.MiniClusterResourceConfiguration;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.test.junit5.MiniClusterExtension;
@@ -35,6 +38,7 @@ import org.starflink.engine.testing.SharedModels;
 import org.starflink.kafka.EmbeddedKafka;
 import org.starflink.operators.block.BlockOperator;
 import org.starflink.operators.document.StableBlockCutter;
+import org.starflink.operators.loop.LoopHeadOperator;
 import org.starflink.operators.kafka.KafkaRawRecord;
 import org.starflink.operators.messages.BlockKeys;
 import org.starflink.schemas.AnswerToken;
@@ -52,10 +56,25 @@ class StarflinkJobITCase {
     static final int ANCHOR = 32;
     static final int MAX_NEW_TOKENS = 12;
 
+    /** The loop head's counters, kept over every attempt of a job. */
+    static final InMemoryReporter METRICS = InMemoryReporter.createWithRetainedMetrics();
+
     @RegisterExtension
     static final MiniClusterExtension MINI_CLUSTER = new MiniClusterExtension(
-            new MiniClusterResourceConfiguration.Builder().setNumberTaskManagers(1).setNumberSlotsPerTaskManager(4)
-                    .build());
+            new MiniClusterResourceConfiguration.Builder()
+                    .setConfiguration(METRICS.addToConfiguration(new Configuration()))
+                    .setNumberTaskManagers(1).setNumberSlotsPerTaskManager(4).build());
+
+    /** A loop-head counter summed over the subtasks and attempts of a job. */
+    static long loopHeadCounter(JobClient client, String metric) {
+        long sum = 0;
+        for (MetricGroup group : METRICS.findOperatorMetricGroups(client.getJobID(), "Loop head.*")) {
+            if (METRICS.getMetricsByGroup(group).get(metric) instanceof Counter counter) {
+                sum += counter.getCount();
+            }
+        }
+        return sum;
+    }
 
     static EmbeddedKafka kafka;
     static Model model;
@@ -437,6 +456,10 @@ class StarflinkJobITCase {
                 FailOnce.awaitReady(failure, Duration.ofMinutes(1)); // the next answers trigger the failure
             }));
             assertEquals(1, FailOnce.failures(failure), "the injected failure did not happen");
+            // Questions were inside the per-layer loop at the restored checkpoint: the loop head restored them
+            // from its log (docs/loop.md) and every answer above still completed with the same tokens.
+            long restoredInFlight = loopHeadCounter(client, LoopHeadOperator.METRIC_RESTORED_IN_FLIGHT);
+            assertTrue(restoredInFlight > 0, "no question was in the loop at the restored checkpoint");
             for (String docId : List.copyOf(scenario.documents.keySet()).subList(0, 2)) {
                 for (String key : scenario.blockKeys(docId)) {
                     // These blocks were encoded and checkpointed long before the failure: restored, not redone.
