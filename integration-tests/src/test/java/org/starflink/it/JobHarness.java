@@ -37,6 +37,10 @@ final class JobHarness {
     /**
      * How many restarts the job may take: exactly the failures the test injects. Any other crash (a bug, the loop
      * head's consistency checks) then fails the job, and the test with it, instead of being retried silently.
+     * Negative control (run once: an unplanned FailOnce on the answers of a test that injects nothing):
+     * "AssertionError: the job is FAILED (restarted more often than failures were injected?)", caused by
+     * "Recovery is suppressed by NoRestartBackoffTimeStrategy" and "injected failure unplanned-629ace22 after 5
+     * records".
      */
     private int injectedFailures;
 
