@@ -43,6 +43,8 @@ final class JobHarness {
      * records".
      */
     private int injectedFailures;
+    /** A savepoint or checkpoint the next {@link #start} restores from (null: start empty). */
+    String restoreFrom;
 
     JobHarness(EmbeddedKafka kafka) {
         this.kafka = kafka;
@@ -84,6 +86,9 @@ final class JobHarness {
             cluster.setString("restart-strategy.type", "fixed-delay");
             cluster.setString("restart-strategy.fixed-delay.attempts", Integer.toString(injectedFailures));
             cluster.setString("restart-strategy.fixed-delay.delay", "200 ms");
+        }
+        if (restoreFrom != null) {
+            cluster.setString("execution.state-recovery.path", restoreFrom);
         }
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(cluster);
         env.setParallelism(parallelism);

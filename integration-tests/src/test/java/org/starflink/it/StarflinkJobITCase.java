@@ -15,6 +15,7 @@ import java.util.function.UnaryOperator;
 import org.apache.flink.api.common.JobStatus;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.core.execution.JobClient;
+import org.apache.flink.core.execution.SavepointFormatType;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.runtime.testutils.InMemoryReporter;
@@ -605,6 +606,52 @@ class StarflinkJobITCase {
             assertEquals("unknown document " + docId, afterDelete.getError());
         } finally {
             cancelIfRunning(client);
+        }
+    }
+
+    /**
+     * Stop with a savepoint at parallelism 2 while questions generate, restore at parallelism 1: the questions
+     * inside the loop are restored (its log is kept per key group), their answers complete equal to the engine's,
+     * and no block is encoded again (block KV moves with its key groups).
+     */
+    @Test
+    void restoresAtAnotherParallelismWithQuestionsInTheLoop() throws Exception {
+        Scenario scenario = new Scenario();
+        scenario.replaysAllowed = true; // at-least-once answers: tokens after the savepoint's cut may come twice
+        List<String> ids = new ArrayList<>(scenario.documents.keySet()).subList(0, 2);
+        Configuration options = JobHarness.options(modelPath(), BLOCK, ANCHOR);
+        JobClient first = scenario.job.start(2, checkpoints, options, UnaryOperator.identity(),
+                UnaryOperator.identity());
+        JobClient second = null;
+        try (KafkaClient kafkaClient = new KafkaClient(kafka.bootstrapServers())) {
+            scenario.interleave(kafkaClient, Corpus.chunks(ids.get(0), 1, scenario.documents.get(ids.get(0)), 37),
+                    Corpus.chunks(ids.get(1), 1, scenario.documents.get(ids.get(1)), 29));
+            scenario.awaitEncoded(first, ids.get(0), ids.get(1));
+            scenario.awaitDocumentsProcessed(kafkaClient, first);
+            String[] prompts = {"Lily said", "The ball was", "Once upon a time", "Lily was sad"};
+            for (int q = 0; q < 4; q++) {
+                scenario.ask(kafkaClient, ids.get(q % 2), prompts[q], q);
+            }
+            kafkaClient.readUntil(scenario.job.answers, AnswerToken.class, received -> !received.isEmpty()
+                    || jobStopped(first), Duration.ofMinutes(1));
+            String savepoint = first.stopWithSavepoint(false, checkpoints.resolve("savepoints").toAbsolutePath()
+                    .toUri().toString(), SavepointFormatType.CANONICAL).get();
+
+            scenario.job.restoreFrom = savepoint;
+            second = scenario.job.start(1, checkpoints, options, UnaryOperator.identity(), UnaryOperator.identity());
+            scenario.assertAnswersMatchTheEngine(scenario.readAnswers(kafkaClient, second, 4));
+            assertTrue(loopHeadCounter(second, LoopHeadOperator.METRIC_RESTORED_IN_FLIGHT) > 0,
+                    "no question was in the loop at the savepoint");
+            for (String docId : ids) {
+                for (String key : scenario.blockKeys(docId)) {
+                    assertEquals(1, BlockOperator.ENCODES.get(key).get(), key + " was encoded again after rescaling");
+                }
+            }
+        } finally {
+            cancelIfRunning(first);
+            if (second != null) {
+                cancelIfRunning(second);
+            }
         }
     }
 }
