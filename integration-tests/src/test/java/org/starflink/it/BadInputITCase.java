@@ -1,5 +1,6 @@
 package org.starflink.it;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -12,6 +13,7 @@ import java.util.Collections;
 import java.util.List;
 import java.util.Random;
 import java.util.function.UnaryOperator;
+import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.flink.core.execution.JobClient;
 import org.apache.flink.runtime.testutils.MiniClusterResourceConfiguration;
 import org.apache.flink.test.junit5.MiniClusterExtension;
@@ -28,6 +30,7 @@ import org.starflink.engine.star.BlockLayout;
 import org.starflink.engine.star.LongContextGenerator;
 import org.starflink.engine.testing.SharedModels;
 import org.starflink.kafka.EmbeddedKafka;
+import org.starflink.pipeline.client.StarflinkClient;
 import org.starflink.operators.block.BlockOperator;
 import org.starflink.operators.messages.BlockKeys;
 import org.starflink.schemas.AnswerToken;
@@ -57,6 +60,11 @@ class BadInputITCase {
     static List<AnswerToken> answers;
     static List<RejectedRecord> rejected;
     static final List<String> questionIds = new ArrayList<>();
+    /** Each record that must be rejected: where it was sent, its bytes, and the exact reason the job must give. */
+    record BadRecord(RecordMetadata origin, byte[] value, String reason) {
+    }
+
+    static final List<BadRecord> badRecords = new ArrayList<>();
 
     @BeforeAll
     static void feedGarbageThenAGoodQuestion() throws Exception {
@@ -70,15 +78,21 @@ class BadInputITCase {
         goodText = Corpus.document(5, 12);
         try (KafkaClient kafkaClient = new KafkaClient(kafka.bootstrapServers())) {
             // Undecodable records on both input topics.
-            kafkaClient.sendRaw(job.documents, "x", "this is not avro".getBytes());
-            kafkaClient.sendRaw(job.questions, "y", new byte[] {(byte) 0xff, 0x01, 0x02});
+            sendBad(kafkaClient, job.documents, "x", "this is not avro".getBytes(),
+                    "cannot decode DocumentEvent: ");
+            sendBad(kafkaClient, job.questions, "y", new byte[] {(byte) 0xff, 0x01, 0x02},
+                    "cannot decode Question: ");
             // Records that decode but break the topics' contract (docs/schemas.md).
-            kafkaClient.send(job.questions, "not-its-id", Corpus.question("keyed-wrong-" + job.suffix,
-                    "nobody", "Who?", 8));
-            kafkaClient.send(job.questions, "", Corpus.question("", "nobody", "Who?", 8));
+            String keyedWrong = "keyed-wrong-" + job.suffix;
+            sendBad(kafkaClient, job.questions, "not-its-id", StarflinkClient.encode(Corpus.question(keyedWrong,
+                    "nobody", "Who?", 8)), "invalid Question: Kafka key 'not-its-id' differs from question_id '" + keyedWrong
+                    + "': records are keyed by their question_id");
+            sendBad(kafkaClient, job.questions, "", StarflinkClient.encode(Corpus.question("", "nobody", "Who?", 8)),
+                    "invalid Question: empty question_id (document nobody)");
             DocumentEvent negative = Corpus.chunks("negative-" + job.suffix, 1, "text", 10).get(0);
             ((org.starflink.schemas.DocumentChunk) negative.getBody()).setSeq(-1);
-            kafkaClient.send(job.documents, negative.getDocId(), negative);
+            sendBad(kafkaClient, job.documents, negative.getDocId(), StarflinkClient.encode(negative),
+                    "invalid DocumentEvent: chunk seq must be >= 0, got -1 (document " + negative.getDocId() + ")");
             // An empty document (one blank chunk, marked last).
             for (DocumentEvent e : Corpus.chunks("empty-" + job.suffix, 1, " ", 10)) {
                 kafkaClient.send(job.documents, e.getDocId(), e);
@@ -91,6 +105,8 @@ class BadInputITCase {
                 kafkaClient.send(job.documents, goodDoc, chunk);
             }
             awaitBlocks(goodDoc, goodText); // a question sees the blocks that exist when it arrives
+            // ... and the catalog: once a checkpoint covers every document record, the empty document is known.
+            awaitCommittedToEnd(kafkaClient, job.documents);
             ask(kafkaClient, "unknown", "nobody-" + job.suffix, "Who?", 8);
             ask(kafkaClient, "empty-doc", "empty-" + job.suffix, "Who?", 8);
             ask(kafkaClient, "empty-question", goodDoc, "", 8);
@@ -101,8 +117,11 @@ class BadInputITCase {
 
             answers = kafkaClient.readUntil(job.answers, AnswerToken.class, BadInputITCase::allFinal,
                     Duration.ofMinutes(2));
-            rejected = kafkaClient.readUntil(job.rejected, RejectedRecord.class, r -> r.size() >= 5,
-                    Duration.ofSeconds(30));
+            // Once a checkpoint covers every input record, the (at-least-once) rejected sink has flushed what they
+            // made: the topic then holds all the rejections there will be, so its count is exact.
+            awaitCommittedToEnd(kafkaClient, job.questions);
+            awaitCommittedToEnd(kafkaClient, job.documents);
+            rejected = kafkaClient.readUntil(job.rejected, RejectedRecord.class, r -> false, Duration.ofSeconds(3));
         }
     }
 
@@ -113,6 +132,20 @@ class BadInputITCase {
         }
         if (kafka != null) {
             kafka.close();
+        }
+    }
+
+    private static void sendBad(KafkaClient kafkaClient, String topic, String key, byte[] value, String reason) {
+        badRecords.add(new BadRecord(kafkaClient.sendRaw(topic, key, value), value, reason));
+    }
+
+    private static void awaitCommittedToEnd(KafkaClient kafkaClient, String topic) throws Exception {
+        long deadline = System.nanoTime() + Duration.ofMinutes(1).toNanos();
+        while (!kafkaClient.committedToEnd("it-" + job.suffix, topic)) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("the job never caught up with " + topic);
+            }
+            Thread.sleep(100);
         }
     }
 
@@ -148,54 +181,67 @@ class BadInputITCase {
                 .orElseThrow(() -> new AssertionError("no final answer for " + id));
     }
 
-    private static void assertError(String name, String fragment) {
-        AnswerToken answer = finalAnswer(name);
-        assertEquals(FinishReason.ERROR, answer.getFinishReason(), name);
-        assertNotNull(answer.getError());
-        assertTrue(answer.getError().contains(fragment), name + ": '" + answer.getError() + "' lacks " + fragment);
+    /** The question got exactly one answer record: a final error with exactly this reason. */
+    private static void assertError(String name, String reason) {
+        String id = name + "-" + job.suffix;
+        List<AnswerToken> records = answers.stream().filter(a -> a.getQuestionId().equals(id)).toList();
+        assertEquals(1, records.size(), id + " should get one error record: " + records);
+        AnswerToken answer = records.get(0);
+        assertTrue(answer.getFinal$(), id);
+        assertEquals(FinishReason.ERROR, answer.getFinishReason(), id);
+        assertEquals(reason, answer.getError(), id);
     }
 
     @Test
     void undecodableBytesAndBrokenContractsGoToTheRejectedTopicWithTheirOriginAndReason() {
-        assertEquals(5, rejected.size(), rejected.toString());
-        List<String> reasons = rejected.stream().map(RejectedRecord::getReason).toList();
-        for (String fragment : List.of("cannot decode DocumentEvent", "cannot decode Question",
-                "Kafka key 'not-its-id' differs from question_id 'keyed-wrong-", "empty question_id",
-                "chunk seq must be >= 0, got -1")) {
-            assertTrue(reasons.stream().anyMatch(r -> r.contains(fragment)), fragment + " not in " + reasons);
-        }
-        for (RejectedRecord record : rejected) {
-            assertTrue(record.getSourceTopic().equals(job.documents) || record.getSourceTopic().equals(job.questions));
-            assertTrue(record.getSourceOffset() >= 0);
-            assertTrue(!record.getReason().isBlank());
-            assertNotNull(record.getRawValue());
+        assertEquals(badRecords.size(), rejected.size(), "one rejected record per bad input: " + rejected);
+        for (BadRecord bad : badRecords) {
+            List<RejectedRecord> matches = rejected.stream()
+                    .filter(r -> r.getSourceTopic().equals(bad.origin().topic())
+                            && r.getSourcePartition() == bad.origin().partition()
+                            && r.getSourceOffset() == bad.origin().offset())
+                    .toList();
+            assertEquals(1, matches.size(), "rejections of " + bad.origin() + ": " + matches);
+            RejectedRecord record = matches.get(0);
+            byte[] raw = new byte[record.getRawValue().remaining()];
+            record.getRawValue().duplicate().get(raw);
+            assertArrayEquals(bad.value(), raw, "raw value of " + bad.origin());
+            if (bad.reason().endsWith(": ")) { // the decoder's own message follows
+                assertTrue(record.getReason().startsWith(bad.reason()), record.getReason());
+            } else {
+                assertEquals(bad.reason(), record.getReason(), "reason for " + bad.origin());
+            }
         }
     }
 
     @Test
     void aQuestionAboutAnUnknownDocumentGetsAnError() {
-        assertError("unknown", "unknown document");
+        assertError("unknown", "unknown document nobody-" + job.suffix);
     }
 
     @Test
     void aQuestionAboutAnEmptyDocumentGetsAnError() {
-        assertError("empty-doc", "empty");
+        assertError("empty-doc", "document empty-" + job.suffix + " is empty");
     }
 
     @Test
     void anEmptyQuestionGetsAnError() {
-        assertError("empty-question", "empty");
+        assertError("empty-question", "the question text is empty");
     }
 
     @Test
     void aQuestionLongerThanTheModelAllowsGetsAnError() {
-        assertError("too-long", "512");
+        AnswerToken answer = finalAnswer("too-long");
+        assertEquals(FinishReason.ERROR, answer.getFinishReason());
+        assertTrue(answer.getError().matches("question of \\d+ tokens \\+ context of \\d+ tokens \\+ 8 new tokens = "
+                + "\\d+ exceeds the model's context window of 512"), answer.getError());
+        assertError("too-long", answer.getError()); // and only that one record
     }
 
     @Test
     void maxNewTokensOfZeroOrAbsurdlyLargeGetsAnError() {
-        assertError("zero-tokens", "max_new_tokens");
-        assertError("absurd-tokens", "max_new_tokens");
+        assertError("zero-tokens", "max_new_tokens must be in 1..1048576, got 0");
+        assertError("absurd-tokens", "max_new_tokens must be in 1..1048576, got " + Integer.MAX_VALUE);
     }
 
     @Test
@@ -206,7 +252,7 @@ class BadInputITCase {
         int[] expected = engine.generate(engine.contextTokens(goodText), engine.questionTokens("Lily said"),
                 new BlockLayout(BLOCK, ANCHOR), SamplingParams.greedy(12), false, t -> { }).tokens();
         List<Integer> actual = StarflinkJobITCase.tokensByIndex("good-" + job.suffix,
-                answers.stream().filter(a -> a.getQuestionId().equals("good-" + job.suffix)).toList());
+                answers.stream().filter(a -> a.getQuestionId().equals("good-" + job.suffix)).toList(), false);
         assertEquals(StarflinkJobITCase.toList(expected), actual);
     }
 }

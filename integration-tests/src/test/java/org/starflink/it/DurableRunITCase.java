@@ -22,7 +22,9 @@ import org.junit.jupiter.api.Test;
 import org.starflink.engine.backend.BackendKind;
 import org.starflink.engine.checkpoint.ModelRegistry;
 import org.starflink.engine.forward.Transformer;
+import org.starflink.engine.generate.SamplingParams;
 import org.starflink.engine.model.Model;
+import org.starflink.engine.star.BlockLayout;
 import org.starflink.engine.star.LongContextGenerator;
 import org.starflink.engine.testing.SharedModels;
 import org.starflink.pipeline.cli.StarflinkCli;
@@ -76,7 +78,7 @@ class DurableRunITCase {
         assertEquals(2, ingest.out().lines().count(), "only the two result lines on stdout: " + ingest.out());
         assertTrue(ingest.out().contains("ready: " + blocks(engine, first) + " blocks, "
                 + engine.contextTokens(first).length + " tokens"), ingest.out());
-        String answerBefore = ask(bootstrap, "first", engine.contextTokens(first).length);
+        String answerBefore = ask(bootstrap, "first", engine, first);
         awaitCheckpointed(bootstrap);
         run.process.destroy(); // SIGTERM, as Ctrl-C
         assertEquals(143, run.await(Duration.ofSeconds(60)), run.err());
@@ -84,26 +86,26 @@ class DurableRunITCase {
         // 3. the next run restores and is back on the same address; nothing is encoded again
         assertEquals(bootstrap, start("run2"));
         assertTrue(run.out().contains("restoring the job's state from " + data.resolve("checkpoints")), run.out());
-        assertEquals(answerBefore, ask(bootstrap, "first", engine.contextTokens(first).length));
+        assertEquals(answerBefore, ask(bootstrap, "first", engine, first));
         assertEquals(0, blocksEncoded(), "restored blocks are not encoded again");
 
         // 4. the same after kill -9
         Cli ingested2 = cli("ingest", "--bootstrap-servers", bootstrap, "--doc-id", "second", "second.txt");
         assertEquals(0, ingested2.exit, ingested2.all());
-        String secondBefore = ask(bootstrap, "second", engine.contextTokens(second).length);
+        String secondBefore = ask(bootstrap, "second", engine, second);
         awaitCheckpointed(bootstrap);
         run.process.destroyForcibly(); // SIGKILL
         run.await(Duration.ofSeconds(30));
         assertEquals(bootstrap, start("run3"));
         assertTrue(run.out().contains("restoring the job's state from"), run.out());
-        assertEquals(secondBefore, ask(bootstrap, "second", engine.contextTokens(second).length));
-        assertEquals(answerBefore, ask(bootstrap, "first", engine.contextTokens(first).length));
+        assertEquals(secondBefore, ask(bootstrap, "second", engine, second));
+        assertEquals(answerBefore, ask(bootstrap, "first", engine, first));
         assertEquals(0, blocksEncoded(), "restored blocks are not encoded again");
 
         // 5. a re-ingest under the same id is a new version that replaces the document; a delete removes it
         Cli reingested = cli("ingest", "--bootstrap-servers", bootstrap, "--doc-id", "first", "second.txt");
         assertEquals(0, reingested.exit, reingested.all());
-        ask(bootstrap, "first", engine.contextTokens(second).length);
+        ask(bootstrap, "first", engine, second);
         Cli deleted = cli("delete", "--bootstrap-servers", bootstrap, "--doc-id", "first");
         assertEquals(0, deleted.exit, deleted.all());
         cli("ask", "--bootstrap-servers", bootstrap, "--doc-id", "first", "--max-new-tokens", "4", "Lily said")
@@ -149,14 +151,20 @@ class DurableRunITCase {
         return line.substring("embedded Kafka broker: ".length()).split(" ")[0];
     }
 
-    /** Asks greedily for 8 tokens; checks the answer covered the whole document of {@code tokens} tokens. */
-    private String ask(String bootstrap, String docId, int tokens) {
+    /**
+     * Asks greedily for 8 tokens; checks the answer covered the whole document {@code text} and is the engine's
+     * single-process Star answer over it (the job's block size; the anchor, by default, one block).
+     */
+    private String ask(String bootstrap, String docId, LongContextGenerator engine, String text) {
         Cli asked = cli("ask", "--bootstrap-servers", bootstrap, "--doc-id", docId, "--max-new-tokens", "8",
                 "--timeout", "120", "Lily said");
         assertEquals(0, asked.exit, asked.all());
+        int tokens = engine.contextTokens(text).length;
         assertTrue(asked.err.contains("(" + tokens + " tokens)") && asked.err.contains("the whole document"),
                 asked.all());
-        assertFalse(asked.out.isBlank(), asked.all());
+        String expected = engine.generate(engine.contextTokens(text), engine.questionTokens("Lily said"),
+                new BlockLayout(BLOCK, BLOCK), SamplingParams.greedy(8), true, t -> { }).text();
+        assertEquals(expected.strip(), asked.out.strip(), "the answer to 'Lily said' about " + docId);
         return asked.out;
     }
 

@@ -34,10 +34,27 @@ final class JobHarness {
     final String answers = "answers-" + suffix;
     final String rejected = "rejected-" + suffix;
     private final EmbeddedKafka kafka;
+    /**
+     * How many restarts the job may take: exactly the failures the test injects. Any other crash (a bug, the loop
+     * head's consistency checks) then fails the job, and the test with it, instead of being retried silently.
+     * Negative control (run once: an unplanned FailOnce on the answers of a test that injects nothing):
+     * "AssertionError: the job is FAILED (restarted more often than failures were injected?)", caused by
+     * "Recovery is suppressed by NoRestartBackoffTimeStrategy" and "injected failure unplanned-629ace22 after 5
+     * records".
+     */
+    private int injectedFailures;
+    /** A savepoint or checkpoint the next {@link #start} restores from (null: start empty). */
+    String restoreFrom;
 
     JobHarness(EmbeddedKafka kafka) {
         this.kafka = kafka;
         kafka.createTopics(Map.of(documents, 2, questions, 2, answers, 2, rejected, 1));
+    }
+
+    /** The test injects {@code count} failures: the job restarts that many times and no more. */
+    JobHarness injectingFailures(int count) {
+        this.injectedFailures = count;
+        return this;
     }
 
     static Configuration options(Path model, int blockSize, int anchorSize) {
@@ -63,9 +80,16 @@ final class JobHarness {
                     UnaryOperator<DataStream<AnswerToken>> aroundAnswers, boolean exactlyOnce) throws Exception {
         // The production settings (any Kryo fallback fails the job), with frequent checkpoints.
         Configuration cluster = ClusterSettings.apply(new Configuration(), checkpoints, Duration.ofMillis(100));
-        cluster.setString("restart-strategy.type", "fixed-delay");
-        cluster.setString("restart-strategy.fixed-delay.attempts", "3");
-        cluster.setString("restart-strategy.fixed-delay.delay", "200 ms");
+        if (injectedFailures == 0) {
+            cluster.setString("restart-strategy.type", "none");
+        } else {
+            cluster.setString("restart-strategy.type", "fixed-delay");
+            cluster.setString("restart-strategy.fixed-delay.attempts", Integer.toString(injectedFailures));
+            cluster.setString("restart-strategy.fixed-delay.delay", "200 ms");
+        }
+        if (restoreFrom != null) {
+            cluster.setString("execution.state-recovery.path", restoreFrom);
+        }
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(cluster);
         env.setParallelism(parallelism);
         env.setMaxParallelism(32);

@@ -39,13 +39,18 @@ final class KafkaClient implements AutoCloseable {
         producer = new KafkaProducer<>(props);
     }
 
-    <T extends SpecificRecord> void send(String topic, String key, T record) {
-        sendRaw(topic, key, StarflinkClient.encode(record));
+    /** Sends and waits for the broker's confirmation; returns where the record went. */
+    <T extends SpecificRecord> org.apache.kafka.clients.producer.RecordMetadata send(String topic, String key,
+                                                                                    T record) {
+        return sendRaw(topic, key, StarflinkClient.encode(record));
     }
 
-    void sendRaw(String topic, String key, byte[] value) {
-        producer.send(new ProducerRecord<>(topic, key == null ? null : key.getBytes(), value));
-        producer.flush();
+    org.apache.kafka.clients.producer.RecordMetadata sendRaw(String topic, String key, byte[] value) {
+        try {
+            return producer.send(new ProducerRecord<>(topic, key == null ? null : key.getBytes(), value)).get();
+        } catch (InterruptedException | java.util.concurrent.ExecutionException e) {
+            throw new AssertionError("record to " + topic + " not confirmed", e);
+        }
     }
 
     /** Every record of a topic, read from the beginning until {@code done} holds or the timeout passes. */

@@ -28,16 +28,18 @@ import org.starflink.engine.testing.Passes;
  * Our own model (models/starflink-synth-14m, BF16, two shards) loaded by the engine gives the logits that Hugging
  * Face transformers' LlamaForCausalLM computed from the same files (reference/hf_logits.json, made on the GPU
  * machine by training/hf_export.py): every position's argmax, the last position's full row and 64 logits at
- * sampled positions, within 1e-3, for prompts of 16 to 1996 tokens.
+ * sampled positions, for prompts of 16 to 1996 tokens: within 2e-4 with float32 KV (observed 1.02e-4; the model
+ * card says "about 1e-4"), within 3.5e-2 with BF16 KV (observed 3.3e-2; docs/design.md says so).
  */
 class OwnModelParityTest {
-    private static final double TOLERANCE = 1e-3;
+    private static final double TOLERANCE = 2e-4;
     /**
      * With BF16 KV (the job's default) keys and values carry a relative rounding error of up to 2^-9, which moves
      * the logits of this model by up to BF16_TOLERANCE (measured: see the printed line) against float32
-     * transformers. Argmax agreement is then checked at the positions whose top-2 gap exceeds twice that.
+     * transformers. Argmax agreement is then checked at the positions whose top-2 gap exceeds NEAR_TIE_GAP.
      */
-    private static final double BF16_TOLERANCE = 5e-2;
+    private static final double BF16_TOLERANCE = 3.5e-2;
+    private static final double NEAR_TIE_GAP = 0.1;
 
     @Test
     void engineMatchesTransformersOnOurModel() throws IOException {
@@ -70,7 +72,7 @@ class OwnModelParityTest {
             int[] argmax = ints(prompt.get("argmax_ids"));
             for (int t = 0; t < tokens.length; t++) {
                 float[] row = Arrays.copyOfRange(logits, t * vocab, (t + 1) * vocab);
-                if (precision == KvPrecision.BF16 && Passes.topTwoGap(row) <= 2 * tolerance) {
+                if (precision == KvPrecision.BF16 && Passes.topTwoGap(row) <= NEAR_TIE_GAP) {
                     nearTies++; // within rounding of a tie: either answer is the same model
                     nearTieFlips += argmax[t] == Sampler.argmax(row) ? 0 : 1;
                     continue;
@@ -88,7 +90,7 @@ class OwnModelParityTest {
         assertTrue(worst <= tolerance, precision + " KV: max |logit - transformers| = " + worst);
         System.out.printf("OwnModelParityTest: %s KV: max |logit - transformers| = %.2e; argmax equal at %d "
                 + "positions, %d near-ties (top-2 gap <= %.2f) skipped, %d of them flipped%n", precision, worst,
-                positionsChecked, nearTies, 2 * tolerance, nearTieFlips);
+                positionsChecked, nearTies, NEAR_TIE_GAP, nearTieFlips);
     }
 
     /**

@@ -15,7 +15,8 @@ import org.starflink.engine.testing.SharedModels;
 
 /**
  * {@code starflink eval} on stories260K (which cannot retrieve facts: the accuracy is not the point) at contexts of
- * several blocks: every cell is reported, and Star's logits differ from global's while global agrees with itself.
+ * several blocks: every cell is reported and Star's logits differ from global's; and on our own model, which
+ * retrieves needles, the accuracy is the one docs/accuracy.md reports (every mode answers a 2K needle).
  */
 class EvalCommandTest {
 
@@ -32,17 +33,28 @@ class EvalCommandTest {
         JsonNode cells = new ObjectMapper().readTree(json.toFile());
         assertEquals(2 * 3, cells.size()); // 2 tasks x (global, star-N/4, star-128)
         for (JsonNode cell : cells) {
-            double diff = cell.get("mean_abs_logit_diff").asDouble();
-            if (cell.get("mode").asText().equals("global")) {
-                assertEquals(0.0, diff);
-                assertEquals(1.0, cell.get("top1_agreement").asDouble());
-            } else {
-                assertTrue(diff > 1e-4, "Star should differ from global: " + cell);
+            if (!cell.get("mode").asText().equals("global")) { // global is the baseline of these two columns
+                assertTrue(cell.get("mean_abs_logit_diff").asDouble() > 1e-4, "Star should differ from global: "
+                        + cell);
             }
         }
         List<String> lines = Files.readAllLines(csv);
         assertEquals(7, lines.size());
         assertTrue(result.out().contains("star-N/4"), result.out());
+    }
+
+    @Test
+    void ourModelFindsTheNeedleInEveryMode(@TempDir Path tmp) throws Exception {
+        Path json = tmp.resolve("eval.json");
+        Path model = Path.of(System.getProperty("starflink.project.dir", ".."), "models/starflink-synth-14m");
+        CliRunner result = CliRunner.run("eval", "--model", model.toString(), "--tasks", "niah_single",
+                "--lengths", "2048", "--samples", "1", "--json", json.toString());
+        assertEquals(0, result.exitCode(), result.err());
+        JsonNode cells = new ObjectMapper().readTree(json.toFile());
+        assertEquals(3, cells.size(), cells.toString());
+        for (JsonNode cell : cells) {
+            assertEquals(1.0, cell.get("accuracy").asDouble(), "the needle is found: " + cell);
+        }
     }
 
     /** Instances 0 and 1 run separately (--first-sample) add up to the run of both: a cell can be extended. */

@@ -13,9 +13,19 @@ import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.stream.IntStream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.starflink.engine.backend.BackendKind;
+import org.starflink.engine.checkpoint.ModelRegistry;
 import org.starflink.engine.checkpoint.Safetensors;
+import org.starflink.engine.forward.Transformer;
+import org.starflink.engine.generate.GlobalSession;
+import org.starflink.engine.generate.Generator;
+import org.starflink.engine.generate.SamplingParams;
+import org.starflink.engine.model.Model;
+import org.starflink.engine.star.BlockLayout;
+import org.starflink.engine.star.LongContextGenerator;
 import org.starflink.engine.testing.FloatFormat;
 import org.starflink.engine.testing.RandomHfCheckpoint;
 import org.starflink.engine.testing.SafetensorsWriter;
@@ -56,17 +66,40 @@ class GenerateCommandTest {
         assertTrue(result.err().contains("decode"), result.err());
     }
 
+    /**
+     * Star mode gives the engine's Star generation with the given block and anchor sizes; global mode gives plain
+     * causal decoding of context + question (another code path: one session over all tokens).
+     */
     @Test
     void answersAQuestionOverAContextInStarAndGlobalMode() throws IOException {
-        Path context = Files.writeString(tmp.resolve("context.txt"), "Tom had a red ball. ".repeat(40));
+        String text = "Tom had a red ball. ".repeat(40);
+        Path context = Files.writeString(tmp.resolve("context.txt"), text);
+        Model model = SharedModels.stories260K();
+        Transformer transformer = new Transformer(ModelRegistry.backend(model, BackendKind.DJL));
+        LongContextGenerator engine = new LongContextGenerator(model, transformer);
+        int[] contextTokens = engine.contextTokens(text);
+        int[] questionTokens = engine.questionTokens("Tom said");
+        SamplingParams greedy = SamplingParams.greedy(6);
+        int[] star = engine.generate(contextTokens, questionTokens, new BlockLayout(64, 16), greedy, false,
+                t -> { }).tokens();
+        int[] prompt = IntStream.concat(IntStream.of(contextTokens), IntStream.of(questionTokens)).toArray();
+        int[] global;
+        try (GlobalSession session = new GlobalSession(transformer, prompt.length + 6)) {
+            global = new Generator(model.tokenizer(), model.config().eosIds()).generate(session, prompt, greedy,
+                    t -> { }).tokens();
+        }
         for (String mode : List.of("star", "global")) {
             CliRunner result = CliRunner.run("generate", "--model", stories(), "--context-file", context.toString(),
                     "--question", "Tom said", "--mode", mode, "--block-size", "64", "--anchor-size", "16",
                     "--max-new-tokens", "6", "--json");
             assertEquals(0, result.exitCode(), result.err());
             JsonNode json = JSON.readTree(result.out());
-            assertEquals(6, json.get("tokens").size());
-            assertTrue(json.get("timings").get("prefill_tokens").asInt() > 200);
+            int[] tokens = new int[json.get("tokens").size()];
+            for (int i = 0; i < tokens.length; i++) {
+                tokens[i] = json.get("tokens").get(i).asInt();
+            }
+            assertArrayEquals(mode.equals("star") ? star : global, tokens, mode + " mode");
+            assertEquals(prompt.length, json.get("timings").get("prefill_tokens").asInt(), mode);
         }
     }
 
