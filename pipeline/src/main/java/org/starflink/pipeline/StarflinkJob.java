@@ -1,12 +1,18 @@
 package org.starflink.pipeline;
 
+import java.time.Duration;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
+import org.apache.flink.configuration.CheckpointingOptions;
 import org.apache.flink.configuration.Configuration;
+import org.apache.flink.configuration.ExecutionOptions;
+import org.apache.flink.configuration.PipelineOptions;
+import org.apache.flink.configuration.ReadableConfig;
 import org.apache.flink.connector.base.DeliveryGuarantee;
 import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.apache.flink.util.ParameterTool;
 import org.starflink.engine.star.BlockLayout;
 import org.starflink.operators.block.BlockOperator;
 import org.starflink.operators.document.DocumentOperator;
@@ -125,12 +131,63 @@ public final class StarflinkJob {
         }, options);
     }
 
-    /** Entry point of the job jar on a cluster: configuration comes from Flink's (-D, config.yaml). */
+    /**
+     * The maximum parallelism the job sets when Flink's configuration sets none ({@code pipeline.max-parallelism}):
+     * the per-layer loop's head and tail must agree on key groups across restores and rescaling.
+     */
+    public static final int DEFAULT_MAX_PARALLELISM = 128;
+
+    /**
+     * Entry point of the job jar on a cluster ({@code flink run starflink-job.jar --starflink.x value ...}): the
+     * settings are Flink's configuration (config.yaml, -D) with the program arguments on top.
+     */
     public static void main(String[] args) throws Exception {
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
-        Configuration options = Configuration.fromMap(org.apache.flink.util.ParameterTool
-                .fromArgs(args).toMap());
-        defineKafkaJob(env, options);
+        defineClusterJob(env, args);
         env.execute("starflink");
+    }
+
+    /** Everything {@link #main} does before it submits: the settings, then the Kafka job on {@code env}. */
+    public static Configuration defineClusterJob(StreamExecutionEnvironment env, String[] args) {
+        Configuration options = jobOptions(env.getConfiguration(), args);
+        env.configure(settingsTheJobNeeds(options));
+        defineKafkaJob(env, options);
+        return options;
+    }
+
+    /**
+     * The job's settings: the cluster's configuration, then the program arguments ({@code --key value}) over it.
+     * Fails with one line naming the setting when something the job cannot run without is missing or wrong.
+     */
+    public static Configuration jobOptions(ReadableConfig cluster, String[] args) {
+        Configuration options = Configuration.fromMap(cluster.toMap());
+        options.addAll(Configuration.fromMap(ParameterTool.fromArgs(args).toMap()));
+        if (options.getOptional(StarflinkOptions.BOOTSTRAP_SERVERS).isEmpty()) {
+            throw new IllegalArgumentException(StarflinkOptions.BOOTSTRAP_SERVERS.key() + " is not set: pass --"
+                    + StarflinkOptions.BOOTSTRAP_SERVERS.key() + " HOST:PORT or set it in the Flink configuration");
+        }
+        if (options.get(CheckpointingOptions.ENABLE_UNALIGNED)) {
+            throw new IllegalArgumentException(CheckpointingOptions.ENABLE_UNALIGNED.key()
+                    + " is true: the per-layer loop needs aligned checkpoints (docs/loop.md); set it to false");
+        }
+        return options;
+    }
+
+    /**
+     * What the job sets itself unless the configuration says otherwise: a maximum parallelism (the loop needs
+     * one), no network buffering delay (a layer crosses the network twice per token) and no Kryo fallback.
+     */
+    public static Configuration settingsTheJobNeeds(Configuration options) {
+        Configuration settings = new Configuration(options);
+        if (options.getOptional(PipelineOptions.MAX_PARALLELISM).isEmpty()) {
+            settings.set(PipelineOptions.MAX_PARALLELISM, DEFAULT_MAX_PARALLELISM);
+        }
+        if (options.getOptional(ExecutionOptions.BUFFER_TIMEOUT).isEmpty()) {
+            settings.set(ExecutionOptions.BUFFER_TIMEOUT, Duration.ZERO);
+        }
+        if (options.getOptional(PipelineOptions.GENERIC_TYPES).isEmpty()) {
+            settings.set(PipelineOptions.GENERIC_TYPES, false);
+        }
+        return settings;
     }
 }
