@@ -2,9 +2,9 @@ package org.starflink.gpu;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.util.Arrays;
 import org.starflink.engine.backend.HandleLedger;
 import org.starflink.engine.backend.KvCache;
+import org.starflink.engine.backend.KvPositions;
 import org.starflink.engine.backend.KvPrecision;
 import org.starflink.engine.backend.Tensor;
 import org.starflink.engine.numeric.Bf16;
@@ -23,8 +23,8 @@ final class GpuKvCache implements KvCache {
     private final long[] keys;
     private final long[] values;
     private final long[] devicePositions;
-    private final int[][] positions;
-    private final int[] lengths;
+    private final KvPositions positions;
+    /** Tokens each layer's device buffers have room for. */
     private final int[] capacities;
     private boolean open = true;
 
@@ -42,15 +42,13 @@ final class GpuKvCache implements KvCache {
         this.keys = new long[layers];
         this.values = new long[layers];
         this.devicePositions = new long[layers];
-        this.positions = new int[layers][];
-        this.lengths = new int[layers];
+        this.positions = new KvPositions(layers, initialCapacity);
         this.capacities = new int[layers];
-        int capacity = Math.max(1, initialCapacity);
+        int capacity = positions.capacity(0);
         for (int l = 0; l < layers; l++) {
             keys[l] = context.allocate(rowBytes(capacity));
             values[l] = context.allocate(rowBytes(capacity));
             devicePositions[l] = context.allocate((long) capacity * Integer.BYTES);
-            positions[l] = new int[capacity];
             capacities[l] = capacity;
         }
         ledger.opened();
@@ -92,29 +90,29 @@ final class GpuKvCache implements KvCache {
 
     @Override
     public int length() {
-        return lengths[layers - 1];
+        return positions.length(layers - 1);
     }
 
     @Override
     public int length(int layer) {
-        return lengths[layer];
+        return positions.length(layer);
     }
 
     @Override
     public int[] positions(int layer, int from, int to) {
         checkOpen();
-        return Arrays.copyOfRange(positions[layer], from, to);
+        return positions.copy(layer, from, to);
     }
 
     @Override
     public void append(int layer, int[] tokenPositions, Tensor k, Tensor v) {
         GpuTensor keyRows = (GpuTensor) k;
         GpuTensor valueRows = (GpuTensor) v;
-        Tensor.requireShape(k, "k", tokenPositions.length, k.dim(1), k.dim(2));
-        Tensor.requireShape(v, "v", k.shape());
-        if (keyRows.dtype != GpuTensor.DType.BF16 || valueRows.dtype != GpuTensor.DType.BF16
-                || k.dim(1) * k.dim(2) != width) {
-            throw new IllegalArgumentException("k/v must be BF16 [T, Hkv, headDim] of width " + width);
+        int headDim = k.dim(2);
+        Tensor.requireShape(k, "k", tokenPositions.length, width / headDim, headDim);
+        Tensor.requireShape(v, "v", tokenPositions.length, width / headDim, headDim);
+        if (keyRows.dtype != GpuTensor.DType.BF16 || valueRows.dtype != GpuTensor.DType.BF16) {
+            throw new IllegalArgumentException("k/v must be BF16 tensors");
         }
         synchronized (context) {
             int start = reserve(layer, tokenPositions);
@@ -129,10 +127,7 @@ final class GpuKvCache implements KvCache {
     @Override
     public void read(int layer, int from, int to, ByteBuffer keyBytes, ByteBuffer valueBytes) {
         checkOpen();
-        if (from < 0 || to > lengths[layer] || from > to) {
-            throw new IndexOutOfBoundsException("tokens [" + from + ", " + to + ") of a layer holding "
-                    + lengths[layer]);
-        }
+        positions.checkRange(layer, from, to);
         synchronized (context) {
             download(keys[layer] + rowBytes(from), (int) rowBytes(to - from), keyBytes);
             download(values[layer] + rowBytes(from), (int) rowBytes(to - from), valueBytes);
@@ -165,23 +160,19 @@ final class GpuKvCache implements KvCache {
         NativeGpu.uploadShorts(context.handle, dst, bits, 0, count);
     }
 
-    /** Grows one layer for {@code tokenPositions}, records them on the host, returns the first new index; the
-     *  caller fills the device positions. */
+    /** Records {@code tokenPositions} on the host, grows the layer's device buffers to match (the caller fills
+     *  the device positions), returns the first new token's index. */
     private int reserve(int layer, int[] tokenPositions) {
         checkOpen();
-        int start = lengths[layer];
-        int needed = start + tokenPositions.length;
-        if (needed > capacities[layer]) {
-            int capacity = Math.max(needed, capacities[layer] * 2);
+        int start = positions.append(layer, tokenPositions);
+        int capacity = positions.capacity(layer);
+        if (capacity > capacities[layer]) {
             keys[layer] = grow(keys[layer], rowBytes(capacities[layer]), rowBytes(start), rowBytes(capacity));
             values[layer] = grow(values[layer], rowBytes(capacities[layer]), rowBytes(start), rowBytes(capacity));
             devicePositions[layer] = grow(devicePositions[layer], (long) capacities[layer] * Integer.BYTES,
                     (long) start * Integer.BYTES, (long) capacity * Integer.BYTES);
-            positions[layer] = Arrays.copyOf(positions[layer], capacity);
             capacities[layer] = capacity;
         }
-        System.arraycopy(tokenPositions, 0, positions[layer], start, tokenPositions.length);
-        lengths[layer] = needed;
         return start;
     }
 
@@ -198,7 +189,7 @@ final class GpuKvCache implements KvCache {
     public long bytes() {
         long total = 0;
         for (int l = 0; l < layers; l++) {
-            total += 2 * rowBytes(lengths[l]);
+            total += 2 * rowBytes(positions.length(l));
         }
         return total;
     }

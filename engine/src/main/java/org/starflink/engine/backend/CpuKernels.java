@@ -28,16 +28,6 @@ public final class CpuKernels {
         return host;
     }
 
-    /** Every key of one layer as float32 [length, Hkv, hd] (a new array). */
-    public static float[] keysF32(HostKvCache kv, int layer) {
-        return kv.keysF32(layer);
-    }
-
-    /** Every value of one layer as float32 [length, Hkv, hd] (a new array). */
-    public static float[] valuesF32(HostKvCache kv, int layer) {
-        return kv.valuesF32(layer);
-    }
-
     /**
      * @param q [T, H, hd] query rows
      * @return output [T, H, hd] and lse [T, H]

@@ -19,10 +19,9 @@ public final class HostKvCache implements KvCache {
     private final HandleLedger ledger;
     /** The owning backend's way to see a k/v tensor as host floats. */
     private final Function<Tensor, float[]> hostValues;
-    private final int[][] positions;
+    private final KvPositions positions;
     private final Rows[] keys;
     private final Rows[] values;
-    private final int[] lengths;
     private boolean open = true;
 
     public HostKvCache(int layers, int kvWidth, int headDim, KvPrecision precision, int initialCapacity,
@@ -33,15 +32,14 @@ public final class HostKvCache implements KvCache {
         this.precision = precision;
         this.ledger = ledger;
         this.hostValues = hostValues;
-        int capacity = Math.max(1, initialCapacity);
-        this.positions = new int[layers][capacity];
+        this.positions = new KvPositions(layers, initialCapacity);
+        int capacity = positions.capacity(0);
         this.keys = new Rows[layers];
         this.values = new Rows[layers];
         for (int l = 0; l < layers; l++) {
             keys[l] = Rows.of(precision, capacity * kvWidth);
             values[l] = Rows.of(precision, capacity * kvWidth);
         }
-        this.lengths = new int[layers];
         ledger.opened();
     }
 
@@ -62,24 +60,24 @@ public final class HostKvCache implements KvCache {
 
     @Override
     public int length() {
-        return lengths[layers - 1];
+        return positions.length(layers - 1);
     }
 
     @Override
     public int length(int layer) {
-        return lengths[layer];
+        return positions.length(layer);
     }
 
     @Override
     public int[] positions(int layer, int from, int to) {
         checkOpen();
-        return Arrays.copyOfRange(positions[layer], from, to);
+        return positions.copy(layer, from, to);
     }
 
     /** Position ids of one layer; the array may be longer than {@link #length(int)} (backends only, no copy). */
     int[] positionsView(int layer) {
         checkOpen();
-        return positions[layer];
+        return positions.view(layer);
     }
 
     @Override
@@ -97,10 +95,7 @@ public final class HostKvCache implements KvCache {
     @Override
     public void read(int layer, int from, int to, ByteBuffer keyBytes, ByteBuffer valueBytes) {
         checkOpen();
-        if (from < 0 || to > lengths[layer] || from > to) {
-            throw new IndexOutOfBoundsException("tokens [" + from + ", " + to + ") of a layer holding "
-                    + lengths[layer]);
-        }
+        positions.checkRange(layer, from, to);
         keys[layer].read(from * width, (to - from) * width, keyBytes.order(ByteOrder.LITTLE_ENDIAN));
         values[layer].read(from * width, (to - from) * width, valueBytes.order(ByteOrder.LITTLE_ENDIAN));
     }
@@ -113,19 +108,15 @@ public final class HostKvCache implements KvCache {
         values[layer].write(start * width, count * width, from, valueBytes.order(ByteOrder.LITTLE_ENDIAN));
     }
 
-    /** Grows one layer for {@code tokenPositions}, records them, and returns the first new token's index. */
+    /** Records {@code tokenPositions} in one layer, grows its rows to match, returns the first new token's index. */
     private int reserve(int layer, int[] tokenPositions) {
         checkOpen();
-        int start = lengths[layer];
-        int needed = start + tokenPositions.length;
-        if (needed > positions[layer].length) {
-            int capacity = Math.max(needed, positions[layer].length * 2);
-            positions[layer] = Arrays.copyOf(positions[layer], capacity);
-            keys[layer] = keys[layer].grow(capacity * width);
-            values[layer] = values[layer].grow(capacity * width);
+        int start = positions.append(layer, tokenPositions);
+        int capacity = positions.capacity(layer) * width;
+        if (capacity > keys[layer].capacity()) {
+            keys[layer] = keys[layer].grow(capacity);
+            values[layer] = values[layer].grow(capacity);
         }
-        System.arraycopy(tokenPositions, 0, positions[layer], start, tokenPositions.length);
-        lengths[layer] = needed;
         return start;
     }
 
@@ -140,15 +131,15 @@ public final class HostKvCache implements KvCache {
     }
 
     /** Every key of one layer as float32 [length, Hkv, headDim] (a new array). */
-    float[] keysF32(int layer) {
-        float[] out = new float[lengths[layer] * width];
+    public float[] keysF32(int layer) {
+        float[] out = new float[positions.length(layer) * width];
         keys[layer].widen(0, out.length, out, 0);
         return out;
     }
 
     /** Every value of one layer as float32 [length, Hkv, headDim] (a new array). */
-    float[] valuesF32(int layer) {
-        float[] out = new float[lengths[layer] * width];
+    public float[] valuesF32(int layer) {
+        float[] out = new float[positions.length(layer) * width];
         values[layer].widen(0, out.length, out, 0);
         return out;
     }
@@ -157,7 +148,7 @@ public final class HostKvCache implements KvCache {
     public long bytes() {
         long total = 0;
         for (int l = 0; l < layers; l++) {
-            total += 2L * lengths[l] * width * precision.bytes;
+            total += 2L * positions.length(l) * width * precision.bytes;
         }
         return total;
     }
@@ -193,6 +184,8 @@ public final class HostKvCache implements KvCache {
 
         abstract Rows grow(int capacity);
 
+        abstract int capacity();
+
         abstract void put(int at, float[] source, int offset, int count);
 
         abstract void widen(int at, int count, float[] target, int offset);
@@ -212,6 +205,11 @@ public final class HostKvCache implements KvCache {
         @Override
         Rows grow(int capacity) {
             return new F32Rows(Arrays.copyOf(data, capacity));
+        }
+
+        @Override
+        int capacity() {
+            return data.length;
         }
 
         @Override
@@ -256,6 +254,11 @@ public final class HostKvCache implements KvCache {
         }
 
         @Override
+        int capacity() {
+            return data.length;
+        }
+
+        @Override
         void put(int at, float[] source, int offset, int count) {
             for (int i = 0; i < count; i++) {
                 data[at + i] = Bf16.fromFloat(source[offset + i]);
@@ -265,7 +268,7 @@ public final class HostKvCache implements KvCache {
         @Override
         void widen(int at, int count, float[] target, int offset) {
             for (int i = 0; i < count; i++) {
-                target[offset + i] = Float.intBitsToFloat((data[at + i] & 0xffff) << 16);
+                target[offset + i] = Bf16.toFloat(data[at + i]);
             }
         }
 

@@ -24,7 +24,7 @@ class QueryHostStateTest {
     @Test
     void restoringAfterEveryLayerChangesNothing() {
         Model model = SharedModels.stories260K();
-        Transformer transformer = new Transformer(ModelRegistry.backend(model, BackendKind.DJL));
+        Transformer transformer = transformer(model);
         LongContextGenerator generator = new LongContextGenerator(model, transformer);
         int[] context = generator.contextTokens("Lily and Tom went to the park. They saw a big dog. ".repeat(8));
         EncodedContext encoded = generator.encode(context, BlockLayout.of(64));
@@ -56,7 +56,7 @@ class QueryHostStateTest {
     @Test
     void changedPagesAloneRebuildTheHostAndStaySmall() {
         Model model = SharedModels.stories260K();
-        Transformer transformer = new Transformer(ModelRegistry.backend(model, BackendKind.DJL));
+        Transformer transformer = transformer(model);
         LongContextGenerator generator = new LongContextGenerator(model, transformer);
         int[] context = generator.contextTokens("Lily and Tom went to the park. ".repeat(6));
         EncodedContext encoded = generator.encode(context, BlockLayout.of(32));
@@ -93,6 +93,10 @@ class QueryHostStateTest {
                 + " bytes of KV for one layer; one page is " + pageTokens * rowBytes);
         host.close();
         uninterrupted.close();
+    }
+
+    private static Transformer transformer(Model model) {
+        return new Transformer(ModelRegistry.backend(model, BackendKind.DJL));
     }
 
     /** The host through its serialized state, as Flink's keyed state holds it; the old object is closed. */

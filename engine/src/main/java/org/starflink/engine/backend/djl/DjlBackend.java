@@ -219,8 +219,8 @@ public final class DjlBackend implements Backend {
             int kvHeads = config.kvHeads();
             // [S, Hkv, hd] -> [Hkv, 1, hd, S] and [Hkv, 1, S, hd]: one leading batch per KV head, broadcast over G
             Shape kvShape = new Shape(keyCount, kvHeads, hd);
-            NDArray kT = scope.create(CpuKernels.keysF32(kv, layer), kvShape).transpose(1, 2, 0).expandDims(1);
-            NDArray v = scope.create(CpuKernels.valuesF32(kv, layer), kvShape).transpose(1, 0, 2).expandDims(1);
+            NDArray kT = scope.create(kv.keysF32(layer), kvShape).transpose(1, 2, 0).expandDims(1);
+            NDArray v = scope.create(kv.valuesF32(layer), kvShape).transpose(1, 0, 2).expandDims(1);
             NDArray keyPos = scope.create(IntBuffer.wrap(kv.positions(layer, 0, keyCount)), new Shape(1, keyCount),
                     DataType.INT32);
             for (int start = 0; start < rows; start += chunk) {
