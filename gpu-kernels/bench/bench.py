@@ -17,6 +17,7 @@ ap.add_argument("--lib", default=os.path.join(os.path.dirname(__file__), "..", "
 ap.add_argument("--out", default=None)
 ap.add_argument("--lengths", default="16384,32768,65536")
 ap.add_argument("--reps", type=int, default=10)
+ap.add_argument("--prefill-only", action="store_true", help="only table 1 (the attention prefill kernels)")
 args = ap.parse_args()
 
 lib = ctypes.CDLL(os.path.abspath(args.lib))
@@ -117,6 +118,23 @@ def run_sdpa(backend, qs, ks, vs, kx, vx, causal):
         return None, "n/a: " + str(e).splitlines()[0][:60]
 
 
+def fmt(x, spec):
+    return "n/a" if x is None else format(x, spec)
+
+
+
+def print_table1():
+    print("\n### 1. attention prefill, causal, 32 q / 8 kv heads, hd 128 (TFLOP/s = 4*N*N*H*hd/2 / time)")
+    print("| N | ours FA3-style ping-pong | ours FA3-style | ours wgmma 3 warpgroups | ours wgmma overlapped | ours wgmma | ours wgmma 2 blocks/SM | ours mma.sync 4 warps x 32 rows | ours mma.sync 8 warps x 16 rows | SDPA cuDNN | SDPA flash | best ours / cuDNN | best ours / flash | rel err vs fp32 math |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows1:
+        best = max(r[v[0] + "_tflops"] for v in VARIANTS)
+        c, fl = r["cudnn_tflops"], r["flash_tflops"]
+        print(f"| {r['N']//1024}K | " + " | ".join(f"{r[v[0] + '_tflops']:.0f}" for v in VARIANTS) + f" | {fmt(c, '.0f')} "
+              f"({r['cudnn_how']}) | {fmt(fl, '.0f')} ({r['flash_how']}) | {fmt(best / c if c else None, '.2f')} | "
+              f"{fmt(best / fl if fl else None, '.2f')} | {r['rel_err_vs_math']:.1e} |")
+
+
 results = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__,
            "cudnn": torch.backends.cudnn.version()}
 print(f"device {results['device']}  torch {results['torch']}  cudnn {results['cudnn']}", flush=True)
@@ -134,7 +152,7 @@ del src, dst
 print(f"device-to-device copy: {copy_gbs:.0f} GB/s (read + write, 4 GiB)", flush=True)
 
 # ---- 1. prefill ----
-VARIANTS = [("ours_wgmma_3wg", 128, 6), ("ours_wgmma_pipe", 128, 5), ("ours_wgmma", 128, 3), ("ours_wgmma_2blk", 128, 4), ("ours_mma_4x32", 128, 2), ("ours_mma_8x16", 128, 1)]
+VARIANTS = [("ours_fa3_pp", 128, 7), ("ours_fa3", 128, 8), ("ours_wgmma_3wg", 128, 6), ("ours_wgmma_pipe", 128, 5), ("ours_wgmma", 128, 3), ("ours_wgmma_2blk", 128, 4), ("ours_mma_4x32", 128, 2), ("ours_mma_8x16", 128, 1)]
 rows1 = []
 for N in [int(x) for x in args.lengths.split(",")]:
     q = torch.randn(N, H, HD, device=dev, dtype=torch.bfloat16)
@@ -164,6 +182,12 @@ for N in [int(x) for x in args.lengths.split(",")]:
     del q, k, v, out, lse, qs, ks, vs, kx, vx, ref
     torch.cuda.empty_cache()
 results["prefill"] = rows1
+if args.prefill_only:
+    if args.out:
+        with open(os.path.join(args.out, "bench.json"), "w") as f:
+            json.dump(results, f, indent=1)
+    print_table1()
+    sys.exit(0)
 
 # ---- 2. Star phase 1 ----
 b = a = 8192
@@ -287,19 +311,7 @@ if args.out:
         json.dump(results, f, indent=1)
 
 
-def fmt(x, spec):
-    return "n/a" if x is None else format(x, spec)
-
-
-print("\n### 1. attention prefill, causal, 32 q / 8 kv heads, hd 128 (TFLOP/s = 4*N*N*H*hd/2 / time)")
-print("| N | ours wgmma 3 warpgroups | ours wgmma overlapped | ours wgmma | ours wgmma 2 blocks/SM | ours mma.sync 4 warps x 32 rows | ours mma.sync 8 warps x 16 rows | SDPA cuDNN | SDPA flash | best ours / cuDNN | best ours / flash | rel err vs fp32 math |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-for r in rows1:
-    best = max(r[v[0] + "_tflops"] for v in VARIANTS)
-    c, fl = r["cudnn_tflops"], r["flash_tflops"]
-    print(f"| {r['N']//1024}K | " + " | ".join(f"{r[v[0] + '_tflops']:.0f}" for v in VARIANTS) + f" | {fmt(c, '.0f')} "
-          f"({r['cudnn_how']}) | {fmt(fl, '.0f')} ({r['flash_how']}) | {fmt(best / c if c else None, '.2f')} | "
-          f"{fmt(best / fl if fl else None, '.2f')} | {r['rel_err_vs_math']:.1e} |")
+print_table1()
 print(f"\n### 2. Star phase 1: block b = 8K over [anchor 8K all visible; own 8K causal] (ms; ours = {p1['variant']})")
 print("| ours: 2 partials + merge | ours: 1 call over [anchor; block] KV | SDPA cuDNN causal 16K | SDPA flash causal 16K | speedup vs cuDNN | ours TFLOP/s (useful) |")
 print("|---|---|---|---|---|---|")

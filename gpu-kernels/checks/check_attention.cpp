@@ -222,6 +222,7 @@ static void memory_flat_case(sf_context* ctx, Rng& rng) {
     dkp.put(kpos);
     auto call = [&](int i) {
         sf_attention_opts o{SF_ATTN_TILED, 1 + i % 5, i % 2 ? 16 : 64, 0};
+        if (i % 3 == 0) o = {SF_ATTN_TILED, 0, 128, 7 + (i / 3) % 2};  // the FA3-style kernel too (tensor maps)
         CK(sf_attention(ctx, dq.as<sf_bf16>(), dqp.as<int>(), 1 + i % T, H, dk.as<sf_bf16>(), dk.as<sf_bf16>(),
                         dkp.as<int>(), S, Hkv, hd, dout.as<float>(), dlse.as<float>(), &o));
         const float* po[2] = {dout.as<float>(), dout.as<float>()};
@@ -287,6 +288,34 @@ int main() {
         add({"wgmma 3 warpgroups: phase-1 [anchor;block]", 600, 1240, 32, 8, 128, qp, kp, SF_ATTN_TILED, 128, 0, 6});
     }
     add({"wgmma: S = 0", 40, 0, 32, 8, 128, range(40, 0), {}, SF_ATTN_TILED, 128, 0, 3});
+    // FA3-style kernel (TMA + mbarriers, warp-specialized, 128-key tiles), with (7) and without (8) ping-pong
+    for (int fv : {7, 8}) {
+        const std::string p = fv == 7 ? "fa3 ping-pong: " : "fa3: ";
+        auto fa = [&](std::string name, int T, int S, int H, int Hkv, std::vector<int> qp, std::vector<int> kp,
+                      int splits = 0) {
+            add({p + name, T, S, H, Hkv, 128, std::move(qp), std::move(kp), SF_ATTN_TILED, 128, splits, fv});
+        };
+        fa("causal T=S=1500 H8/Hkv2 (GQA 4, ragged tiles)", 1500, 1500, 8, 2, range(1500, 0), range(1500, 0));
+        fa("causal T=S=2000 H32/Hkv8", 2000, 2000, 32, 8, range(2000, 0), range(2000, 0));
+        fa("causal T=S=777 H8/Hkv8 (no GQA)", 777, 777, 8, 8, range(777, 0), range(777, 0));
+        fa("causal T=S=129 (one full + one 1-key tile)", 129, 129, 8, 2, range(129, 0), range(129, 0));
+        fa("2 q-tiles, 1 key tile (S=100)", 70, 100, 8, 2, range(70, 30), range(100, 0));
+        fa("1 row over S=5000 all visible (auto splits)", 1, 5000, 32, 8, {9000}, range(5000, 0));
+        fa("20 rows over S=3001 all visible, 3 splits", 20, 3001, 32, 8, range(20, 5000), range(3001, 0), 3);
+        std::vector<int> qp = range(600, 8192), kp = range(640, 0), own = range(600, 8192);
+        kp.insert(kp.end(), own.begin(), own.end());
+        fa("phase-1 [anchor 0..639; block at 8192..]", 600, 1240, 32, 8, qp, kp);
+        fa("phase-1 anchor only (all visible, no mask)", 600, 640, 8, 2, range(600, 8192), range(640, 0));
+        std::vector<int> rq(300), rk(900);
+        for (auto& x : rq) x = rng.integer(0, 2000);
+        for (auto& x : rk) x = rng.integer(0, 2000);
+        fa("random unsorted positions T=300 S=900", 300, 900, 8, 2, rq, rk);
+        fa("empty partial: every key after every query", 50, 300, 8, 2, range(50, 0), range(300, 1000));
+        std::vector<int> qe(200);
+        for (int t = 0; t < 200; ++t) qe[t] = t * 3;
+        fa("some rows empty (qpos < min kpos)", 200, 400, 8, 2, qe, range(400, 150));
+        fa("S = 0", 40, 0, 32, 8, range(40, 0), {});
+    }
     add({"mma.sync 8x16: causal T=S=600 H8/Hkv2 hd128 4 splits", 600, 600, 8, 2, 128, range(600, 0), range(600, 0), SF_ATTN_TILED, 128, 4, 1});
     add({"causal T=S=600 H8/Hkv2 hd128 4 splits", 600, 600, 8, 2, 128, range(600, 0), range(600, 0), SF_ATTN_TILED, 128, 4});
     // Star phase 1: block at global positions 8192.. over the anchor (0..a-1, all visible) and its own KV

@@ -63,7 +63,9 @@ typedef struct sf_attention_opts {
     int variant;     /* SF_ATTN_TILED with block_m 128: 1 = mma.sync 8 warps x 16 rows, 2 = mma.sync 4 warps x 32
                         rows, 3 = Hopper wgmma (hd 128 only), 4 = wgmma with a 128-register cap (2 blocks per
                         SM), 5 = wgmma with the next S product overlapping the softmax, 6 = wgmma with 3 warpgroups
-                        (192 rows a block); 0 = choose */
+                        (192 rows a block), 7 = FlashAttention-3 style (TMA producer warpgroup, 2 consumer
+                        warpgroups in ping-pong, 128-key tiles; K/V 16-byte aligned, else 6), 8 = the same
+                        without ping-pong; 0 = choose */
 } sf_attention_opts;
 
 /* ---- errors, devices, contexts ---- */

@@ -3,7 +3,8 @@
 //
 // A thread block owns "packed" query rows of one KV head: packed row r = (token r / G, query head
 // kvh * G + r % G), so the G query heads that share a KV head share every K/V tile (GQA packing). Keys stream
-// through shared memory in tiles of BN = 64 (cp.async, double buffered, 16-byte chunks XOR-swizzled by row).
+// through shared memory in tiles of BN = 64 (cp.async, double buffered, 16-byte chunks XOR-swizzled by row; the
+// FA3-style kernel: BN3 = 128 by TMA).
 // Which key tiles a query tile needs comes from a plan (many query tiles) built from per-tile min/max key
 // positions: a tile with min kpos > max qpos is skipped, one with max kpos <= min qpos needs no mask, others
 // are masked element by element. With one query tile (decode, phase 2) tiles are classified inline instead.
@@ -12,18 +13,23 @@
 //
 // Kernels (the host picks one; sf_attention_opts.variant overrides):
 //  attn_tiled_kernel<HD, W, MT>   mma.sync m16n8k16 (ldmatrix), W warps x 16*MT rows; hd 64/128, few rows
-//  attn_wgmma_kernel<NWG, MINB>   Hopper wgmma m64n64k16, NWG warpgroups x 64 rows; hd 128 prefill (NWG 3 is
-//                                 the default, the fastest measured)
+//  attn_wgmma_kernel<NWG, MINB>   Hopper wgmma m64n64k16, NWG warpgroups x 64 rows; hd 128 prefill (NWG 3 was
+//                                 the default before the FA3-style kernel)
 //  attn_wgmma_pipe_kernel         wgmma with the next tile's S in flight during the softmax (measured slower)
+//  attn_fa3_kernel<PP>            FlashAttention-3 style: a TMA producer warpgroup, 2 consumer warpgroups (ping-pong
+//                                 when PP), 128-key tiles, m64n128k16; hd 128 prefill (the default, the fastest)
 //  attn_simple_kernel             FP32 CUDA cores, one warp per (row, head); any even hd <= 256
 #include "common.cuh"
 #include <climits>
+#include <mutex>
+#include <cuda.h>          // CUtensorMap (types only: the encoder comes from the runtime's driver entry point)
+#include <cudaTypedefs.h>
 
 namespace {
 
 constexpr int BN = 64;         // keys per tile
 constexpr int kMaxMerge = 64;  // partials per merge launch
-constexpr int kDefault128 = 7; // hd 128, > 64 packed rows: internal 2, 3 (mma.sync), 4-7 (wgmma); 7 (3 warpgroups) measured fastest
+constexpr int kDefault128 = 8; // hd 128, > 64 packed rows: internal 2, 3 (mma.sync), 4-7 (wgmma), 8-9 (FA3 style); 8 (FA3 ping-pong) measured fastest
 
 struct AttnArgs {
     const __nv_bfloat16* q;
@@ -375,6 +381,27 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[32], const uint32_t (&a)[4],
         "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, {%32,%33,%34,%35}, %36, p, 1, 1, 1;\n}\n"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+#endif
+}
+
+// d (+)= A(smem) B(smem), m64n128k16, both K-major (S = Q K^T over a 128-key tile)
+__device__ __forceinline__ void wgmma_ss128(float (&d)[64], uint64_t da, uint64_t db, int scale_d) {
+#ifdef SF_WGMMA
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "l"(da), "l"(db), "r"(scale_d));
+#endif
+}
+// d += A(registers) B(smem, MN-major), m64n128k16 (O += P V over all 128 columns of hd)
+__device__ __forceinline__ void wgmma_rs128(float (&d)[64], const uint32_t (&a)[4], uint64_t db) {
+#ifdef SF_WGMMA
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, {%64,%65,%66,%67}, %68, p, 1, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
 #endif
 }
@@ -770,19 +797,352 @@ __global__ void __launch_bounds__(256, 1) attn_wgmma_pipe_kernel(const AttnArgs 
     }
 }
 
-// Per key tile: (min, max) key position; an incomplete last tile gets max = INT_MAX (always masked).
+// ---- FlashAttention-3-style kernel (sm_90a): warp specialization, TMA, mbarriers, 128-key tiles ----
+// 3 warpgroups: warpgroup 0 is the producer (one thread issues the TMA loads of K and V tiles into a two-stage
+// shared ring, then the warpgroup gives its registers away: setmaxnreg 24), warpgroups 1 and 2 are consumers
+// (setmaxnreg 240), each owning 64 of the block's 128 packed query rows. Tiles are BN3 = 128 keys x hd 128,
+// kept as two 64-column halves in the 128-byte swizzle (TMA writes that layout itself, box 64 x 1 x 128 over
+// the [S][Hkv][hd] tensor; rows past S arrive as zeros). K and V have their own full / empty mbarriers per
+// stage, so K of tile j + 1 can land while V of tile j - 1 is still being read.
+// Consumer schedule per tile j (FlashAttention-3's intra-warpgroup overlap):
+//   issue S_j = Q K_j (m64n128k16, 8 k-steps) and O += P_{j-1} V_{j-1} (m64n128k16 x 8, P from registers);
+//   wait for S_j only; release K_j; mask (partial tiles) and softmax S_j -> P_j while P V runs;
+//   wait for P V; release V_{j-1}; rescale O by the new max.
+// With PP (ping-pong), the two consumer warpgroups take turns issuing their products (named barriers 3 and 4),
+// so one warpgroup's softmax runs while the other's products occupy the tensor cores.
+// The masking rule, the plan (here over 128-key tiles), GQA packing, splits and the out / lse outputs are the
+// other kernels'.
+constexpr int BN3 = 128;       // keys per tile (FA3 kernel)
+constexpr int kFa3Stages = 2;
+
+__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+    uint32_t done;
+    do {
+        asm volatile(
+            "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+            : "=r"(done)
+            : "r"(bar), "r"(parity)
+            : "memory");
+    } while (!done);
+}
+__device__ __forceinline__ void tma_load_3d(uint32_t dst, const CUtensorMap* map, int c0, int c1, int c2,
+                                            uint32_t bar) {
+    asm volatile(
+        "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(
+            dst),
+        "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(bar)
+        : "memory");
+}
+__device__ __forceinline__ void named_bar_sync(int id, int n) {
+    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(n) : "memory");
+}
+__device__ __forceinline__ void named_bar_arrive(int id, int n) {
+    asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(n) : "memory");
+}
+template <int N>
+__device__ __forceinline__ void wg_wait() {
+#ifdef SF_WGMMA
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+#endif
+}
+__device__ __forceinline__ void wg_acc_fence64(float (&d)[64]) {
+#pragma unroll
+    for (int i = 0; i < 64; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+__device__ __forceinline__ void reg_fence(uint32_t (&p)[8][4]) {
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) asm volatile("" : "+r"(p[i][j])::"memory");
+}
+// wgmma descriptor with an explicit leading byte offset (MN-major operands wider than one 64-column atom)
+__device__ __forceinline__ uint64_t wg_desc_lbo(uint32_t saddr, uint32_t lbo) {
+    uint64_t d = (uint64_t)((saddr & 0x3FFFF) >> 4);
+    d |= (uint64_t)((lbo >> 4) & 0x3FFF) << 16;
+    d |= (uint64_t)(1024 >> 4) << 32;
+    d |= (uint64_t)1 << 62;
+    return d;
+}
+
+// Mask (partial tiles, positions from global memory), online softmax of a 64 x 128 S tile in the accumulator
+// layout (S becomes P in place); returns the rescale factor per row half in alpha (O is rescaled by the caller once
+// the previous P V product has finished).
+__device__ __forceinline__ void fa3_softmax(float (&s)[64], float (&m)[2], float (&l)[2], float (&alpha)[2],
+                                            float sl2, bool partial, const int* __restrict__ kpos, int tile, int S,
+                                            const int (&qp)[2], int lane) {
+    if (partial) {
+#pragma unroll
+        for (int n = 0; n < BN3 / 8; ++n)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const int key = tile * BN3 + n * 8 + (lane & 3) * 2 + e;
+                const int kv = key < S ? __ldg(kpos + key) : INT_MAX;
+                if (!(key < S && kv <= qp[0])) s[n * 4 + e] = -INFINITY;
+                if (!(key < S && kv <= qp[1])) s[n * 4 + 2 + e] = -INFINITY;
+            }
+    }
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+        float mx = m[e];
+#pragma unroll
+        for (int n = 0; n < BN3 / 8; ++n) mx = fmaxf(mx, fmaxf(s[n * 4 + 2 * e], s[n * 4 + 2 * e + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float mu = mx == -INFINITY ? 0.f : mx * sl2;
+        alpha[e] = exp2f(m[e] * sl2 - mu);  // 0 when the old max is -inf
+        m[e] = mx;
+        float rs = 0.f;
+#pragma unroll
+        for (int n = 0; n < BN3 / 8; ++n) {
+            s[n * 4 + 2 * e] = exp2f(fmaf(s[n * 4 + 2 * e], sl2, -mu));
+            s[n * 4 + 2 * e + 1] = exp2f(fmaf(s[n * 4 + 2 * e + 1], sl2, -mu));
+            rs += s[n * 4 + 2 * e] + s[n * 4 + 2 * e + 1];
+        }
+        l[e] = l[e] * alpha[e] + rs;
+    }
+}
+// P (the exponentiated S tile) as BF16 A fragments of the P V product.
+__device__ __forceinline__ void fa3_pack(const float (&s)[64], uint32_t (&pa)[8][4]) {
+#pragma unroll
+    for (int kk = 0; kk < BN3 / 16; ++kk) {
+        pa[kk][0] = pack_bf16(s[(2 * kk) * 4 + 0], s[(2 * kk) * 4 + 1]);
+        pa[kk][1] = pack_bf16(s[(2 * kk) * 4 + 2], s[(2 * kk) * 4 + 3]);
+        pa[kk][2] = pack_bf16(s[(2 * kk + 1) * 4 + 0], s[(2 * kk + 1) * 4 + 1]);
+        pa[kk][3] = pack_bf16(s[(2 * kk + 1) * 4 + 2], s[(2 * kk + 1) * 4 + 3]);
+    }
+}
+__device__ __forceinline__ void fa3_rescale(float (&o)[64], const float (&alpha)[2]) {
+#pragma unroll
+    for (int n = 0; n < 16; ++n) {
+        o[n * 4 + 0] *= alpha[0];
+        o[n * 4 + 1] *= alpha[0];
+        o[n * 4 + 2] *= alpha[1];
+        o[n * 4 + 3] *= alpha[1];
+    }
+}
+
+template <bool PP>
+__global__ void __launch_bounds__(384, 1)
+    attn_fa3_kernel(const AttnArgs a, const __grid_constant__ CUtensorMap tmK, const __grid_constant__ CUtensorMap tmV) {
+#ifndef SF_WGMMA
+    __trap();  // compiled without sm_90a features (wgmma, setmaxnreg): fail loudly rather than return garbage
+#else
+    constexpr int HD = 128, BM = 128, CH = HD / 8, NS = kFa3Stages;
+    constexpr int TILE = BN3 * HD * 2;           // bytes of one K (or V) tile: 32 KB
+    constexpr int HALF = BN3 * 128;              // bytes of one 64-column half of a tile
+    extern __shared__ unsigned char smem_dyn[];
+    unsigned char* smem = (unsigned char*)(((uintptr_t)smem_dyn + 1023) & ~(uintptr_t)1023);
+    unsigned char* Qs = smem;                    // [2 halves][128 rows][128 B] = 32 KB
+    unsigned char* Ks = Qs + 2 * BM * 128;       // [NS][2 halves][128 keys][128 B]
+    unsigned char* Vs = Ks + NS * TILE;
+    uint64_t* bars = reinterpret_cast<uint64_t*>(Vs + NS * TILE);  // fullK, fullV, emptyK, emptyV [NS] each
+    const uint32_t bar0 = smem_u32(bars);
+    auto fullK = [&](int s) { return bar0 + 8 * s; };
+    auto fullV = [&](int s) { return bar0 + 8 * (NS + s); };
+    auto emptyK = [&](int s) { return bar0 + 8 * (2 * NS + s); };
+    auto emptyV = [&](int s) { return bar0 + 8 * (3 * NS + s); };
+
+    const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31;
+    const int qt = a.reverse ? (int)gridDim.x - 1 - (int)blockIdx.x : (int)blockIdx.x;
+    const int kvh = blockIdx.y, split = blockIdx.z;
+    const int row0 = qt * BM;
+    const int n_items = a.count[qt];
+    const int per = (n_items + a.nsplit - 1) / a.nsplit;
+    const int i0 = split * per, i1 = min(n_items, i0 + per);
+    const int n = max(0, i1 - i0);
+    const int* lst = a.list + (size_t)qt * a.list_stride;
+
+    if (tid == 0) {
+        for (int s = 0; s < NS; ++s) {
+            mbar_init(fullK(s), 1);
+            mbar_init(fullV(s), 1);
+            mbar_init(emptyK(s), 8);  // one arrive per consumer warp
+            mbar_init(emptyV(s), 8);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+
+    if (wg == 0) {  // ---- producer ----
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n" ::: "memory");
+        if (tid == 0) {
+            asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(&tmK)) : "memory");
+            asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(&tmV)) : "memory");
+            const uint32_t k_s = smem_u32(Ks), v_s = smem_u32(Vs);
+            for (int j = 0; j < n; ++j) {
+                const int key0 = (lst[i0 + j] & 0x3fffffff) * BN3;
+                const int s = j % NS;
+                const uint32_t ph = (uint32_t)(j / NS) & 1u;
+                if (j >= NS) mbar_wait(emptyK(s), ph ^ 1u);
+                mbar_expect_tx(fullK(s), TILE);
+                tma_load_3d(k_s + s * TILE, &tmK, 0, kvh, key0, fullK(s));
+                tma_load_3d(k_s + s * TILE + HALF, &tmK, 64, kvh, key0, fullK(s));
+                if (j >= NS) mbar_wait(emptyV(s), ph ^ 1u);
+                mbar_expect_tx(fullV(s), TILE);
+                tma_load_3d(v_s + s * TILE, &tmV, 0, kvh, key0, fullV(s));
+                tma_load_3d(v_s + s * TILE + HALF, &tmV, 64, kvh, key0, fullV(s));
+            }
+        }
+        return;
+    }
+    // ---- consumers ----
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n" ::: "memory");
+    const int c = wg - 1, ctid = tid - 128 * wg, warp = ctid >> 5;
+    // this warpgroup's 64 Q rows -> shared (zero rows past Tp)
+    for (int x = ctid; x < 64 * CH; x += 128) {
+        const int r = c * 64 + x / CH, ch = x % CH, pr = row0 + r;
+        const bool ok = pr < a.Tp;
+        const int t = ok ? pr / a.G : 0, h = kvh * a.G + (ok ? pr % a.G : 0);
+        const int off = (ch >> 3) * BM * 128 + r * 128 + (((ch & 7) ^ (r & 7)) << 4);
+        cp_async16(smem_u32(Qs + off), a.q + ((size_t)t * a.H + h) * HD + ch * 8, ok);
+    }
+    cp_async_commit();
+    int qp[2];
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+        const int r = row0 + c * 64 + warp * 16 + (lane >> 2) + 8 * e;
+        qp[e] = r < a.Tp ? a.qpos[r / a.G] : INT_MIN;
+    }
+    cp_async_wait_all();
+    fence_proxy_async();  // cp.async wrote Q, the tensor cores read it
+    named_bar_sync(1 + c, 128);
+
+    float o[64];
+#pragma unroll
+    for (int x = 0; x < 64; ++x) o[x] = 0.f;
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f}, alpha[2];
+    const float sl2 = a.scale_log2;
+    const uint32_t q_base = smem_u32(Qs) + c * 64 * 128;
+    const uint32_t k_s = smem_u32(Ks), v_s = smem_u32(Vs);
+    auto issue_s = [&](float (&s)[64], int st) {
+        const uint32_t kb = k_s + st * TILE;
+#pragma unroll
+        for (int kk = 0; kk < HD / 16; ++kk) {
+            const uint32_t off = (kk & 3) * 32;
+            wgmma_ss128(s, wg_desc(q_base + (kk >> 2) * BM * 128 + off), wg_desc(kb + (kk >> 2) * HALF + off), kk > 0);
+        }
+    };
+    auto issue_pv = [&](const uint32_t (&p)[8][4], int st) {
+        const uint32_t vb = v_s + st * TILE;
+#pragma unroll
+        for (int kk = 0; kk < BN3 / 16; ++kk) wgmma_rs128(o, p[kk], wg_desc_lbo(vb + kk * 16 * 128, HALF));
+    };
+    const int bar_me = 3 + c, bar_other = 3 + (c ^ 1);
+
+    if (n > 0) {
+        if (PP && c == 1) named_bar_arrive(3, 256);  // consumer 0 takes the first turn
+        uint32_t pa[8][4];
+        {   // tile 0: S only
+            const int e0 = lst[i0];
+            mbar_wait(fullK(0), 0);
+            float s[64];
+            if (PP) named_bar_sync(bar_me, 256);
+            wg_fence();
+            issue_s(s, 0);
+            wg_commit();
+            if (PP) named_bar_arrive(bar_other, 256);
+            wg_wait<0>();
+            wg_acc_fence64(s);
+            if (lane == 0) mbar_arrive(emptyK(0));
+            fa3_softmax(s, m, l, alpha, sl2, (e0 >> 30) & 1, a.kpos, e0 & 0x3fffffff, a.S, qp, lane);
+            fa3_pack(s, pa);
+        }
+        for (int j = 1; j < n; ++j) {
+            const int st = j % NS, sp = (j - 1) % NS;
+            const int ej = lst[i0 + j];
+            mbar_wait(fullK(st), (uint32_t)(j / NS) & 1u);
+            mbar_wait(fullV(sp), (uint32_t)((j - 1) / NS) & 1u);
+            float s[64];
+            if (PP) named_bar_sync(bar_me, 256);
+            wg_acc_fence64(o);  // the rescale and the P registers are final before the products start
+            reg_fence(pa);
+            wg_fence();
+            issue_s(s, st);
+            wg_commit();
+            issue_pv(pa, sp);
+            wg_commit();
+            if (PP) named_bar_arrive(bar_other, 256);
+            wg_wait<1>();  // S_j done (P V of tile j - 1 still running)
+            wg_acc_fence64(s);
+            if (lane == 0) mbar_arrive(emptyK(st));
+            float al[2];
+            fa3_softmax(s, m, l, al, sl2, (ej >> 30) & 1, a.kpos, ej & 0x3fffffff, a.S, qp, lane);
+            wg_wait<0>();  // P_{j-1} V_{j-1} done: its P registers and O may be written again
+            wg_acc_fence64(o);
+            reg_fence(pa);
+            if (lane == 0) mbar_arrive(emptyV(sp));
+            fa3_rescale(o, al);
+            fa3_pack(s, pa);
+        }
+        {   // the last tile's P V
+            const int sp = (n - 1) % NS;
+            mbar_wait(fullV(sp), (uint32_t)((n - 1) / NS) & 1u);
+            if (PP) named_bar_sync(bar_me, 256);
+            wg_acc_fence64(o);
+            reg_fence(pa);
+            wg_fence();
+            issue_pv(pa, sp);
+            wg_commit();
+            if (PP && c == 0) named_bar_arrive(bar_other, 256);  // consumer 1 has no turn left to hand over
+            wg_wait<0>();
+            wg_acc_fence64(o);
+            reg_fence(pa);
+            if (lane == 0) mbar_arrive(emptyV(sp));
+        }
+    }
+    // the first tile's rescale (alpha of tile 0) is moot: O was 0
+
+    float* outp = a.out + (size_t)split * a.out_split_stride;
+    float* lsep = a.lse + (size_t)split * a.lse_split_stride;
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+        float ll = l[e];
+        ll += __shfl_xor_sync(0xffffffffu, ll, 1);
+        ll += __shfl_xor_sync(0xffffffffu, ll, 2);
+        const int r = row0 + c * 64 + warp * 16 + (lane >> 2) + 8 * e;
+        if (r >= a.Tp) continue;
+        const int t = r / a.G, h = kvh * a.G + r % a.G;
+        float* op = outp + ((size_t)t * a.H + h) * HD;
+        const float inv = ll > 0.f ? 1.f / ll : 0.f;
+#pragma unroll
+        for (int x = 0; x < 16; ++x) {
+            const int col = x * 8 + (lane & 3) * 2;
+            *reinterpret_cast<float2*>(op + col) = make_float2(o[x * 4 + 2 * e] * inv, o[x * 4 + 2 * e + 1] * inv);
+        }
+        if ((lane & 3) == 0) lsep[(size_t)t * a.H + h] = ll > 0.f ? m[e] * a.scale + logf(ll) : -INFINITY;
+    }
+#endif
+}
+
+// Per key tile of TB keys: (min, max) key position; an incomplete last tile gets max = INT_MAX (always masked).
+template <int TB>
 __global__ void tile_minmax_kernel(const int* __restrict__ kpos, int S, int nK, int2* __restrict__ mm) {
     int tile = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
     if (tile >= nK) return;
-    int k0 = tile * BN + lane, k1 = k0 + 32;
-    int v0 = k0 < S ? kpos[k0] : INT_MAX, v1 = k1 < S ? kpos[k1] : INT_MAX;
-    int mn = min(v0, v1);
-    int mx = max(k0 < S ? v0 : INT_MIN, k1 < S ? v1 : INT_MIN);
+    int mn = INT_MAX, mx = INT_MIN;
+#pragma unroll
+    for (int x = 0; x < TB / 32; ++x) {
+        const int key = tile * TB + lane + 32 * x;
+        if (key < S) {
+            const int v = kpos[key];
+            mn = min(mn, v);
+            mx = max(mx, v);
+        }
+    }
     for (int off = 16; off > 0; off >>= 1) {
         mn = min(mn, __shfl_xor_sync(0xffffffffu, mn, off));
         mx = max(mx, __shfl_xor_sync(0xffffffffu, mx, off));
     }
-    if (tile * BN + BN > S) mx = INT_MAX;
+    if (tile * TB + TB > S) mx = INT_MAX;
     if (lane == 0) mm[tile] = make_int2(mn, mx);
 }
 
@@ -994,6 +1354,54 @@ int launch_wgmma_pipe(sf_context* ctx, AttnArgs& a, int nQ, const char* fn) {
     return sf_after_launch(ctx, fn);
 }
 
+// cuTensorMapEncodeTiled through the runtime's driver entry point (no link against libcuda).
+PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
+    static PFN_cuTensorMapEncodeTiled_v12000 fn = nullptr;
+    static std::once_flag once;
+    std::call_once(once, [] {
+        void* p = nullptr;
+        cudaDriverEntryPointQueryResult q;
+        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &q) ==
+                cudaSuccess &&
+            q == cudaDriverEntryPointSuccess)
+            fn = (PFN_cuTensorMapEncodeTiled_v12000)p;
+    });
+    return fn;
+}
+
+// A [S][Hkv][128] BF16 tensor as 64 x 1 x BN3 boxes (one 64-column half of a 128-key tile of one KV head) in the
+// 128-byte swizzle; boxes reaching past S are zero-filled.
+int kv_tensor_map(CUtensorMap* map, const void* base, int S, int Hkv, const char* fn) {
+    auto enc = tensor_map_encoder();
+    if (!enc) return sf_set_error(SF_ERR_CUDA, "%s: cuTensorMapEncodeTiled not available from the driver", fn);
+    cuuint64_t dims[3] = {128, (cuuint64_t)Hkv, (cuuint64_t)S};
+    cuuint64_t strides[2] = {128 * 2, (cuuint64_t)Hkv * 128 * 2};
+    cuuint32_t box[3] = {64, 1, (cuuint32_t)BN3};
+    cuuint32_t estr[3] = {1, 1, 1};
+    CUresult r = enc(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<void*>(base), dims, strides, box, estr,
+                     CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                     CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (r != CUDA_SUCCESS)
+        return sf_set_error(SF_ERR_CUDA, "%s: cuTensorMapEncodeTiled failed (CUresult %d; K/V must be 16-byte aligned)",
+                            fn, (int)r);
+    return 0;
+}
+
+template <bool PP>
+int launch_fa3(sf_context* ctx, AttnArgs& a, int nQ, const char* fn) {
+    CUtensorMap tk, tv;
+    int r = kv_tensor_map(&tk, a.k, a.S, a.Hkv, fn);
+    if (r) return r;
+    r = kv_tensor_map(&tv, a.v, a.S, a.Hkv, fn);
+    if (r) return r;
+    size_t smem = 1024 + (size_t)(128 * 128 * 2) + (size_t)kFa3Stages * 2 * (BN3 * 128 * 2) + 4 * kFa3Stages * 8;
+    auto kern = attn_fa3_kernel<PP>;
+    SF_CUDA(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem), fn);
+    dim3 grid(nQ, a.Hkv, a.nsplit);
+    kern<<<grid, 384, smem, ctx->stream>>>(a, tk, tv);
+    return sf_after_launch(ctx, fn);
+}
+
 // Variants: 0 = 16 rows, 1 warp; 1 = 64 rows, 4 warps; 2 = 128 rows, 8 warps x 16; 3 = 128 rows, 4 warps x 32.
 template <int HD>
 int launch_tiled_v(sf_context* ctx, AttnArgs& a, int v, int nQ, const char* fn) {
@@ -1005,6 +1413,8 @@ int launch_tiled_v(sf_context* ctx, AttnArgs& a, int v, int nQ, const char* fn) 
         case 4: return launch_wgmma<2, 1>(ctx, a, nQ, fn);  // HD 128 only
         case 5: return launch_wgmma<2, 2>(ctx, a, nQ, fn);
         case 6: return launch_wgmma_pipe(ctx, a, nQ, fn);
+        case 8: return launch_fa3<true>(ctx, a, nQ, fn);   // FA3 style, ping-pong
+        case 9: return launch_fa3<false>(ctx, a, nQ, fn);  // FA3 style, no ping-pong
         default: return launch_wgmma<3, 1>(ctx, a, nQ, fn);  // 7: 192 rows
     }
 }
@@ -1023,7 +1433,7 @@ extern "C" int sf_attention(sf_context* ctx, const sf_bf16* q, const int32_t* qp
     if (T == 0) return 0;
     SF_CHECK_ARG(q && qpos && out && lse, fn);
     SF_CHECK_ARG(S == 0 || (k && v && kpos), fn);
-    SF_CHECK_ARG((long long)T * H <= INT_MAX && (long long)S + BN <= INT_MAX, fn);
+    SF_CHECK_ARG((long long)T * H <= INT_MAX && (long long)S + BN3 <= INT_MAX, fn);
     int algo = opts ? opts->algo : SF_ATTN_AUTO;
     bool fast = hd == 64 || hd == 128;
     if (algo == SF_ATTN_AUTO) algo = fast ? SF_ATTN_TILED : SF_ATTN_SIMPLE;
@@ -1058,12 +1468,20 @@ extern "C" int sf_attention(sf_context* ctx, const sf_bf16* q, const int32_t* qp
     int variant;
     if (bm == 16) variant = 0;
     else if (bm == 64) variant = 1;
-    else if (bm == 128) variant = kv == 1 ? 2 : (kv == 2 ? 3 : (kv == 3 ? 4 : (kv == 4 ? 5 : (kv == 5 ? 6 : (kv == 6 ? 7 : (hd == 128 ? kDefault128 : 3))))));
+    else if (bm == 128) {
+        // opts.variant 1..6 -> internal 2..7; 7, 8 (FA3 style with / without ping-pong) -> internal 8, 9
+        static const int map[9] = {-1, 2, 3, 4, 5, 6, 7, 8, 9};
+        variant = kv >= 1 && kv <= 8 ? map[kv] : (hd == 128 ? kDefault128 : 3);
+    }
     else return sf_set_error(SF_ERR_INVALID, "%s: block_m must be 0, 16, 64 or 128, not %d", fn, bm);
     if (variant >= 4 && S == 0) variant = 3;  // nothing to stream: the plan-free kernel writes the empty rows
     if (variant >= 4 && hd != 128) return sf_set_error(SF_ERR_INVALID, "%s: variant 3 (wgmma) needs hd 128", fn);
+    if (variant >= 8 && (((uintptr_t)k | (uintptr_t)v) & 15)) variant = 7;  // TMA needs 16-byte aligned K/V
+    const bool fa3 = variant >= 8;
     const int BM = variant == 7 ? 192 : bm;
     const int nQ = (a.Tp + BM - 1) / BM;
+    const int TB = fa3 ? BN3 : BN;  // keys per tile of the chosen kernel (and of its plan)
+    a.nK = (S + TB - 1) / TB;
 
     int nsplit = opts && opts->num_splits > 0 ? opts->num_splits : 0;
     if (nsplit == 0) {
@@ -1099,7 +1517,8 @@ extern "C" int sf_attention(sf_context* ctx, const sf_bf16* q, const int32_t* qp
     }
     if (use_list) {
         int2* mm = (int2*)(scratch + off_mm);
-        tile_minmax_kernel<<<ceil_div_u((size_t)a.nK * 32, 256), 256, 0, ctx->stream>>>(kpos, S, a.nK, mm);
+        if (fa3) tile_minmax_kernel<BN3><<<ceil_div_u((size_t)a.nK * 32, 256), 256, 0, ctx->stream>>>(kpos, S, a.nK, mm);
+        else tile_minmax_kernel<BN><<<ceil_div_u((size_t)a.nK * 32, 256), 256, 0, ctx->stream>>>(kpos, S, a.nK, mm);
         int r = sf_after_launch(ctx, fn);
         if (r) return r;
         a.list = (const int*)(scratch + off_list);
