@@ -89,6 +89,51 @@ static void run_case(sf_context* ctx, Rng& rng, const Case& c) {
     report(c.name, eo, 1e-2, 5e-2, lse_ok, extra);
 }
 
+// sf_attention2 over two key sets (kept apart, as the engine keeps the anchor and the block) == the float64
+// reference over their concatenation.
+static void two_sets_case(sf_context* ctx, Rng& rng, const std::string& name, int T, int H, int Hkv, int hd,
+                          const std::vector<int>& qpos, const std::vector<int>& kpos1, const std::vector<int>& kpos2,
+                          sf_attention_opts o) {
+    const int S1 = (int)kpos1.size(), S2 = (int)kpos2.size(), S = S1 + S2;
+    size_t nq = (size_t)T * H * hd, row = (size_t)Hkv * hd;
+    auto q = rand_bf16(rng, nq, 1.0), k = rand_bf16(rng, std::max<size_t>(S * row, 1), 1.0),
+         v = rand_bf16(rng, std::max<size_t>(S * row, 1), 1.0);
+    std::vector<int> kpos(kpos1);
+    kpos.insert(kpos.end(), kpos2.begin(), kpos2.end());
+    auto part = [&](const std::vector<uint16_t>& x, int from, int n) {
+        return std::vector<uint16_t>(x.begin() + (size_t)from * row, x.begin() + (size_t)(from + n) * row);
+    };
+    Buf dq(ctx, nq * 2), dk1(ctx, std::max<size_t>(S1 * row, 1) * 2), dv1(ctx, std::max<size_t>(S1 * row, 1) * 2),
+        dk2(ctx, std::max<size_t>(S2 * row, 1) * 2), dv2(ctx, std::max<size_t>(S2 * row, 1) * 2), dqp(ctx, T * 4),
+        dkp1(ctx, std::max(S1, 1) * 4), dkp2(ctx, std::max(S2, 1) * 4), dout(ctx, nq * 4),
+        dlse(ctx, (size_t)T * H * 4);
+    dq.put(q);
+    if (S1) { dk1.put(part(k, 0, S1)); dv1.put(part(v, 0, S1)); dkp1.put(kpos1); }
+    if (S2) { dk2.put(part(k, S1, S2)); dv2.put(part(v, S1, S2)); dkp2.put(kpos2); }
+    dqp.put(qpos);
+    dout.poison();
+    dlse.poison();
+    CK(sf_attention2(ctx, dq.as<sf_bf16>(), dqp.as<int>(), T, H, dk1.as<sf_bf16>(), dv1.as<sf_bf16>(), dkp1.as<int>(),
+                     S1, dk2.as<sf_bf16>(), dv2.as<sf_bf16>(), dkp2.as<int>(), S2, Hkv, hd, dout.as<float>(),
+                     dlse.as<float>(), &o));
+    CK(sf_synchronize(ctx));
+    std::vector<double> ro, rl;
+    ref_attention(q, qpos, T, H, k, v, kpos, S, Hkv, hd, ro, rl);
+    auto go = dout.get<float>(nq);
+    auto gl = dlse.get<float>((size_t)T * H);
+    size_t empty_rows = 0, empty_bad = 0;
+    for (size_t th = 0; th < rl.size(); ++th)
+        if (rl[th] == -INFINITY) {
+            empty_rows++;
+            for (int e = 0; e < hd; ++e)
+                if (go[th * hd + e] != 0.0f) { empty_bad++; break; }
+        }
+    Err eo = compare(go, ro), el = compare(gl, rl);
+    char extra[160];
+    snprintf(extra, sizeof extra, "lse max abs %.1e, empty rows %zu", el.maxabs, empty_rows);
+    report(name, eo, 1e-2, 5e-2, el.unwritten == 0 && el.maxabs <= 2e-3 && empty_bad == 0, extra);
+}
+
 // Merge reference in float64.
 static void ref_merge(const std::vector<std::vector<float>>& outs, const std::vector<std::vector<float>>& lses,
                       int rows, int hd, std::vector<double>& out, std::vector<double>& lse) {
@@ -225,6 +270,11 @@ static void memory_flat_case(sf_context* ctx, Rng& rng) {
         if (i % 3 == 0) o = {SF_ATTN_TILED, 0, 128, 7 + (i / 3) % 2};  // the FA3-style kernel too (tensor maps)
         CK(sf_attention(ctx, dq.as<sf_bf16>(), dqp.as<int>(), 1 + i % T, H, dk.as<sf_bf16>(), dk.as<sf_bf16>(),
                         dkp.as<int>(), S, Hkv, hd, dout.as<float>(), dlse.as<float>(), &o));
+        const int h = S / 2;  // the same keys as two sets (fused or two calls + merge, by the options)
+        const sf_bf16* k2 = dk.as<sf_bf16>() + (size_t)h * Hkv * hd;
+        CK(sf_attention2(ctx, dq.as<sf_bf16>(), dqp.as<int>(), 1 + i % T, H, dk.as<sf_bf16>(), dk.as<sf_bf16>(),
+                         dkp.as<int>(), h, k2, k2, dkp.as<int>() + h, S - h, Hkv, hd, dout.as<float>(),
+                         dlse.as<float>(), &o));
         const float* po[2] = {dout.as<float>(), dout.as<float>()};
         const float* pl[2] = {dlse.as<float>(), dlse.as<float>()};
         CK(sf_attention_merge(ctx, 2, po, pl, T, H, hd, dout.as<float>(), dlse.as<float>()));
@@ -241,7 +291,7 @@ static void memory_flat_case(sf_context* ctx, Rng& rng) {
     bool ok = used1 == used0;
     char extra[128];
     snprintf(extra, sizeof extra, "device memory used %zu -> %zu bytes", used0, used1);
-    report("3000 x (attention + merge + malloc/free): memory flat", e, 0, 0, ok, extra);
+    report("3000 x (attention + attention2 + merge + malloc/free): memory flat", e, 0, 0, ok, extra);
 }
 
 int main() {
@@ -362,6 +412,38 @@ int main() {
 
     printf("== attention (out: rel L2 <= 1e-2, max abs <= 5e-2; lse: max abs <= 2e-3, -inf exact) ==\n");
     for (auto& c : cases) run_case(ctx, rng, c);
+
+    printf("== two key sets in one call (sf_attention2; tolerances as above) ==\n");
+    {
+        const sf_attention_opts dflt{SF_ATTN_AUTO, 0, 0, 0}, nopp{SF_ATTN_TILED, 0, 128, 8},
+            wg3{SF_ATTN_TILED, 0, 128, 6};
+        std::vector<int> qp = range(600, 8192), anchor = range(640, 0), own = range(600, 8192);
+        two_sets_case(ctx, rng, "2 sets, phase 1 [anchor 0..639 | block at 8192..] H32/Hkv8 (fused, FA3)", 600, 32, 8,
+                      128, qp, anchor, own, dflt);
+        two_sets_case(ctx, rng, "2 sets, phase 1, FA3 without ping-pong (fused)", 600, 8, 2, 128, qp, anchor, own, nopp);
+        two_sets_case(ctx, rng, "2 sets, phase 1, wgmma 3 warpgroups (two calls + merge)", 600, 8, 2, 128, qp, anchor,
+                      own, wg3);
+        two_sets_case(ctx, rng, "2 sets, phase 1 hd64 (mma.sync: two calls + merge)", 600, 32, 8, 64, qp, anchor, own,
+                      dflt);
+        two_sets_case(ctx, rng, "2 sets, 3 rows over 700 | 300 keys (split-KV: two calls + merge)", 3, 32, 8, 128,
+                      range(3, 5000), range(700, 0), range(300, 700), dflt);
+        std::vector<int> rq(300), r1(129), r2(77);
+        for (auto& x : rq) x = rng.integer(0, 2000);
+        for (auto& x : r1) x = rng.integer(0, 2000);
+        for (auto& x : r2) x = rng.integer(0, 2000);
+        two_sets_case(ctx, rng, "2 sets, random unsorted positions, 129 | 77 keys (fused)", 300, 8, 2, 128, rq, r1, r2,
+                      dflt);
+        two_sets_case(ctx, rng, "2 sets, second empty (S2 = 0)", 200, 8, 2, 128, range(200, 100), range(300, 0), {},
+                      dflt);
+        two_sets_case(ctx, rng, "2 sets, first empty (S1 = 0)", 200, 8, 2, 128, range(200, 100), {}, range(300, 0),
+                      dflt);
+        two_sets_case(ctx, rng, "2 sets, no visible key in either (empty partial)", 150, 8, 2, 128, range(150, 0),
+                      range(200, 1000), range(100, 5000), dflt);
+        std::vector<int> qe(200);
+        for (int t = 0; t < 200; ++t) qe[t] = t * 3;
+        two_sets_case(ctx, rng, "2 sets, some rows see only the second set, some nothing", 200, 8, 2, 128, qe,
+                      range(100, 400), range(200, 150), dflt);
+    }
 
     printf("== merge (FP32: rel L2 <= 1e-5, max abs <= 1e-4) ==\n");
     merge_case(ctx, rng, "merge all partials -inf (every row): out 0, lse -inf", 3, 7, 8, 128, 0, true, false);

@@ -124,6 +124,14 @@ int sf_gemm(sf_context* ctx, const sf_bf16* a, const sf_bf16* w, const sf_bf16* 
 int sf_attention(sf_context* ctx, const sf_bf16* q, const int32_t* qpos, int T, int H, const sf_bf16* k,
                  const sf_bf16* v, const int32_t* kpos, int S, int Hkv, int hd, float* out, float* lse,
                  const sf_attention_opts* opts);
+/* Attention of q over the union of two key sets (k1 / v1 / kpos1 of S1 keys, k2 / v2 / kpos2 of S2 keys; either
+   may be empty), as if they were one: the same result as sf_attention over each and sf_attention_merge of the
+   two, in one pass where the kernel allows (the FA3-style kernel, hd 128), else exactly those three steps. Star
+   phase 1 over [anchor; block] without concatenating the caches. */
+int sf_attention2(sf_context* ctx, const sf_bf16* q, const int32_t* qpos, int T, int H, const sf_bf16* k1,
+                  const sf_bf16* v1, const int32_t* kpos1, int S1, const sf_bf16* k2, const sf_bf16* v2,
+                  const int32_t* kpos2, int S2, int Hkv, int hd, float* out, float* lse,
+                  const sf_attention_opts* opts);
 /* Merge n >= 1 partials (outs[i] FP32 [T, H, hd], lses[i] FP32 [T, H]; outs and lses are HOST arrays of n
    device pointers): LSE = log sum_i exp(lse_i), out = sum_i exp(lse_i - LSE) out_i, in FP32, in the order
    i = 0..n-1 (deterministic). A partial with lse = -inf weighs 0 (its out is not read); if all are -inf the

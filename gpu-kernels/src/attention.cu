@@ -49,6 +49,12 @@ struct AttnArgs {
     int nK, nsplit;
     float scale, scale_log2;
     int reverse;                // launch heavy (late) query tiles first
+    // FA3-style kernel only: a second key set (k2 / v2 through their tensor maps). Plan tiles >= nK1 are tile
+    // (t - nK1) of the second set; with one key set nK1 = nK.
+    const __nv_bfloat16* k2;
+    const __nv_bfloat16* v2;
+    const int* kpos2;
+    int S2, nK1;
 };
 
 __device__ __forceinline__ uint32_t smem_u32(const void* p) { return (uint32_t)__cvta_generic_to_shared(p); }
@@ -920,6 +926,14 @@ __device__ __forceinline__ void fa3_pack(const float (&s)[64], uint32_t (&pa)[8]
         pa[kk][3] = pack_bf16(s[(2 * kk + 1) * 4 + 2], s[(2 * kk + 1) * 4 + 3]);
     }
 }
+// fa3_softmax for plan entry e (tile | partial << 30): the tile's key set picks the positions to mask with.
+__device__ __forceinline__ void fa3_softmax_entry(float (&s)[64], float (&m)[2], float (&l)[2], float (&alpha)[2],
+                                                  float sl2, int e, const AttnArgs& a, const int (&qp)[2], int lane) {
+    const int tile = e & 0x3fffffff;
+    const bool second = tile >= a.nK1;
+    fa3_softmax(s, m, l, alpha, sl2, (e >> 30) & 1, second ? a.kpos2 : a.kpos, second ? tile - a.nK1 : tile,
+                second ? a.S2 : a.S, qp, lane);
+}
 __device__ __forceinline__ void fa3_rescale(float (&o)[64], const float (&alpha)[2]) {
 #pragma unroll
     for (int n = 0; n < 16; ++n) {
@@ -932,7 +946,8 @@ __device__ __forceinline__ void fa3_rescale(float (&o)[64], const float (&alpha)
 
 template <bool PP>
 __global__ void __launch_bounds__(384, 1)
-    attn_fa3_kernel(const AttnArgs a, const __grid_constant__ CUtensorMap tmK, const __grid_constant__ CUtensorMap tmV) {
+    attn_fa3_kernel(const AttnArgs a, const __grid_constant__ CUtensorMap tmK, const __grid_constant__ CUtensorMap tmV,
+                    const __grid_constant__ CUtensorMap tmK2, const __grid_constant__ CUtensorMap tmV2) {
 #ifndef SF_WGMMA
     __trap();  // compiled without sm_90a features (wgmma, setmaxnreg): fail loudly rather than return garbage
 #else
@@ -979,17 +994,21 @@ __global__ void __launch_bounds__(384, 1)
             asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(&tmV)) : "memory");
             const uint32_t k_s = smem_u32(Ks), v_s = smem_u32(Vs);
             for (int j = 0; j < n; ++j) {
-                const int key0 = (lst[i0 + j] & 0x3fffffff) * BN3;
+                const int tile = lst[i0 + j] & 0x3fffffff;
+                const bool second = tile >= a.nK1;
+                const CUtensorMap* mk = second ? &tmK2 : &tmK;
+                const CUtensorMap* mv = second ? &tmV2 : &tmV;
+                const int key0 = (second ? tile - a.nK1 : tile) * BN3;
                 const int s = j % NS;
                 const uint32_t ph = (uint32_t)(j / NS) & 1u;
                 if (j >= NS) mbar_wait(emptyK(s), ph ^ 1u);
                 mbar_expect_tx(fullK(s), TILE);
-                tma_load_3d(k_s + s * TILE, &tmK, 0, kvh, key0, fullK(s));
-                tma_load_3d(k_s + s * TILE + HALF, &tmK, 64, kvh, key0, fullK(s));
+                tma_load_3d(k_s + s * TILE, mk, 0, kvh, key0, fullK(s));
+                tma_load_3d(k_s + s * TILE + HALF, mk, 64, kvh, key0, fullK(s));
                 if (j >= NS) mbar_wait(emptyV(s), ph ^ 1u);
                 mbar_expect_tx(fullV(s), TILE);
-                tma_load_3d(v_s + s * TILE, &tmV, 0, kvh, key0, fullV(s));
-                tma_load_3d(v_s + s * TILE + HALF, &tmV, 64, kvh, key0, fullV(s));
+                tma_load_3d(v_s + s * TILE, mv, 0, kvh, key0, fullV(s));
+                tma_load_3d(v_s + s * TILE + HALF, mv, 64, kvh, key0, fullV(s));
             }
         }
         return;
@@ -1053,7 +1072,7 @@ __global__ void __launch_bounds__(384, 1)
             wg_wait<0>();
             wg_acc_fence64(s);
             if (lane == 0) mbar_arrive(emptyK(0));
-            fa3_softmax(s, m, l, alpha, sl2, (e0 >> 30) & 1, a.kpos, e0 & 0x3fffffff, a.S, qp, lane);
+            fa3_softmax_entry(s, m, l, alpha, sl2, e0, a, qp, lane);
             fa3_pack(s, pa);
         }
         for (int j = 1; j < n; ++j) {
@@ -1075,7 +1094,7 @@ __global__ void __launch_bounds__(384, 1)
             wg_acc_fence64(s);
             if (lane == 0) mbar_arrive(emptyK(st));
             float al[2];
-            fa3_softmax(s, m, l, al, sl2, (ej >> 30) & 1, a.kpos, ej & 0x3fffffff, a.S, qp, lane);
+            fa3_softmax_entry(s, m, l, al, sl2, ej, a, qp, lane);
             wg_wait<0>();  // P_{j-1} V_{j-1} done: its P registers and O may be written again
             wg_acc_fence64(o);
             reg_fence(pa);
@@ -1389,16 +1408,23 @@ int kv_tensor_map(CUtensorMap* map, const void* base, int S, int Hkv, const char
 
 template <bool PP>
 int launch_fa3(sf_context* ctx, AttnArgs& a, int nQ, const char* fn) {
-    CUtensorMap tk, tv;
+    CUtensorMap tk, tv, tk2, tv2;
     int r = kv_tensor_map(&tk, a.k, a.S, a.Hkv, fn);
+    if (!r) r = kv_tensor_map(&tv, a.v, a.S, a.Hkv, fn);
     if (r) return r;
-    r = kv_tensor_map(&tv, a.v, a.S, a.Hkv, fn);
-    if (r) return r;
+    if (a.k2) {
+        r = kv_tensor_map(&tk2, a.k2, a.S2, a.Hkv, fn);
+        if (!r) r = kv_tensor_map(&tv2, a.v2, a.S2, a.Hkv, fn);
+        if (r) return r;
+    } else {
+        tk2 = tk;
+        tv2 = tv;
+    }
     size_t smem = 1024 + (size_t)(128 * 128 * 2) + (size_t)kFa3Stages * 2 * (BN3 * 128 * 2) + 4 * kFa3Stages * 8;
     auto kern = attn_fa3_kernel<PP>;
     SF_CUDA(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem), fn);
     dim3 grid(nQ, a.Hkv, a.nsplit);
-    kern<<<grid, 384, smem, ctx->stream>>>(a, tk, tv);
+    kern<<<grid, 384, smem, ctx->stream>>>(a, tk, tv, tk2, tv2);
     return sf_after_launch(ctx, fn);
 }
 
@@ -1421,24 +1447,38 @@ int launch_tiled_v(sf_context* ctx, AttnArgs& a, int v, int nQ, const char* fn) 
 
 size_t align256(size_t x) { return (x + 255) & ~(size_t)255; }
 
-}  // namespace
+struct KeySet {
+    const sf_bf16* k;
+    const sf_bf16* v;
+    const int32_t* kpos;
+    int S;
+};
 
-extern "C" int sf_attention(sf_context* ctx, const sf_bf16* q, const int32_t* qpos, int T, int H,
-                            const sf_bf16* k, const sf_bf16* v, const int32_t* kpos, int S, int Hkv, int hd,
-                            float* out, float* lse, const sf_attention_opts* opts) {
-    const char* fn = "sf_attention";
-    SF_ENTER(ctx, fn);
+// sf_attention over key set k1 and, when k2 is not null, also over k2 in the same pass. A second key set is only
+// taken by the FA3-style kernel: when the options resolve to another kernel, nothing is launched and *fused is
+// false (the caller merges two calls instead).
+int attention_run(sf_context* ctx, const char* fn, const sf_bf16* q, const int32_t* qpos, int T, int H,
+                  const KeySet& k1, const KeySet* k2, int Hkv, int hd, float* out, float* lse,
+                  const sf_attention_opts* opts, bool* fused) {
+    const sf_bf16* k = k1.k;
+    const sf_bf16* v = k1.v;
+    const int32_t* kpos = k1.kpos;
+    const int S1 = k1.S;
+    const int S = S1 + (k2 ? k2->S : 0);
+    if (fused) *fused = false;
     SF_CHECK_ARG(T >= 0 && S >= 0 && H > 0 && Hkv > 0 && H % Hkv == 0, fn);
     SF_CHECK_ARG(hd > 0 && hd % 2 == 0 && hd <= 256, fn);
     if (T == 0) return 0;
     SF_CHECK_ARG(q && qpos && out && lse, fn);
-    SF_CHECK_ARG(S == 0 || (k && v && kpos), fn);
+    SF_CHECK_ARG(S1 == 0 || (k && v && kpos), fn);
+    SF_CHECK_ARG(!k2 || k2->S == 0 || (k2->k && k2->v && k2->kpos), fn);
     SF_CHECK_ARG((long long)T * H <= INT_MAX && (long long)S + BN3 <= INT_MAX, fn);
     int algo = opts ? opts->algo : SF_ATTN_AUTO;
     bool fast = hd == 64 || hd == 128;
     if (algo == SF_ATTN_AUTO) algo = fast ? SF_ATTN_TILED : SF_ATTN_SIMPLE;
     const float scale = 1.0f / sqrtf((float)hd);
     if (algo == SF_ATTN_SIMPLE) {
+        if (k2) return 0;  // not fused
         const int warps = 4;
         attn_simple_kernel<<<ceil_div_u((size_t)T * H, warps), warps * 32, 0, ctx->stream>>>(
             q, qpos, T, H, k, v, kpos, S, Hkv, hd, scale, out, lse);
@@ -1477,11 +1517,20 @@ extern "C" int sf_attention(sf_context* ctx, const sf_bf16* q, const int32_t* qp
     if (variant >= 4 && S == 0) variant = 3;  // nothing to stream: the plan-free kernel writes the empty rows
     if (variant >= 4 && hd != 128) return sf_set_error(SF_ERR_INVALID, "%s: variant 3 (wgmma) needs hd 128", fn);
     if (variant >= 8 && (((uintptr_t)k | (uintptr_t)v) & 15)) variant = 7;  // TMA needs 16-byte aligned K/V
+    if (k2 && (variant < 8 || S1 == 0 || k2->S == 0 || (((uintptr_t)k2->k | (uintptr_t)k2->v) & 15))) return 0;
     const bool fa3 = variant >= 8;
     const int BM = variant == 7 ? 192 : bm;
     const int nQ = (a.Tp + BM - 1) / BM;
     const int TB = fa3 ? BN3 : BN;  // keys per tile of the chosen kernel (and of its plan)
-    a.nK = (S + TB - 1) / TB;
+    a.nK1 = (S1 + TB - 1) / TB;
+    a.nK = a.nK1 + (k2 ? (k2->S + TB - 1) / TB : 0);
+    if (k2) {
+        a.k2 = (const __nv_bfloat16*)k2->k;
+        a.v2 = (const __nv_bfloat16*)k2->v;
+        a.kpos2 = k2->kpos;
+        a.S2 = k2->S;
+        a.S = S1;  // the first key set's length (tiles of the second are numbered from nK1)
+    }
 
     int nsplit = opts && opts->num_splits > 0 ? opts->num_splits : 0;
     if (nsplit == 0) {
@@ -1517,8 +1566,14 @@ extern "C" int sf_attention(sf_context* ctx, const sf_bf16* q, const int32_t* qp
     }
     if (use_list) {
         int2* mm = (int2*)(scratch + off_mm);
-        if (fa3) tile_minmax_kernel<BN3><<<ceil_div_u((size_t)a.nK * 32, 256), 256, 0, ctx->stream>>>(kpos, S, a.nK, mm);
-        else tile_minmax_kernel<BN><<<ceil_div_u((size_t)a.nK * 32, 256), 256, 0, ctx->stream>>>(kpos, S, a.nK, mm);
+        if (fa3) {
+            tile_minmax_kernel<BN3><<<ceil_div_u((size_t)a.nK1 * 32, 256), 256, 0, ctx->stream>>>(kpos, S1, a.nK1, mm);
+            if (k2)
+                tile_minmax_kernel<BN3><<<ceil_div_u((size_t)(a.nK - a.nK1) * 32, 256), 256, 0, ctx->stream>>>(
+                    k2->kpos, k2->S, a.nK - a.nK1, mm + a.nK1);
+        } else {
+            tile_minmax_kernel<BN><<<ceil_div_u((size_t)a.nK * 32, 256), 256, 0, ctx->stream>>>(kpos, S, a.nK, mm);
+        }
         int r = sf_after_launch(ctx, fn);
         if (r) return r;
         a.list = (const int*)(scratch + off_list);
@@ -1541,10 +1596,49 @@ extern "C" int sf_attention(sf_context* ctx, const sf_bf16* q, const int32_t* qp
     }
     int r = hd == 64 ? launch_tiled_v<64>(ctx, a, variant, nQ, fn) : launch_tiled_v<128>(ctx, a, variant, nQ, fn);
     if (r) return r;
+    if (fused) *fused = k2 != nullptr;
     if (nsplit > 1)
         return launch_merge(ctx, nsplit, nullptr, a.out_split_stride, nullptr, a.lse_split_stride, a.out, a.lse,
                             T * H, hd, out, lse, fn);
     return 0;
+}
+
+}  // namespace
+
+extern "C" int sf_attention(sf_context* ctx, const sf_bf16* q, const int32_t* qpos, int T, int H,
+                            const sf_bf16* k, const sf_bf16* v, const int32_t* kpos, int S, int Hkv, int hd,
+                            float* out, float* lse, const sf_attention_opts* opts) {
+    const char* fn = "sf_attention";
+    SF_ENTER(ctx, fn);
+    SF_CHECK_ARG(S >= 0, fn);
+    return attention_run(ctx, fn, q, qpos, T, H, KeySet{k, v, kpos, S}, nullptr, Hkv, hd, out, lse, opts, nullptr);
+}
+
+extern "C" int sf_attention2(sf_context* ctx, const sf_bf16* q, const int32_t* qpos, int T, int H,
+                             const sf_bf16* k1, const sf_bf16* v1, const int32_t* kpos1, int S1,
+                             const sf_bf16* k2, const sf_bf16* v2, const int32_t* kpos2, int S2, int Hkv, int hd,
+                             float* out, float* lse, const sf_attention_opts* opts) {
+    const char* fn = "sf_attention2";
+    SF_ENTER(ctx, fn);
+    SF_CHECK_ARG(S1 >= 0 && S2 >= 0 && (long long)S1 + S2 + BN3 <= INT_MAX, fn);
+    const KeySet a{k1, v1, kpos1, S1}, b{k2, v2, kpos2, S2};
+    if (S2 == 0) return attention_run(ctx, fn, q, qpos, T, H, a, nullptr, Hkv, hd, out, lse, opts, nullptr);
+    if (S1 == 0) return attention_run(ctx, fn, q, qpos, T, H, b, nullptr, Hkv, hd, out, lse, opts, nullptr);
+    bool fused = false;
+    int r = attention_run(ctx, fn, q, qpos, T, H, a, &b, Hkv, hd, out, lse, opts, &fused);
+    if (r || fused || T == 0) return r;
+    // another kernel: the first key set into out / lse, the second into the context's second scratch, merged
+    r = attention_run(ctx, fn, q, qpos, T, H, a, nullptr, Hkv, hd, out, lse, opts, nullptr);
+    if (r) return r;
+    const size_t n_out = (size_t)T * H * hd;
+    float* part = nullptr;
+    r = sf_scratch_aux(ctx, (n_out + (size_t)T * H) * sizeof(float), (void**)&part, fn);
+    if (r) return r;
+    r = attention_run(ctx, fn, q, qpos, T, H, b, nullptr, Hkv, hd, part, part + n_out, opts, nullptr);
+    if (r) return r;
+    const float* outs[2] = {out, part};
+    const float* lses[2] = {lse, part + n_out};
+    return launch_merge(ctx, 2, outs, 0, lses, 0, nullptr, nullptr, T * H, hd, out, lse, fn);
 }
 
 extern "C" int sf_attention_merge(sf_context* ctx, int n, const float* const* outs, const float* const* lses, int T,

@@ -19,6 +19,8 @@ struct sf_context {
     size_t cublas_ws_bytes = 0;
     void* scratch = nullptr;
     size_t scratch_bytes = 0;
+    void* scratch_aux = nullptr;       // a second grow-only buffer, for an op that calls ops using scratch
+    size_t scratch_aux_bytes = 0;
     bool sync_check = false;           // SF_SYNC_CHECK=1: synchronize + check after every op
 };
 
@@ -44,6 +46,8 @@ int sf_enter(sf_context* ctx, const char* fn);
 int sf_after_launch(sf_context* ctx, const char* fn);
 // Scratch of at least bytes (grows, synchronizing the stream first).
 int sf_scratch(sf_context* ctx, size_t bytes, void** out, const char* fn);
+// The second scratch buffer (same contract; never used by an op that another op calls).
+int sf_scratch_aux(sf_context* ctx, size_t bytes, void** out, const char* fn);
 
 #define SF_ENTER(ctx, fn)                                      \
     do {                                                       \

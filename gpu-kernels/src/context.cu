@@ -28,18 +28,26 @@ int sf_after_launch(sf_context* ctx, const char* fn) {
     return 0;
 }
 
-int sf_scratch(sf_context* ctx, size_t bytes, void** out, const char* fn) {
-    if (bytes > ctx->scratch_bytes) {
+static int grow(sf_context* ctx, void** buf, size_t* have, size_t bytes, void** out, const char* fn) {
+    if (bytes > *have) {
         SF_CUDA(cudaStreamSynchronize(ctx->stream), fn);
-        if (ctx->scratch) SF_CUDA(cudaFree(ctx->scratch), fn);
-        ctx->scratch = nullptr;
-        ctx->scratch_bytes = 0;
+        if (*buf) SF_CUDA(cudaFree(*buf), fn);
+        *buf = nullptr;
+        *have = 0;
         size_t want = bytes < ((size_t)1 << 20) ? ((size_t)1 << 20) : bytes + bytes / 4;
-        SF_CUDA(cudaMalloc(&ctx->scratch, want), fn);
-        ctx->scratch_bytes = want;
+        SF_CUDA(cudaMalloc(buf, want), fn);
+        *have = want;
     }
-    *out = ctx->scratch;
+    *out = *buf;
     return 0;
+}
+
+int sf_scratch(sf_context* ctx, size_t bytes, void** out, const char* fn) {
+    return grow(ctx, &ctx->scratch, &ctx->scratch_bytes, bytes, out, fn);
+}
+
+int sf_scratch_aux(sf_context* ctx, size_t bytes, void** out, const char* fn) {
+    return grow(ctx, &ctx->scratch_aux, &ctx->scratch_aux_bytes, bytes, out, fn);
 }
 
 // Defined in gemm.cu (no-ops without cuBLAS).
@@ -101,6 +109,7 @@ extern "C" int sf_context_destroy(sf_context* ctx) {
     }
     sf_cublas_destroy(ctx);
     if (ctx->scratch) cudaFree(ctx->scratch);
+    if (ctx->scratch_aux) cudaFree(ctx->scratch_aux);
     if (ctx->own_stream) cudaStreamDestroy(ctx->own_stream);
     delete ctx;
     return rc;

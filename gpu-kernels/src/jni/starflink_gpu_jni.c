@@ -183,6 +183,13 @@ JNIEXPORT void JNICALL Java_org_starflink_gpu_NativeGpu_attention(JNIEnv* env, j
                            PTR(out), PTR(lse), &opts));
 }
 
+JNIEXPORT void JNICALL Java_org_starflink_gpu_NativeGpu_attention2(JNIEnv* env, jclass c, jlong ctx, jlong q,
+        jlong qpos, jint rows, jint heads, jlong k1, jlong v1, jlong kpos1, jint keys1, jlong k2, jlong v2,
+        jlong kpos2, jint keys2, jint kvHeads, jint hd, jlong out, jlong lse) {
+    fail(env, sf_attention2(CTX(ctx), PTR(q), PTR(qpos), rows, heads, PTR(k1), PTR(v1), PTR(kpos1), keys1, PTR(k2),
+                            PTR(v2), PTR(kpos2), keys2, kvHeads, hd, PTR(out), PTR(lse), NULL));
+}
+
 JNIEXPORT void JNICALL Java_org_starflink_gpu_NativeGpu_attentionMerge(JNIEnv* env, jclass c, jlong ctx,
         jlongArray outs, jlongArray lses, jint rows, jint heads, jint hd, jlong out, jlong lse) {
     jsize n = (*env)->GetArrayLength(env, outs);

@@ -286,14 +286,43 @@ public final class GpuBackend implements Backend {
 
     @Override
     public Partial attend(Arena arena, Tensor qTensor, int[] queryPositions, KvCache kvCache, int layer) {
+        GpuKvCache kv = openCache(kvCache);
+        return attention(arena, qTensor, queryPositions, (q, pos, out, lse) -> NativeGpu.attention(context.handle, q,
+                pos, queryPositions.length, config.heads(), kv.keys(layer), kv.values(layer),
+                kv.devicePositions(layer), kv.length(layer), config.kvHeads(), config.headDim(), out, lse, 0, 0, 0));
+    }
+
+    /** One launch over both caches' keys (sf_attention2), no merge pass: Star phase 1 over [anchor; block]. */
+    @Override
+    public Partial attendBoth(Arena arena, Tensor qTensor, int[] queryPositions, KvCache first, KvCache second,
+                              int layer) {
+        GpuKvCache a = openCache(first);
+        GpuKvCache b = openCache(second);
+        return attention(arena, qTensor, queryPositions, (q, pos, out, lse) -> NativeGpu.attention2(context.handle,
+                q, pos, queryPositions.length, config.heads(), a.keys(layer), a.values(layer),
+                a.devicePositions(layer), a.length(layer), b.keys(layer), b.values(layer), b.devicePositions(layer),
+                b.length(layer), config.kvHeads(), config.headDim(), out, lse));
+    }
+
+    private static GpuKvCache openCache(KvCache cache) {
+        if (!(cache instanceof GpuKvCache kv) || !kv.isOpen()) {
+            throw new IllegalArgumentException("not an open KV cache of the GPU backend: " + cache);
+        }
+        return kv;
+    }
+
+    /** The device pointers of one attention call: q (BF16), query positions, out, lse. */
+    private interface AttentionLaunch {
+        void run(long q, long positions, long out, long lse);
+    }
+
+    /** A partial of q's rows: q (BF16, or float32 from the wire, cast here) and its positions on the device. */
+    private Partial attention(Arena arena, Tensor qTensor, int[] queryPositions, AttentionLaunch launch) {
         int rows = queryPositions.length;
         int heads = config.heads();
         int hd = config.headDim();
         Tensor.requireShape(qTensor, "q", rows, heads, hd);
         GpuTensor q = own(qTensor);
-        if (!(kvCache instanceof GpuKvCache kv) || !kv.isOpen()) {
-            throw new IllegalArgumentException("not an open KV cache of the GPU backend: " + kvCache);
-        }
         synchronized (context) {
             GpuTensor out = tensor(arena, DType.F32, rows, heads, hd);
             GpuTensor lse = tensor(arena, DType.F32, rows, heads);
@@ -302,9 +331,7 @@ public final class GpuBackend implements Backend {
                 if (q16 != null) { // query rows from the wire arrive as float32
                     NativeGpu.castF32Bf16(context.handle, q.ptr(), q.elements(), q16.ptr());
                 }
-                NativeGpu.attention(context.handle, q16 != null ? q16.ptr() : q.ptr(), pos.ptr(), rows, heads,
-                        kv.keys(layer), kv.values(layer), kv.devicePositions(layer), kv.length(layer),
-                        config.kvHeads(), hd, out.ptr(), lse.ptr(), 0, 0, 0);
+                launch.run(q16 != null ? q16.ptr() : q.ptr(), pos.ptr(), out.ptr(), lse.ptr());
             }
             return new Partial(out, lse);
         }

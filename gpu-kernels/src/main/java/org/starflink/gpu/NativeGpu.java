@@ -95,6 +95,11 @@ final class NativeGpu {
                                  long keyPositions, int keys, int kvHeads, int headDim, long out, long lse, int algo,
                                  int splits, int blockM);
 
+    /** sf_attention2: over two key sets at once (Star phase 1's anchor and block), as one set. */
+    static native void attention2(long ctx, long q, long queryPositions, int rows, int heads, long k1, long v1,
+                                  long keyPositions1, int keys1, long k2, long v2, long keyPositions2, int keys2,
+                                  int kvHeads, int headDim, long out, long lse);
+
     static native void attentionMerge(long ctx, long[] outs, long[] lses, int rows, int heads, int headDim, long out,
                                       long lse);
 

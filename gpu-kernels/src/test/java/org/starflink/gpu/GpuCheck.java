@@ -207,6 +207,24 @@ public final class GpuCheck {
                         AttentionPartial.empty(rows, config.heads(), hd)), pGpu));
                 report(name + ": merge (with an empty partial)", relative(gpu.download(mGpu.output()),
                         reference.download(mRef.output())), BF16_RELATIVE, "");
+                // phase 1 over [anchor; block]: both caches in one call (one launch on hd 128, else two + merge)
+                int[] anchorPositions = new int[rows];
+                for (int i = 0; i < rows; i++) {
+                    anchorPositions[i] = 2 * i; // all before the block: every anchor key visible
+                }
+                try (KvCache anchorRef = KvTesting.layerZero(reference, anchorPositions, v, k);
+                     KvCache anchorGpu = KvTesting.layerZero(gpu, anchorPositions, v, k)) {
+                    Partial bRef = reference.attendBoth(a, reference.upload(a, q, qShape), positions, anchorRef,
+                            cacheRef, 0);
+                    Partial bGpu = gpu.attendBoth(b, gpu.upload(b, q, qShape), positions, anchorGpu, cacheGpu, 0);
+                    report(name + ": attendBoth [anchor; block]", relative(gpu.download(bGpu.output()),
+                            reference.download(bRef.output())), BF16_RELATIVE, "");
+                    report(name + ": attendBoth lse", relative(gpu.download(bGpu.lse()),
+                            reference.download(bRef.lse())), BF16_RELATIVE, "");
+                    Partial eGpu = gpu.attendBoth(b, gpu.upload(b, q, qShape), positions, empty, cacheGpu, 0);
+                    report(name + ": attendBoth with an empty first cache", relative(gpu.download(eGpu.output()),
+                            reference.download(pRef.output())), BF16_RELATIVE, "");
+                }
                 float[] attention = reference.download(pRef.output());
                 Tensor nextRef = reference.finishLayer(a, 0, xRef, pRef.output());
                 Tensor nextGpu = gpu.finishLayer(b, 0, xGpu, gpu.upload(b, attention, qShape));

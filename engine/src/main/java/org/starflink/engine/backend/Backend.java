@@ -68,6 +68,17 @@ public interface Backend extends AutoCloseable {
     Partial attend(Arena arena, Tensor q, int[] queryPositions, KvCache cache, int layer);
 
     /**
+     * {@link #attend} over the union of two caches' keys of one layer, as if they were one cache: the rows' partial
+     * over [first; second] (Star phase 1 over [anchor; block]). The result equals {@link #merge} of the two
+     * {@code attend} partials in the order first, second; this default computes exactly that, and a backend may do
+     * it in one pass instead (the GPU backend's kernel takes both key sets in one launch).
+     */
+    default Partial attendBoth(Arena arena, Tensor q, int[] queryPositions, KvCache first, KvCache second, int layer) {
+        return merge(arena, List.of(attend(arena, q, queryPositions, first, layer),
+                attend(arena, q, queryPositions, second, layer)));
+    }
+
+    /**
      * The exact log-sum-exp merge of partials of the same rows over disjoint key sets, in the given order (the
      * order fixes the last bits; callers that must be reproducible pass a canonical order). A partial with
      * lse = -inf weighs 0. The list must not be empty.

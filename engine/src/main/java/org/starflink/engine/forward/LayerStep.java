@@ -21,7 +21,8 @@ import org.starflink.engine.backend.Tensor;
  * Global decoding: local = [own], no remote. Star phase 1 of block i: local = [anchor, own]. The query host:
  * local = [own], remote = the blocks' partials of q (in block order). A context block's side of phase 2 is
  * {@link Backend#attend} alone. Partials are merged in the order remote..., local..., so a caller that passes
- * them in a canonical order gets bit-identical results on every run and replay.
+ * them in a canonical order gets bit-identical results on every run and replay. Two local caches and no remote
+ * partial (phase 1) go through {@link Backend#attendBoth}, whose result is that same merge.
  */
 public final class LayerStep {
     private final Backend backend;
@@ -53,14 +54,19 @@ public final class LayerStep {
      */
     public Tensor end(Arena arena, int layer, Tensor x, Tensor q, int[] positions, List<KvCache> local,
                       List<AttentionPartial> remote) {
-        List<Partial> partials = new ArrayList<>(remote.size() + local.size());
-        for (AttentionPartial partial : remote) {
-            partials.add(backend.upload(arena, partial));
+        Partial merged;
+        if (remote.isEmpty() && local.size() == 2) { // phase 1 over [anchor; own]: one pass where the backend can
+            merged = backend.attendBoth(arena, q, positions, local.get(0), local.get(1), layer);
+        } else {
+            List<Partial> partials = new ArrayList<>(remote.size() + local.size());
+            for (AttentionPartial partial : remote) {
+                partials.add(backend.upload(arena, partial));
+            }
+            for (KvCache cache : local) {
+                partials.add(backend.attend(arena, q, positions, cache, layer));
+            }
+            merged = partials.size() == 1 ? partials.get(0) : backend.merge(arena, partials);
         }
-        for (KvCache cache : local) {
-            partials.add(backend.attend(arena, q, positions, cache, layer));
-        }
-        Partial merged = partials.size() == 1 ? partials.get(0) : backend.merge(arena, partials);
         return backend.finishLayer(arena, layer, x, merged.output());
     }
 }
