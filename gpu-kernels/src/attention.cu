@@ -92,6 +92,36 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
     return *reinterpret_cast<uint32_t*>(&v);
 }
 
+// The epilogue every tensor-core kernel shares. A thread holds two packed rows (e = 0, 1: r0 and r0 + 8) of an
+// output tile in the m16n8 / wgmma accumulator layout: columns d * 8 + (lane & 3) * 2 and + 1 of every 8-column
+// chunk d, unnormalized, as acc(d, e, j) for j = 0, 1. l[e] is the thread's part of the row sum (summed over the
+// quad here), m[e] the running max in raw score units. Writes out = O / l and lse = m * scale + log l; a row with
+// no visible key (l = 0) gets out 0 and lse -inf. Packed row r is token r / G, head kvh * G + r % G.
+template <int HD, typename Acc>
+__device__ __forceinline__ void store_rows(const AttnArgs& a, int split, int r0, int kvh, const float (&l)[2],
+                                           const float (&m)[2], Acc acc) {
+    const int lane = threadIdx.x & 31;
+    float* outp = a.out + (size_t)split * a.out_split_stride;
+    float* lsep = a.lse + (size_t)split * a.lse_split_stride;
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+        float ll = l[e];
+        ll += __shfl_xor_sync(0xffffffffu, ll, 1);
+        ll += __shfl_xor_sync(0xffffffffu, ll, 2);
+        const int r = r0 + 8 * e;
+        if (r >= a.Tp) continue;
+        const int t = r / a.G, h = kvh * a.G + r % a.G;
+        float* op = outp + ((size_t)t * a.H + h) * HD;
+        const float inv = ll > 0.f ? 1.f / ll : 0.f;
+#pragma unroll
+        for (int d = 0; d < HD / 8; ++d) {
+            const int col = d * 8 + (lane & 3) * 2;
+            *reinterpret_cast<float2*>(op + col) = make_float2(acc(d, e, 0) * inv, acc(d, e, 1) * inv);
+        }
+        if ((lane & 3) == 0) lsep[(size_t)t * a.H + h] = ll > 0.f ? m[e] * a.scale + logf(ll) : -INFINITY;
+    }
+}
+
 template <int HD, int W, int MT>
 __global__ void __launch_bounds__(32 * W, W * MT == 8 ? 2 : 1) attn_tiled_kernel(const AttnArgs a) {
     constexpr int NT = 32 * W, BM = 16 * W * MT, CH = HD / 8;  // CH: 16-byte chunks per row
@@ -305,27 +335,10 @@ __global__ void __launch_bounds__(32 * W, W * MT == 8 ? 2 : 1) attn_tiled_kernel
     }
     cp_async_wait_all();
 
-    float* outp = a.out + (size_t)split * a.out_split_stride;
-    float* lsep = a.lse + (size_t)split * a.lse_split_stride;
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-            float ll = l[mt][e];
-            ll += __shfl_xor_sync(0xffffffffu, ll, 1);
-            ll += __shfl_xor_sync(0xffffffffu, ll, 2);
-            const int r = row0 + warp * 16 * MT + mt * 16 + (lane >> 2) + 8 * e;
-            if (r >= a.Tp) continue;
-            const int t = r / a.G, h = kvh * a.G + r % a.G;
-            float* op = outp + ((size_t)t * a.H + h) * HD;
-            const float inv = ll > 0.f ? 1.f / ll : 0.f;
-#pragma unroll
-            for (int d = 0; d < HD / 8; ++d) {
-                int col = d * 8 + (lane & 3) * 2;
-                *reinterpret_cast<float2*>(op + col) = make_float2(o[mt][d][2 * e] * inv, o[mt][d][2 * e + 1] * inv);
-            }
-            if ((lane & 3) == 0) lsep[(size_t)t * a.H + h] = ll > 0.f ? m[mt][e] * a.scale + logf(ll) : -INFINITY;
-        }
+        store_rows<HD>(a, split, row0 + warp * 16 * MT + mt * 16 + (lane >> 2), kvh, l[mt], m[mt],
+                       [&](int d, int e, int j) { return o[mt][d][2 * e + j]; });
 }
 
 
@@ -571,27 +584,8 @@ __global__ void __launch_bounds__(128 * NWG, MINB) attn_wgmma_kernel(const AttnA
     }
     cp_async_wait_all();
 
-    float* outp = a.out + (size_t)split * a.out_split_stride;
-    float* lsep = a.lse + (size_t)split * a.lse_split_stride;
-#pragma unroll
-    for (int e = 0; e < 2; ++e) {
-        float ll = l[e];
-        ll += __shfl_xor_sync(0xffffffffu, ll, 1);
-        ll += __shfl_xor_sync(0xffffffffu, ll, 2);
-        const int r = row0 + wg * 64 + warp * 16 + (lane >> 2) + 8 * e;
-        if (r >= a.Tp) continue;
-        const int t = r / a.G, h = kvh * a.G + r % a.G;
-        float* op = outp + ((size_t)t * a.H + h) * HD;
-        const float inv = ll > 0.f ? 1.f / ll : 0.f;
-#pragma unroll
-        for (int n = 0; n < 8; ++n) {
-            int col = n * 8 + (lane & 3) * 2;
-            *reinterpret_cast<float2*>(op + col) = make_float2(o0[n * 4 + 2 * e] * inv, o0[n * 4 + 2 * e + 1] * inv);
-            *reinterpret_cast<float2*>(op + 64 + col) =
-                make_float2(o1[n * 4 + 2 * e] * inv, o1[n * 4 + 2 * e + 1] * inv);
-        }
-        if ((lane & 3) == 0) lsep[(size_t)t * a.H + h] = ll > 0.f ? m[e] * a.scale + logf(ll) : -INFINITY;
-    }
+    store_rows<HD>(a, split, row0 + wg * 64 + warp * 16 + (lane >> 2), kvh, l, m,
+                   [&](int d, int e, int j) { return d < 8 ? o0[d * 4 + 2 * e + j] : o1[(d - 8) * 4 + 2 * e + j]; });
 }
 
 
@@ -780,27 +774,8 @@ __global__ void __launch_bounds__(256, 1) attn_wgmma_pipe_kernel(const AttnArgs 
     }
     cp_async_wait_all();
 
-    float* outp = a.out + (size_t)split * a.out_split_stride;
-    float* lsep = a.lse + (size_t)split * a.lse_split_stride;
-#pragma unroll
-    for (int e = 0; e < 2; ++e) {
-        float ll = l[e];
-        ll += __shfl_xor_sync(0xffffffffu, ll, 1);
-        ll += __shfl_xor_sync(0xffffffffu, ll, 2);
-        const int r = row0 + wg * 64 + warp * 16 + (lane >> 2) + 8 * e;
-        if (r >= a.Tp) continue;
-        const int t = r / a.G, h = kvh * a.G + r % a.G;
-        float* op = outp + ((size_t)t * a.H + h) * HD;
-        const float inv = ll > 0.f ? 1.f / ll : 0.f;
-#pragma unroll
-        for (int n = 0; n < 8; ++n) {
-            int col = n * 8 + (lane & 3) * 2;
-            *reinterpret_cast<float2*>(op + col) = make_float2(o0[n * 4 + 2 * e] * inv, o0[n * 4 + 2 * e + 1] * inv);
-            *reinterpret_cast<float2*>(op + 64 + col) =
-                make_float2(o1[n * 4 + 2 * e] * inv, o1[n * 4 + 2 * e + 1] * inv);
-        }
-        if ((lane & 3) == 0) lsep[(size_t)t * a.H + h] = ll > 0.f ? m[e] * a.scale + logf(ll) : -INFINITY;
-    }
+    store_rows<HD>(a, split, row0 + wg * 64 + warp * 16 + (lane >> 2), kvh, l, m,
+                   [&](int d, int e, int j) { return d < 8 ? o0[d * 4 + 2 * e + j] : o1[(d - 8) * 4 + 2 * e + j]; });
 }
 
 // ---- FlashAttention-3-style kernel (sm_90a): warp specialization, TMA, mbarriers, 128-key tiles ----
@@ -1120,25 +1095,8 @@ __global__ void __launch_bounds__(384, 1)
     }
     // the first tile's rescale (alpha of tile 0) is moot: O was 0
 
-    float* outp = a.out + (size_t)split * a.out_split_stride;
-    float* lsep = a.lse + (size_t)split * a.lse_split_stride;
-#pragma unroll
-    for (int e = 0; e < 2; ++e) {
-        float ll = l[e];
-        ll += __shfl_xor_sync(0xffffffffu, ll, 1);
-        ll += __shfl_xor_sync(0xffffffffu, ll, 2);
-        const int r = row0 + c * 64 + warp * 16 + (lane >> 2) + 8 * e;
-        if (r >= a.Tp) continue;
-        const int t = r / a.G, h = kvh * a.G + r % a.G;
-        float* op = outp + ((size_t)t * a.H + h) * HD;
-        const float inv = ll > 0.f ? 1.f / ll : 0.f;
-#pragma unroll
-        for (int x = 0; x < 16; ++x) {
-            const int col = x * 8 + (lane & 3) * 2;
-            *reinterpret_cast<float2*>(op + col) = make_float2(o[x * 4 + 2 * e] * inv, o[x * 4 + 2 * e + 1] * inv);
-        }
-        if ((lane & 3) == 0) lsep[(size_t)t * a.H + h] = ll > 0.f ? m[e] * a.scale + logf(ll) : -INFINITY;
-    }
+    store_rows<HD>(a, split, row0 + c * 64 + warp * 16 + (lane >> 2), kvh, l, m,
+                   [&](int d, int e, int j) { return o[d * 4 + 2 * e + j]; });
 #endif
 }
 
