@@ -70,7 +70,8 @@ public final class StarflinkJob {
                 .connect(questions.keyBy(Question::getDocId))
                 .process(new DocumentOperator(model, new BlockLayout(blockSize, anchorSize),
                         options.get(StarflinkOptions.ALLOW_BEYOND_WINDOW),
-                        options.getOptional(StarflinkOptions.DOCUMENT_TTL).orElse(null)))
+                        options.getOptional(StarflinkOptions.DOCUMENT_TTL).orElse(null),
+                        options.get(StarflinkOptions.EXACT_CUTS)))
                 .uid("document-operator").name("Documents: chunks -> blocks, questions -> catalog");
         DataStream<BlockCommand> blockCommands = accepted.getSideOutput(DocumentOperator.BLOCK_COMMANDS);
 

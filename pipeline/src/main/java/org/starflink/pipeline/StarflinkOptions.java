@@ -43,6 +43,11 @@ public final class StarflinkOptions {
             .withDescription("Decoded KV kept on the heap per block-operator subtask (beyond it: read from state).");
     public static final ConfigOption<Duration> DOCUMENT_TTL = key("starflink.document.state-ttl").durationType()
             .noDefaultValue().withDescription("Idle documents (no chunk, no question) expire after this.");
+    public static final ConfigOption<Boolean> EXACT_CUTS = key("starflink.document.exact-cuts").booleanType()
+            .defaultValue(true).withDescription("Tokenize a streaming document piece by piece at the tokenizer's "
+                    + "exact cuts (a space between two letters), O(new text) per chunk, when the tokenizer has such a "
+                    + "rule; false re-tokenizes the whole text on every chunk. Same blocks either way; applies to "
+                    + "documents that start after the change.");
     public static final ConfigOption<Boolean> ALLOW_BEYOND_WINDOW = key("starflink.allow-beyond-window")
             .booleanType().defaultValue(false)
             .withDescription("Answer questions whose document exceeds the model's trained context window.");
