@@ -17,12 +17,14 @@ import org.apache.flink.configuration.Configuration;
 import org.apache.flink.core.execution.JobClient;
 import org.apache.flink.core.execution.SavepointFormatType;
 import org.apache.flink.metrics.Counter;
+import org.apache.flink.metrics.Gauge;
 import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.runtime.testutils.InMemoryReporter;
 import org.apache.flink.runtime.testutils.MiniClusterResourceConfiguration;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.test.junit5.MiniClusterExtension;
 import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
@@ -37,7 +39,6 @@ import org.starflink.engine.star.BlockLayout;
 import org.starflink.engine.star.LongContextGenerator;
 import org.starflink.engine.testing.SharedModels;
 import org.starflink.kafka.EmbeddedKafka;
-import org.starflink.operators.block.BlockOperator;
 import org.starflink.operators.document.StableBlockCutter;
 import org.starflink.operators.loop.LoopHeadOperator;
 import org.starflink.operators.kafka.KafkaRawRecord;
@@ -106,13 +107,24 @@ class StarflinkJobITCase {
         return SharedModels.stories260KDir().resolve("stories260K.bin");
     }
 
+    /** The block-event logs the test opened, closed after it. */
+    final List<BlockEventLog> logs = new ArrayList<>();
+
+    @AfterEach
+    void closeLogs() {
+        logs.forEach(BlockEventLog::close);
+    }
+
     /** A scenario: documents, then questions about them interleaved with the chunks of later documents. */
     final class Scenario {
         final JobHarness job = new JobHarness(kafka);
+        /** What phase 1 did, read from the job's block-events topic through the broker. */
+        final BlockEventLog blockEvents = new BlockEventLog(kafka.bootstrapServers(), job.blockEvents);
         final Map<String, String> documents = new LinkedHashMap<>();
         final Map<String, Question> questions = new LinkedHashMap<>();
 
         Scenario() {
+            logs.add(blockEvents);
             for (int d = 0; d < 3; d++) {
                 documents.put("doc" + d + "-" + job.suffix, Corpus.document(d, 14 + 4 * d));
             }
@@ -226,8 +238,9 @@ class StarflinkJobITCase {
 
         /**
          * Until a completed checkpoint covers every document record: questions asked afterwards see complete
-         * documents, also when the job restored from a checkpoint taken while they were still streaming in (the
-         * encode counters below are JVM-wide and would not tell).
+         * documents, also when the job restored from a checkpoint taken while they were still streaming in (a block
+         * event says a block was encoded, not that a completed checkpoint holds it). It also means that the
+         * (at-least-once) block-events sink flushed every event of those documents' encodes.
          */
         void awaitDocumentsProcessed(KafkaClient kafkaClient, JobClient client) throws Exception {
             long deadline = System.nanoTime() + Duration.ofMinutes(2).toNanos();
@@ -249,16 +262,7 @@ class StarflinkJobITCase {
         }
 
         void awaitBlocks(JobClient client, List<String> keys) throws Exception {
-            long deadline = System.nanoTime() + Duration.ofMinutes(2).toNanos();
-            for (String key : keys) {
-                while (!BlockOperator.ENCODES.containsKey(key)) {
-                    assertJobRunning(client);
-                    if (System.nanoTime() > deadline) {
-                        throw new AssertionError("block " + key + " never encoded");
-                    }
-                    Thread.sleep(50);
-                }
-            }
+            blockEvents.awaitEncoded(keys, Duration.ofMinutes(2), () -> assertJobRunning(client));
         }
 
         /** Every question's answer equals the engine's single-process Star answer, token for token. */
@@ -387,7 +391,8 @@ class StarflinkJobITCase {
             assertTrue(!encodedBeforeTheFailure.isEmpty() && encodedBeforeTheFailure.size() < scenario.blocks(third),
                     "the failure should fire mid-document: " + encodedBeforeTheFailure);
             scenario.awaitBlocks(client, encodedBeforeTheFailure);
-            assertEquals(encodedBeforeTheFailure, encodedKeys(third), "blocks of " + third + " encoded at the failure");
+            assertEquals(encodedBeforeTheFailure, scenario.blockEvents.encodedBlocks(third),
+                    "blocks of " + third + " encoded at the failure");
             HoldACheckpoint.release(failure); // the job fails over to the checkpoint before the held one
             HoldACheckpoint.awaitRestored(failure, Duration.ofMinutes(1));
 
@@ -401,13 +406,14 @@ class StarflinkJobITCase {
             }
             scenario.assertAnswersMatchTheEngine(scenario.readAnswers(kafkaClient, client));
             assertTrue(HoldACheckpoint.fired(failure), "the injected failure did not happen");
+            awaitACheckpointFromNow(client);
             for (String docId : ids) {
                 for (String key : scenario.blockKeys(docId)) {
                     if (encodedBeforeTheFailure.contains(key)) {
-                        assertEquals(2, BlockOperator.ENCODES.get(key).get(),
+                        assertEquals(2, scenario.blockEvents.encodes(key),
                                 key + " was encoded after the restored checkpoint: the restore must encode it again");
                     } else {
-                        assertEquals(1, BlockOperator.ENCODES.get(key).get(), key
+                        assertEquals(1, scenario.blockEvents.encodes(key), key
                                 + (docId.equals(third) ? " was encoded only after the restore, once"
                                         : " was restored from the checkpoint but encoded again"));
                     }
@@ -429,13 +435,27 @@ class StarflinkJobITCase {
         return cutter.advance(text.toString(), false, StableBlockCutter.Progress.NONE).blocks().size();
     }
 
-    /** The keys of the document's blocks encoded so far, in block order. */
-    private static List<String> encodedKeys(String docId) {
-        List<String> keys = new ArrayList<>();
-        for (int b = 0; BlockOperator.ENCODES.containsKey(BlockKeys.of(docId, 1, b)); b++) {
-            keys.add(BlockKeys.of(docId, 1, b));
+    /**
+     * Returns once a checkpoint that started after this call completed: the (at-least-once) block-events sink
+     * flushed everything the job had emitted by now, so the topic holds every encode so far.
+     */
+    static void awaitACheckpointFromNow(JobClient client) throws Exception {
+        long start = completedCheckpoints(client);
+        long deadline = System.nanoTime() + Duration.ofMinutes(1).toNanos();
+        // the checkpoint in progress now may have started before this call: the one after it did not
+        while (completedCheckpoints(client) < start + 2) {
+            assertJobRunning(client);
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("no checkpoint completed for a minute");
+            }
+            Thread.sleep(50);
         }
-        return keys;
+    }
+
+    private static long completedCheckpoints(JobClient client) {
+        return METRICS.findMetric(client.getJobID(), ".*numberOfCompletedCheckpoints")
+                .map(metric -> ((Number) ((Gauge<?>) metric).getValue()).longValue())
+                .orElseThrow(() -> new AssertionError("no numberOfCompletedCheckpoints metric for the job"));
     }
 
     /**
@@ -469,10 +489,11 @@ class StarflinkJobITCase {
                     LoopHeadOperator.METRIC_RESTORED_IN_FLIGHT) + " loop records in flight");
             // (What the log protects is shown by FeedbackLoopITCase's negative control on the toy job; the real
             // job has no switch for it, by design: no test hooks in production code.)
+            awaitACheckpointFromNow(client);
             for (String docId : List.copyOf(scenario.documents.keySet()).subList(0, 2)) {
                 for (String key : scenario.blockKeys(docId)) {
                     // These blocks were encoded and checkpointed long before the failure: restored, not redone.
-                    assertEquals(1, BlockOperator.ENCODES.get(key).get(), key + " was encoded again");
+                    assertEquals(1, scenario.blockEvents.encodes(key), key + " was encoded again");
                 }
             }
         } finally {
@@ -647,9 +668,10 @@ class StarflinkJobITCase {
             scenario.assertAnswersMatchTheEngine(scenario.readAnswers(kafkaClient, second, 4));
             assertTrue(loopHeadCounter(second, LoopHeadOperator.METRIC_RESTORED_IN_FLIGHT) > 0,
                     "no question was in the loop at the savepoint");
+            awaitACheckpointFromNow(second);
             for (String docId : ids) {
                 for (String key : scenario.blockKeys(docId)) {
-                    assertEquals(1, BlockOperator.ENCODES.get(key).get(), key + " was encoded again after rescaling");
+                    assertEquals(1, scenario.blockEvents.encodes(key), key + " was encoded again after rescaling");
                 }
             }
         } finally {
