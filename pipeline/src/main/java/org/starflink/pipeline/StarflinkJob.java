@@ -27,6 +27,7 @@ import org.starflink.operators.messages.HostMessage;
 import org.starflink.operators.messages.QuestionTask;
 import org.starflink.operators.model.ModelLocation;
 import org.starflink.schemas.AnswerToken;
+import org.starflink.schemas.BlockEvent;
 import org.starflink.schemas.DocumentEvent;
 import org.starflink.schemas.Question;
 import org.starflink.schemas.RejectedRecord;
@@ -42,6 +43,7 @@ import org.starflink.schemas.RejectedRecord;
  *                                                           ▲          (by question)         │
  *                                                           └────── loop tail ◄──────────────┘
  *                                                      answers ◄─ QueryHost, DocumentOperator (errors)
+ *                                                 block events ◄─ BlockOperator (encoded, skipped, retired)
  * </pre>
  */
 public final class StarflinkJob {
@@ -96,9 +98,10 @@ public final class StarflinkJob {
                 .union(accepted.getSideOutput(DocumentOperator.ANSWER_ERRORS)));
         sinks.rejected(documents.getSideOutput(DecodeOrReject.REJECTED)
                 .union(questions.getSideOutput(DecodeOrReject.REJECTED)));
+        sinks.blockEvents(partials.getSideOutput(BlockOperator.BLOCK_EVENTS));
     }
 
-    /** Reads the topics of {@link StarflinkOptions} and writes answers and rejections back to Kafka. */
+    /** Reads the topics of {@link StarflinkOptions} and writes answers, rejections and block events to Kafka. */
     public static void defineKafkaJob(StreamExecutionEnvironment env, Configuration options) {
         String bootstrap = options.getOptional(StarflinkOptions.BOOTSTRAP_SERVERS).orElseThrow(
                 () -> new IllegalArgumentException(StarflinkOptions.BOOTSTRAP_SERVERS.key() + " is not set"));
@@ -128,6 +131,13 @@ public final class StarflinkJob {
                                 RejectedRecord.class, r -> r.getSourceTopic() + "/" + r.getSourcePartition(), DeliveryGuarantee.AT_LEAST_ONCE,
                                 null))
                         .uid("sink-rejected").name("Kafka: rejected");
+            }
+
+            @Override
+            public void blockEvents(DataStream<BlockEvent> blockEvents) {
+                blockEvents.sinkTo(AvroKafka.avroSink(bootstrap, options.get(StarflinkOptions.BLOCK_EVENTS_TOPIC),
+                                BlockEvent.class, BlockEvent::getBlockKey, DeliveryGuarantee.AT_LEAST_ONCE, null))
+                        .uid("sink-block-events").name("Kafka: block events");
             }
         }, options);
     }

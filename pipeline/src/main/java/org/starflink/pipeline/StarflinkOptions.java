@@ -64,6 +64,10 @@ public final class StarflinkOptions {
             .defaultValue("answers");
     public static final ConfigOption<String> REJECTED_TOPIC = key("starflink.topic.rejected").stringType()
             .defaultValue("rejected");
+    public static final ConfigOption<String> BLOCK_EVENTS_TOPIC = key("starflink.topic.block-events").stringType()
+            .defaultValue("block-events")
+            .withDescription("Where the block operators write a BlockEvent per encode, per encode skipped because the "
+                    + "block was restored, and per retirement (at-least-once, keyed by block).");
     public static final ConfigOption<Boolean> EXACTLY_ONCE = key("starflink.answers.exactly-once").booleanType()
             .defaultValue(false)
             .withDescription("Transactional answers, visible to read_committed consumers at each checkpoint. "

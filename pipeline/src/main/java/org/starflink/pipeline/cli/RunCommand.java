@@ -174,7 +174,7 @@ final class RunCommand implements Callable<Integer> {
         try (StarflinkClient kafka = new StarflinkClient(bootstrapServers, StarflinkClient.TopicNames.defaults())) {
             kafka.requireTopics(List.of(topics.get(StarflinkOptions.DOCUMENTS_TOPIC),
                     topics.get(StarflinkOptions.QUESTIONS_TOPIC), topics.get(StarflinkOptions.ANSWERS_TOPIC),
-                    topics.get(StarflinkOptions.REJECTED_TOPIC)));
+                    topics.get(StarflinkOptions.REJECTED_TOPIC), topics.get(StarflinkOptions.BLOCK_EVENTS_TOPIC)));
         }
     }
 
@@ -228,7 +228,7 @@ final class RunCommand implements Callable<Integer> {
         }
         EmbeddedKafka broker = EmbeddedKafka.builder().dataDir(data.kafka()).ports(brokerPort, controllerPort)
                 .topic(Topics.DOCUMENTS, 2).topic(Topics.QUESTIONS, 2).topic(Topics.ANSWERS, 2)
-                .topic(Topics.REJECTED, 1).start();
+                .topic(Topics.REJECTED, 1).topic(Topics.BLOCK_EVENTS, 1).start();
         data.savePorts(broker.brokerPort(), broker.controllerPort());
         return broker;
     }
