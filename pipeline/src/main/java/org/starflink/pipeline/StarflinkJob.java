@@ -19,6 +19,7 @@ import org.starflink.operators.document.DocumentOperator;
 import org.starflink.operators.host.QueryHostOperator;
 import org.starflink.operators.kafka.AvroKafka;
 import org.starflink.operators.kafka.DecodeOrReject;
+import org.starflink.operators.kafka.KafkaClientProperties;
 import org.starflink.operators.kafka.KafkaRawRecord;
 import org.starflink.operators.loop.FeedbackLoop;
 import org.starflink.operators.messages.BlockCommand;
@@ -102,13 +103,14 @@ public final class StarflinkJob {
         String bootstrap = options.getOptional(StarflinkOptions.BOOTSTRAP_SERVERS).orElseThrow(
                 () -> new IllegalArgumentException(StarflinkOptions.BOOTSTRAP_SERVERS.key() + " is not set"));
         String group = options.get(StarflinkOptions.GROUP_ID);
+        KafkaClientProperties client = kafkaClientProperties(options);
         DataStream<KafkaRawRecord> documentRecords = env.fromSource(
                 AvroKafka.rawSource(bootstrap, options.get(StarflinkOptions.DOCUMENTS_TOPIC), group,
-                        OffsetsInitializer.earliest(), null),
+                        OffsetsInitializer.earliest(), null, client),
                 WatermarkStrategy.noWatermarks(), "Kafka: documents").uid("source-documents");
         DataStream<KafkaRawRecord> questionRecords = env.fromSource(
                 AvroKafka.rawSource(bootstrap, options.get(StarflinkOptions.QUESTIONS_TOPIC), group,
-                        OffsetsInitializer.earliest(), null),
+                        OffsetsInitializer.earliest(), null, client),
                 WatermarkStrategy.noWatermarks(), "Kafka: questions").uid("source-questions");
         boolean exactlyOnce = options.get(StarflinkOptions.EXACTLY_ONCE);
         DeliveryGuarantee guarantee = exactlyOnce ? DeliveryGuarantee.EXACTLY_ONCE : DeliveryGuarantee.AT_LEAST_ONCE;
@@ -117,7 +119,7 @@ public final class StarflinkJob {
             public void answers(DataStream<AnswerToken> answers) {
                 answers.sinkTo(AvroKafka.avroSink(bootstrap, options.get(StarflinkOptions.ANSWERS_TOPIC),
                                 AnswerToken.class, AnswerToken::getQuestionId, guarantee,
-                                exactlyOnce ? "starflink-answers" : null))
+                                exactlyOnce ? "starflink-answers" : null, client))
                         .uid("sink-answers").name("Kafka: answers");
             }
 
@@ -125,7 +127,7 @@ public final class StarflinkJob {
             public void rejected(DataStream<RejectedRecord> rejected) {
                 rejected.sinkTo(AvroKafka.avroSink(bootstrap, options.get(StarflinkOptions.REJECTED_TOPIC),
                                 RejectedRecord.class, r -> r.getSourceTopic() + "/" + r.getSourcePartition(), DeliveryGuarantee.AT_LEAST_ONCE,
-                                null))
+                                null, client))
                         .uid("sink-rejected").name("Kafka: rejected");
             }
         }, options);
@@ -170,7 +172,17 @@ public final class StarflinkJob {
             throw new IllegalArgumentException(CheckpointingOptions.ENABLE_UNALIGNED.key()
                     + " is true: the per-layer loop needs aligned checkpoints (docs/loop.md); set it to false");
         }
+        kafkaClientProperties(options);
         return options;
+    }
+
+    /**
+     * The user's Kafka client properties ({@link StarflinkOptions#KAFKA_PROPERTIES}) for every source and sink;
+     * a key the job sets itself fails with one line naming it.
+     */
+    public static KafkaClientProperties kafkaClientProperties(ReadableConfig options) {
+        return KafkaClientProperties.of(options.get(StarflinkOptions.KAFKA_PROPERTIES),
+                StarflinkOptions.KAFKA_PROPERTIES.key() + ".");
     }
 
     /**
