@@ -1,11 +1,8 @@
 package org.starflink.pipeline;
 
-import java.time.Duration;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.configuration.CheckpointingOptions;
 import org.apache.flink.configuration.Configuration;
-import org.apache.flink.configuration.ExecutionOptions;
-import org.apache.flink.configuration.PipelineOptions;
 import org.apache.flink.configuration.ReadableConfig;
 import org.apache.flink.connector.base.DeliveryGuarantee;
 import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer;
@@ -186,20 +183,11 @@ public final class StarflinkJob {
     }
 
     /**
-     * What the job sets itself unless the configuration says otherwise: a maximum parallelism (the loop needs
-     * one), no network buffering delay (a layer crosses the network twice per token) and no Kryo fallback.
+     * What the job sets itself unless the configuration says otherwise ({@link ClusterSettings#JOB_DEFAULTS}): a
+     * maximum parallelism (the loop needs one), no network buffering delay (a layer crosses the network twice per
+     * token) and no Kryo fallback.
      */
     public static Configuration settingsTheJobNeeds(Configuration options) {
-        Configuration settings = new Configuration(options);
-        if (options.getOptional(PipelineOptions.MAX_PARALLELISM).isEmpty()) {
-            settings.set(PipelineOptions.MAX_PARALLELISM, DEFAULT_MAX_PARALLELISM);
-        }
-        if (options.getOptional(ExecutionOptions.BUFFER_TIMEOUT).isEmpty()) {
-            settings.set(ExecutionOptions.BUFFER_TIMEOUT, Duration.ZERO);
-        }
-        if (options.getOptional(PipelineOptions.GENERIC_TYPES).isEmpty()) {
-            settings.set(PipelineOptions.GENERIC_TYPES, false);
-        }
-        return settings;
+        return ClusterSettings.withJobDefaults(options);
     }
 }
