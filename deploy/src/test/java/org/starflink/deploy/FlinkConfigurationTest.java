@@ -62,6 +62,18 @@ class FlinkConfigurationTest {
     }
 
     @Test
+    void everyKeyIsOneFlinkDeclaresNoMisspelling() {
+        assertEquals(List.of(), FlinkOptionKeys.unknown(configYaml().keySet()), "config.yaml");
+        for (Path file : DeployFiles.flinkDeployments()) {
+            assertEquals(List.of(), FlinkOptionKeys.unknown(DeployFiles.flinkConfiguration(DeployFiles.single(file))
+                    .keySet()), file.toString());
+        }
+        // negative control
+        assertEquals(List.of("execution.checkpointing.min-pasue"),
+                FlinkOptionKeys.unknown(List.of("execution.checkpointing.min-pause", "execution.checkpointing.min-pasue")));
+    }
+
+    @Test
     void theGpuDeploymentAsksForOneGpuPerTaskManagerAndTheGpuBackend() {
         JsonNode gpu = DeployFiles.single(DeployFiles.kubernetes("starflink-gpu.yaml"));
         Configuration conf = Configuration.fromMap(DeployFiles.flinkConfiguration(gpu));

@@ -62,6 +62,7 @@ class YarnSubmitCommandTest {
                 submitted.application.getProgramArguments());
         assertEquals(List.of(), DeploymentSettings.problems(conf, submitted.application.getProgramArguments()));
         assertEquals(List.of(), yarnProblems(conf));
+        assertEquals(List.of(), FlinkOptionKeys.unknown(conf.keySet()));
         assertEquals("hdfs:///starflink/checkpoints", conf.getString("execution.checkpointing.dir", ""));
         assertEquals(List.of("hdfs:///starflink/flink-2.2.1/lib", "hdfs:///starflink/flink-2.2.1/plugins"),
                 conf.get(YarnConfigOptions.PROVIDED_LIB_DIRS));
@@ -79,6 +80,7 @@ class YarnSubmitCommandTest {
         Configuration conf = submitted.configuration;
         assertEquals(List.of(), DeploymentSettings.problems(conf, submitted.application.getProgramArguments()));
         assertEquals(List.of(), yarnProblems(conf));
+        assertEquals(List.of(), FlinkOptionKeys.unknown(conf.keySet()));
         assertEquals("gpu", conf.getString("external-resources", ""));
         assertEquals("1", conf.getString("external-resource.gpu.amount", ""));
         assertEquals("yarn.io/gpu", conf.getString("external-resource.gpu.yarn.config-key", ""));
