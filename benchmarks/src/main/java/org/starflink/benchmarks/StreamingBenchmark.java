@@ -24,6 +24,7 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.starflink.operators.cluster.LoopbackCluster;
 import org.starflink.engine.backend.BackendKind;
 import org.starflink.engine.checkpoint.ModelRegistry;
 import org.starflink.engine.forward.Transformer;
@@ -173,6 +174,7 @@ public final class StreamingBenchmark {
         conf.setString("rest.bind-port", String.valueOf(restPort));
         conf.setString("metrics.fetcher.update-interval", "500 ms");
         ClusterSettings.apply(conf, checkpoints, Duration.ofSeconds(10));
+        LoopbackCluster.apply(conf);
         conf.setString("taskmanager.numberOfTaskSlots", String.valueOf(workers));
         conf.set(StarflinkOptions.BOOTSTRAP_SERVERS, kafka.bootstrapServers());
         conf.set(StarflinkOptions.GROUP_ID, "bench-" + suffix);

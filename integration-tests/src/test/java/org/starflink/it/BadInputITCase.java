@@ -15,12 +15,14 @@ import java.util.Random;
 import java.util.function.UnaryOperator;
 import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.flink.core.execution.JobClient;
+import org.apache.flink.configuration.Configuration;
 import org.apache.flink.runtime.testutils.MiniClusterResourceConfiguration;
 import org.apache.flink.test.junit5.MiniClusterExtension;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
+import org.starflink.operators.cluster.LoopbackCluster;
 import org.starflink.engine.backend.BackendKind;
 import org.starflink.engine.checkpoint.ModelRegistry;
 import org.starflink.engine.forward.Transformer;
@@ -48,7 +50,8 @@ class BadInputITCase {
 
     @RegisterExtension
     static final MiniClusterExtension MINI_CLUSTER = new MiniClusterExtension(
-            new MiniClusterResourceConfiguration.Builder().setNumberTaskManagers(1).setNumberSlotsPerTaskManager(2)
+            new MiniClusterResourceConfiguration.Builder().setConfiguration(LoopbackCluster.apply(new Configuration()))
+                    .setNumberTaskManagers(1).setNumberSlotsPerTaskManager(2)
                     .build());
 
     static EmbeddedKafka kafka;

@@ -17,6 +17,7 @@ import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsIni
 import org.apache.flink.core.execution.JobClient;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.starflink.operators.cluster.LoopbackCluster;
 import org.starflink.kafka.EmbeddedKafka;
 import org.starflink.operators.kafka.AvroKafka;
 import org.starflink.operators.kafka.KafkaRawRecord;
@@ -99,7 +100,8 @@ final class JobHarness {
                     UnaryOperator<DataStream<KafkaRawRecord>> aroundDocuments,
                     UnaryOperator<DataStream<AnswerToken>> aroundAnswers, boolean exactlyOnce) throws Exception {
         // The production settings (any Kryo fallback fails the job), with frequent checkpoints.
-        Configuration cluster = ClusterSettings.apply(new Configuration(), checkpoints, Duration.ofMillis(100));
+        Configuration cluster = LoopbackCluster.apply(
+                ClusterSettings.apply(new Configuration(), checkpoints, Duration.ofMillis(100)));
         if (injectedFailures == 0) {
             cluster.setString("restart-strategy.type", "none");
         } else {

@@ -33,6 +33,7 @@ import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
+import org.starflink.operators.cluster.LoopbackCluster;
 import org.starflink.engine.backend.BackendKind;
 import org.starflink.engine.checkpoint.ModelRegistry;
 import org.starflink.engine.forward.Transformer;
@@ -72,7 +73,7 @@ class StarflinkJobITCase {
     @RegisterExtension
     static final MiniClusterExtension MINI_CLUSTER = new MiniClusterExtension(
             new MiniClusterResourceConfiguration.Builder()
-                    .setConfiguration(METRICS.addToConfiguration(new Configuration()))
+                    .setConfiguration(LoopbackCluster.apply(METRICS.addToConfiguration(new Configuration())))
                     .setNumberTaskManagers(1).setNumberSlotsPerTaskManager(4).build());
 
     /** A loop-head counter summed over the subtasks and attempts of a job. */

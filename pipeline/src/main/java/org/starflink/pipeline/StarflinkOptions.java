@@ -3,6 +3,7 @@ package org.starflink.pipeline;
 import static org.apache.flink.configuration.ConfigOptions.key;
 
 import java.time.Duration;
+import java.util.Map;
 import org.apache.flink.configuration.ConfigOption;
 
 /**
@@ -56,6 +57,13 @@ public final class StarflinkOptions {
             .stringType().noDefaultValue().withDescription("Kafka brokers.");
     public static final ConfigOption<String> GROUP_ID = key("starflink.kafka.group-id").stringType()
             .defaultValue("starflink").withDescription("Consumer group of the job's sources.");
+    public static final ConfigOption<Map<String, String>> KAFKA_PROPERTIES = key("starflink.kafka.properties")
+            .mapType().defaultValue(Map.of())
+            .withDescription("Kafka client properties for every source and sink of the job, one per key under "
+                    + "this prefix: starflink.kafka.properties.security.protocol: SASL_SSL, "
+                    + "starflink.kafka.properties.sasl.jaas.config: ..., starflink.kafka.properties.ssl.* "
+                    + "(docs/kafka.md). Keys the job sets itself (bootstrap.servers, group.id, (de)serializers, "
+                    + "transactional ids, isolation level, ...) are refused at submission.");
     public static final ConfigOption<String> DOCUMENTS_TOPIC = key("starflink.topic.documents").stringType()
             .defaultValue("documents");
     public static final ConfigOption<String> QUESTIONS_TOPIC = key("starflink.topic.questions").stringType()

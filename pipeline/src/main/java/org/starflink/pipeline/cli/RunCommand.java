@@ -26,6 +26,7 @@ import org.apache.logging.log4j.core.LoggerContext;
 import org.apache.logging.log4j.core.appender.FileAppender;
 import org.apache.logging.log4j.core.config.LoggerConfig;
 import org.apache.logging.log4j.core.layout.PatternLayout;
+import org.starflink.operators.cluster.LoopbackCluster;
 import org.starflink.engine.EngineException;
 import org.starflink.engine.model.Model;
 import org.starflink.kafka.EmbeddedKafka;
@@ -274,6 +275,7 @@ final class RunCommand implements Callable<Integer> {
 
     private Configuration clusterConfiguration(String bootstrap, DataDirectory data) {
         Configuration conf = ClusterSettings.apply(new Configuration(), data.checkpoints(), Duration.ofSeconds(10));
+        LoopbackCluster.apply(conf); // a single-machine tool: Web UI, RPC and data ports on 127.0.0.1 (-D to change)
         // a stop cancels the job: keep its checkpoints for the next run (a crash keeps them anyway)
         conf.setString("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION");
         conf.set(RestOptions.PORT, webPort);
