@@ -21,6 +21,7 @@ import org.starflink.engine.star.LongContextGenerator;
 import org.starflink.kafka.EmbeddedKafka;
 import org.starflink.operators.model.ModelLocation;
 import org.starflink.pipeline.ClusterSettings;
+import org.starflink.operators.cluster.LoopbackCluster;
 import org.starflink.pipeline.StarflinkJob;
 import org.starflink.pipeline.StarflinkOptions;
 import org.starflink.pipeline.client.StarflinkClient;
@@ -123,6 +124,7 @@ public final class IngestBenchmark {
         kafka.createTopics(Map.of(topics.documents(), 1, topics.questions(), 1, topics.answers(), 1,
                 topics.rejected(), 1));
         Configuration conf = new Configuration();
+        LoopbackCluster.apply(conf);
         ClusterSettings.apply(conf, Files.createTempDirectory("starflink-ingest-checkpoints-"), Duration.ofSeconds(10));
         conf.set(StarflinkOptions.BOOTSTRAP_SERVERS, kafka.bootstrapServers());
         conf.set(StarflinkOptions.GROUP_ID, "ingest-" + suffix);
