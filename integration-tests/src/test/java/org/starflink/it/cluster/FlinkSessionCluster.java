@@ -77,13 +77,17 @@ public final class FlinkSessionCluster implements AutoCloseable {
         config.put("execution.checkpointing.incremental", "true");
         config.put("execution.checkpointing.interval", "500 ms");
         config.put("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION");
+        // A standalone ResourceManager cannot start workers: until a replacement TaskManager registers, each
+        // restart fails at once with NoResourceAvailableException and takes one attempt (a loaded 2-core machine
+        // saw 5 such attempts after one kill), hence many attempts 1 s apart.
         config.put("restart-strategy.type", "fixed-delay");
-        config.put("restart-strategy.fixed-delay.attempts", "10");
+        config.put("restart-strategy.fixed-delay.attempts", "60");
         config.put("restart-strategy.fixed-delay.delay", "1 s");
         // a TaskManager killed with -9 is noticed in seconds: RPC heartbeats to it fail at once
         config.put("heartbeat.interval", "1000");
         config.put("heartbeat.timeout", "15000");
         config.put("metrics.fetcher.update-interval", "500");
+        config.put("web.refresh-interval", "500"); // the REST API caches job details this long
         config.put("io.tmp.dirs", this.dir.resolve("tmp").toString());
         config.put("web.upload.dir", this.dir.resolve("uploads").toString());
         config.put("web.tmpdir", this.dir.resolve("web").toString());
