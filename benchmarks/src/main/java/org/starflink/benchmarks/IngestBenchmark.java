@@ -121,8 +121,9 @@ public final class IngestBenchmark {
         String suffix = UUID.randomUUID().toString().substring(0, 8);
         StarflinkClient.TopicNames topics = new StarflinkClient.TopicNames("documents-" + suffix,
                 "questions-" + suffix, "answers-" + suffix, "rejected-" + suffix);
+        String blockEvents = "block-events-" + suffix;
         kafka.createTopics(Map.of(topics.documents(), 1, topics.questions(), 1, topics.answers(), 1,
-                topics.rejected(), 1));
+                topics.rejected(), 1, blockEvents, 1));
         Configuration conf = new Configuration();
         LoopbackCluster.apply(conf);
         ClusterSettings.apply(conf, Files.createTempDirectory("starflink-ingest-checkpoints-"), Duration.ofSeconds(10));
@@ -132,6 +133,7 @@ public final class IngestBenchmark {
         conf.set(StarflinkOptions.QUESTIONS_TOPIC, topics.questions());
         conf.set(StarflinkOptions.ANSWERS_TOPIC, topics.answers());
         conf.set(StarflinkOptions.REJECTED_TOPIC, topics.rejected());
+        conf.set(StarflinkOptions.BLOCK_EVENTS_TOPIC, blockEvents);
         conf.set(StarflinkOptions.MODEL, location.model());
         conf.set(StarflinkOptions.BLOCK_SIZE, blockSize);
         conf.set(StarflinkOptions.ALLOW_BEYOND_WINDOW, true);
