@@ -15,12 +15,14 @@ import java.util.Random;
 import java.util.function.UnaryOperator;
 import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.flink.core.execution.JobClient;
+import org.apache.flink.configuration.Configuration;
 import org.apache.flink.runtime.testutils.MiniClusterResourceConfiguration;
 import org.apache.flink.test.junit5.MiniClusterExtension;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
+import org.starflink.operators.cluster.LoopbackCluster;
 import org.starflink.engine.backend.BackendKind;
 import org.starflink.engine.checkpoint.ModelRegistry;
 import org.starflink.engine.forward.Transformer;
@@ -31,7 +33,6 @@ import org.starflink.engine.star.LongContextGenerator;
 import org.starflink.engine.testing.SharedModels;
 import org.starflink.kafka.EmbeddedKafka;
 import org.starflink.pipeline.client.StarflinkClient;
-import org.starflink.operators.block.BlockOperator;
 import org.starflink.operators.messages.BlockKeys;
 import org.starflink.schemas.AnswerToken;
 import org.starflink.schemas.DocumentEvent;
@@ -49,7 +50,8 @@ class BadInputITCase {
 
     @RegisterExtension
     static final MiniClusterExtension MINI_CLUSTER = new MiniClusterExtension(
-            new MiniClusterResourceConfiguration.Builder().setNumberTaskManagers(1).setNumberSlotsPerTaskManager(2)
+            new MiniClusterResourceConfiguration.Builder().setConfiguration(LoopbackCluster.apply(new Configuration()))
+                    .setNumberTaskManagers(1).setNumberSlotsPerTaskManager(2)
                     .build());
 
     static EmbeddedKafka kafka;
@@ -149,18 +151,17 @@ class BadInputITCase {
         }
     }
 
-    private static void awaitBlocks(String docId, String text) throws InterruptedException {
+    /** Until every block of the document is encoded, as the job's block-events topic says. */
+    private static void awaitBlocks(String docId, String text) throws Exception {
         Model model = SharedModels.stories260K();
         int tokens = new LongContextGenerator(model, new Transformer(ModelRegistry.backend(model, BackendKind.DJL)))
                 .contextTokens(text).length;
-        long deadline = System.nanoTime() + Duration.ofMinutes(1).toNanos();
+        List<String> keys = new ArrayList<>();
         for (int block = 0; block < (tokens + BLOCK - 1) / BLOCK; block++) {
-            while (!BlockOperator.ENCODES.containsKey(BlockKeys.of(docId, 1, block))) {
-                if (System.nanoTime() > deadline) {
-                    throw new AssertionError("block " + block + " of " + docId + " never encoded");
-                }
-                Thread.sleep(50);
-            }
+            keys.add(BlockKeys.of(docId, 1, block));
+        }
+        try (BlockEventLog events = new BlockEventLog(kafka.bootstrapServers(), job.blockEvents)) {
+            events.awaitEncoded(keys, Duration.ofMinutes(1), () -> { });
         }
     }
 

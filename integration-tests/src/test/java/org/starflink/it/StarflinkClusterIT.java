@@ -33,6 +33,7 @@ import org.starflink.it.cluster.FlinkRest;
 import org.starflink.it.cluster.FlinkSessionCluster;
 import org.starflink.it.cluster.KafkaBrokerProcess;
 import org.starflink.it.cluster.ManagedProcess;
+import org.starflink.operators.messages.BlockKeys;
 import org.starflink.schemas.AnswerToken;
 import org.starflink.schemas.DocumentEvent;
 import org.starflink.schemas.Question;
@@ -104,14 +105,41 @@ class StarflinkClusterIT {
         final Map<String, Question> questions = new LinkedHashMap<>();
         final KafkaClient kafka = new KafkaClient(broker.bootstrapServers());
         final AnswerWatcher watcher;
+        final BlockEventLog blockEvents;
         String jobId;
 
         Run() {
-            broker.createTopics(Map.of(documents, 2, questionsTopic, 2, answers, 2, "rejected-" + suffix, 1));
+            broker.createTopics(Map.of(documents, 2, questionsTopic, 2, answers, 2, "rejected-" + suffix, 1,
+                    "block-events-" + suffix, 2));
             for (int d = 0; d < 3; d++) {
                 texts.put("doc" + d + "-" + suffix, Corpus.document(d, 14 + 4 * d));
             }
             watcher = new AnswerWatcher(broker.bootstrapServers(), answers);
+            blockEvents = new BlockEventLog(broker.bootstrapServers(), "block-events-" + suffix);
+        }
+
+        /**
+         * Encodes per block of document {@code d}, from the block-events topic, once a checkpoint that started now
+         * has completed (the at-least-once sink flushed everything before it).
+         */
+        List<Integer> encodesPerBlock(int d) {
+            String docId = docIds().get(d);
+            List<Integer> counts = new ArrayList<>();
+            try {
+                for (int b = 0; b < blocks(d); b++) {
+                    counts.add(blockEvents.encodes(BlockKeys.of(docId, 1, b)));
+                }
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+            return counts;
+        }
+
+        /** Until two more checkpoints completed: the first may have started before now. */
+        void awaitACheckpointFromNow() {
+            long done = rest.completedCheckpoints(jobId);
+            await("two more checkpoints of " + jobId, Duration.ofMinutes(1),
+                    () -> rest.completedCheckpoints(jobId) >= done + 2);
         }
 
         List<String> docIds() {
@@ -127,6 +155,7 @@ class StarflinkClusterIT {
                     "--starflink.topic.questions", questionsTopic,
                     "--starflink.topic.answers", answers,
                     "--starflink.topic.rejected", "rejected-" + suffix,
+                    "--starflink.topic.block-events", "block-events-" + suffix,
                     "--starflink.model", SharedModels.stories260KDir().resolve("stories260K.bin").toString(),
                     "--starflink.block-size", Integer.toString(BLOCK),
                     "--starflink.anchor-size", Integer.toString(ANCHOR),
@@ -230,7 +259,10 @@ class StarflinkClusterIT {
             return compared;
         }
 
+        /** The block operators' blocksEncoded summed, once the JobManager has fetched it for this job. */
         long blocksEncoded() {
+            await("the blocksEncoded metric of " + jobId, Duration.ofSeconds(30),
+                    () -> rest.operatorMetricSum(jobId, "blocksEncoded") >= 0);
             return rest.operatorMetricSum(jobId, "blocksEncoded");
         }
 
@@ -260,6 +292,7 @@ class StarflinkClusterIT {
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }
+            blockEvents.close();
             kafka.close();
         }
     }
@@ -355,6 +388,11 @@ class StarflinkClusterIT {
             long reencoded = run.blocksEncoded();
             assertTrue(failures >= 1, "the job did not fail over after the kill");
             assertEquals(0, reencoded, "blocks encoded again after the restore");
+            run.awaitACheckpointFromNow();
+            for (int d = 0; d < 3; d++) {
+                assertEquals(java.util.Collections.nCopies(run.blocks(d), 1), run.encodesPerBlock(d),
+                        "encodes per block of document " + d + " (block-events topic): restored, not encoded again");
+            }
             record("kill -9 TaskManager during generation", String.format(
                     "failures in the exception history=%d, numRestarts=%d, kill->all tasks running=%d ms, "
                             + "longest gap in emission=%d ms, tokens before kill=%d/%d, "
@@ -395,6 +433,15 @@ class StarflinkClusterIT {
             run.awaitDocumentsCheckpointed();
             KafkaBrokerProcess.sleep(2000); // the JobManager fetches metrics every 500 ms
             long encodedAfterRestore = run.blocksEncoded();
+            run.awaitACheckpointFromNow();
+            for (int d = 0; d < 2; d++) {
+                assertEquals(java.util.Collections.nCopies(run.blocks(d), 1), run.encodesPerBlock(d),
+                        "encodes per block of document " + d + ", restored from the checkpoint");
+            }
+            List<Integer> thirdEncodes = run.encodesPerBlock(2);
+            assertTrue(thirdEncodes.stream().allMatch(n -> n == 1 || n == 2), "encodes per block of the third "
+                    + "document: once, or twice where encoded after the restored checkpoint: " + thirdEncodes);
+            long encodedTwice = thirdEncodes.stream().filter(n -> n == 2).count();
             run.askAll(6);
             run.awaitAnswers(Duration.ofMinutes(3));
             int compared = run.assertAnswersEqualTheEngine();
@@ -408,10 +455,11 @@ class StarflinkClusterIT {
                             + "third document's blocks=%d, of them encoded before "
                             + "the kill (metric, may lag 0.5 s)>=%d, encoded after the restore=%d (so %d came back "
                             + "from the checkpoint), blocks of documents 1-2 (restored, none encoded again)=%d, "
-                            + "tokens compared=%d, duplicates removed=%d", failures, restarts, recoveryMs,
+                            + "tokens compared=%d, duplicates removed=%d, block-events: the third document's "
+                            + "encodes per block %s (encoded twice: %d)", failures, restarts, recoveryMs,
                     run.blocks(2),
                     encodedBeforeKill, encodedAfterRestore, run.blocks(2) - encodedAfterRestore, restored,
-                    compared, run.watcher.duplicates()));
+                    compared, run.watcher.duplicates(), thirdEncodes, encodedTwice));
         } finally {
             run.cancel();
         }
@@ -493,6 +541,11 @@ class StarflinkClusterIT {
             run.awaitAnswers(Duration.ofMinutes(3));
             long encodedLast = run.blocksEncoded();
             assertEquals(0, encodedLast, "the job restored at parallelism 2 encoded blocks again");
+            run.awaitACheckpointFromNow();
+            for (int d = 0; d < 3; d++) {
+                assertEquals(java.util.Collections.nCopies(run.blocks(d), 1), run.encodesPerBlock(d),
+                        "encodes per block of document " + d + " over the three jobs (block-events topic)");
+            }
             int compared = run.assertAnswersEqualTheEngine();
             record("stop-with-savepoint 2 -> 1 -> 2", String.join("; ", steps) + String.format(
                     "; last job blocksEncoded=%d, tokens compared=%d (%d questions), duplicates removed=%d",

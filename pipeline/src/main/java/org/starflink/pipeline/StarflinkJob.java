@@ -1,11 +1,8 @@
 package org.starflink.pipeline;
 
-import java.time.Duration;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.configuration.CheckpointingOptions;
 import org.apache.flink.configuration.Configuration;
-import org.apache.flink.configuration.ExecutionOptions;
-import org.apache.flink.configuration.PipelineOptions;
 import org.apache.flink.configuration.ReadableConfig;
 import org.apache.flink.connector.base.DeliveryGuarantee;
 import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer;
@@ -19,6 +16,7 @@ import org.starflink.operators.document.DocumentOperator;
 import org.starflink.operators.host.QueryHostOperator;
 import org.starflink.operators.kafka.AvroKafka;
 import org.starflink.operators.kafka.DecodeOrReject;
+import org.starflink.operators.kafka.KafkaClientProperties;
 import org.starflink.operators.kafka.KafkaRawRecord;
 import org.starflink.operators.loop.FeedbackLoop;
 import org.starflink.operators.messages.BlockCommand;
@@ -27,6 +25,7 @@ import org.starflink.operators.messages.HostMessage;
 import org.starflink.operators.messages.QuestionTask;
 import org.starflink.operators.model.ModelLocation;
 import org.starflink.schemas.AnswerToken;
+import org.starflink.schemas.BlockEvent;
 import org.starflink.schemas.DocumentEvent;
 import org.starflink.schemas.Question;
 import org.starflink.schemas.RejectedRecord;
@@ -42,6 +41,7 @@ import org.starflink.schemas.RejectedRecord;
  *                                                           ▲          (by question)         │
  *                                                           └────── loop tail ◄──────────────┘
  *                                                      answers ◄─ QueryHost, DocumentOperator (errors)
+ *                                                 block events ◄─ BlockOperator (encoded, skipped, retired)
  * </pre>
  */
 public final class StarflinkJob {
@@ -70,7 +70,8 @@ public final class StarflinkJob {
                 .connect(questions.keyBy(Question::getDocId))
                 .process(new DocumentOperator(model, new BlockLayout(blockSize, anchorSize),
                         options.get(StarflinkOptions.ALLOW_BEYOND_WINDOW),
-                        options.getOptional(StarflinkOptions.DOCUMENT_TTL).orElse(null)))
+                        options.getOptional(StarflinkOptions.DOCUMENT_TTL).orElse(null),
+                        options.get(StarflinkOptions.EXACT_CUTS)))
                 .uid("document-operator").name("Documents: chunks -> blocks, questions -> catalog");
         DataStream<BlockCommand> blockCommands = accepted.getSideOutput(DocumentOperator.BLOCK_COMMANDS);
 
@@ -95,20 +96,22 @@ public final class StarflinkJob {
                 .union(accepted.getSideOutput(DocumentOperator.ANSWER_ERRORS)));
         sinks.rejected(documents.getSideOutput(DecodeOrReject.REJECTED)
                 .union(questions.getSideOutput(DecodeOrReject.REJECTED)));
+        sinks.blockEvents(partials.getSideOutput(BlockOperator.BLOCK_EVENTS));
     }
 
-    /** Reads the topics of {@link StarflinkOptions} and writes answers and rejections back to Kafka. */
+    /** Reads the topics of {@link StarflinkOptions} and writes answers, rejections and block events to Kafka. */
     public static void defineKafkaJob(StreamExecutionEnvironment env, Configuration options) {
         String bootstrap = options.getOptional(StarflinkOptions.BOOTSTRAP_SERVERS).orElseThrow(
                 () -> new IllegalArgumentException(StarflinkOptions.BOOTSTRAP_SERVERS.key() + " is not set"));
         String group = options.get(StarflinkOptions.GROUP_ID);
+        KafkaClientProperties client = kafkaClientProperties(options);
         DataStream<KafkaRawRecord> documentRecords = env.fromSource(
                 AvroKafka.rawSource(bootstrap, options.get(StarflinkOptions.DOCUMENTS_TOPIC), group,
-                        OffsetsInitializer.earliest(), null),
+                        OffsetsInitializer.earliest(), null, client),
                 WatermarkStrategy.noWatermarks(), "Kafka: documents").uid("source-documents");
         DataStream<KafkaRawRecord> questionRecords = env.fromSource(
                 AvroKafka.rawSource(bootstrap, options.get(StarflinkOptions.QUESTIONS_TOPIC), group,
-                        OffsetsInitializer.earliest(), null),
+                        OffsetsInitializer.earliest(), null, client),
                 WatermarkStrategy.noWatermarks(), "Kafka: questions").uid("source-questions");
         boolean exactlyOnce = options.get(StarflinkOptions.EXACTLY_ONCE);
         DeliveryGuarantee guarantee = exactlyOnce ? DeliveryGuarantee.EXACTLY_ONCE : DeliveryGuarantee.AT_LEAST_ONCE;
@@ -117,7 +120,7 @@ public final class StarflinkJob {
             public void answers(DataStream<AnswerToken> answers) {
                 answers.sinkTo(AvroKafka.avroSink(bootstrap, options.get(StarflinkOptions.ANSWERS_TOPIC),
                                 AnswerToken.class, AnswerToken::getQuestionId, guarantee,
-                                exactlyOnce ? "starflink-answers" : null))
+                                exactlyOnce ? "starflink-answers" : null, client))
                         .uid("sink-answers").name("Kafka: answers");
             }
 
@@ -125,8 +128,15 @@ public final class StarflinkJob {
             public void rejected(DataStream<RejectedRecord> rejected) {
                 rejected.sinkTo(AvroKafka.avroSink(bootstrap, options.get(StarflinkOptions.REJECTED_TOPIC),
                                 RejectedRecord.class, r -> r.getSourceTopic() + "/" + r.getSourcePartition(), DeliveryGuarantee.AT_LEAST_ONCE,
-                                null))
+                                null, client))
                         .uid("sink-rejected").name("Kafka: rejected");
+            }
+
+            @Override
+            public void blockEvents(DataStream<BlockEvent> blockEvents) {
+                blockEvents.sinkTo(AvroKafka.avroSink(bootstrap, options.get(StarflinkOptions.BLOCK_EVENTS_TOPIC),
+                                BlockEvent.class, BlockEvent::getBlockKey, DeliveryGuarantee.AT_LEAST_ONCE, null))
+                        .uid("sink-block-events").name("Kafka: block events");
             }
         }, options);
     }
@@ -170,24 +180,25 @@ public final class StarflinkJob {
             throw new IllegalArgumentException(CheckpointingOptions.ENABLE_UNALIGNED.key()
                     + " is true: the per-layer loop needs aligned checkpoints (docs/loop.md); set it to false");
         }
+        kafkaClientProperties(options);
         return options;
     }
 
     /**
-     * What the job sets itself unless the configuration says otherwise: a maximum parallelism (the loop needs
-     * one), no network buffering delay (a layer crosses the network twice per token) and no Kryo fallback.
+     * The user's Kafka client properties ({@link StarflinkOptions#KAFKA_PROPERTIES}) for every source and sink;
+     * a key the job sets itself fails with one line naming it.
+     */
+    public static KafkaClientProperties kafkaClientProperties(ReadableConfig options) {
+        return KafkaClientProperties.of(options.get(StarflinkOptions.KAFKA_PROPERTIES),
+                StarflinkOptions.KAFKA_PROPERTIES.key() + ".");
+    }
+
+    /**
+     * What the job sets itself unless the configuration says otherwise ({@link ClusterSettings#JOB_DEFAULTS}): a
+     * maximum parallelism (the loop needs one), no network buffering delay (a layer crosses the network twice per
+     * token) and no Kryo fallback.
      */
     public static Configuration settingsTheJobNeeds(Configuration options) {
-        Configuration settings = new Configuration(options);
-        if (options.getOptional(PipelineOptions.MAX_PARALLELISM).isEmpty()) {
-            settings.set(PipelineOptions.MAX_PARALLELISM, DEFAULT_MAX_PARALLELISM);
-        }
-        if (options.getOptional(ExecutionOptions.BUFFER_TIMEOUT).isEmpty()) {
-            settings.set(ExecutionOptions.BUFFER_TIMEOUT, Duration.ZERO);
-        }
-        if (options.getOptional(PipelineOptions.GENERIC_TYPES).isEmpty()) {
-            settings.set(PipelineOptions.GENERIC_TYPES, false);
-        }
-        return settings;
+        return ClusterSettings.withJobDefaults(options);
     }
 }

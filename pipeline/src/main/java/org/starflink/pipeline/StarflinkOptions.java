@@ -3,6 +3,7 @@ package org.starflink.pipeline;
 import static org.apache.flink.configuration.ConfigOptions.key;
 
 import java.time.Duration;
+import java.util.Map;
 import org.apache.flink.configuration.ConfigOption;
 
 /**
@@ -43,6 +44,11 @@ public final class StarflinkOptions {
             .withDescription("Decoded KV kept on the heap per block-operator subtask (beyond it: read from state).");
     public static final ConfigOption<Duration> DOCUMENT_TTL = key("starflink.document.state-ttl").durationType()
             .noDefaultValue().withDescription("Idle documents (no chunk, no question) expire after this.");
+    public static final ConfigOption<Boolean> EXACT_CUTS = key("starflink.document.exact-cuts").booleanType()
+            .defaultValue(true).withDescription("Tokenize a streaming document piece by piece at the tokenizer's "
+                    + "exact cuts (a space between two letters), O(new text) per chunk, when the tokenizer has such a "
+                    + "rule; false re-tokenizes the whole text on every chunk. Same blocks either way; applies to "
+                    + "documents that start after the change.");
     public static final ConfigOption<Boolean> ALLOW_BEYOND_WINDOW = key("starflink.allow-beyond-window")
             .booleanType().defaultValue(false)
             .withDescription("Answer questions whose document exceeds the model's trained context window.");
@@ -51,6 +57,13 @@ public final class StarflinkOptions {
             .stringType().noDefaultValue().withDescription("Kafka brokers.");
     public static final ConfigOption<String> GROUP_ID = key("starflink.kafka.group-id").stringType()
             .defaultValue("starflink").withDescription("Consumer group of the job's sources.");
+    public static final ConfigOption<Map<String, String>> KAFKA_PROPERTIES = key("starflink.kafka.properties")
+            .mapType().defaultValue(Map.of())
+            .withDescription("Kafka client properties for every source and sink of the job, one per key under "
+                    + "this prefix: starflink.kafka.properties.security.protocol: SASL_SSL, "
+                    + "starflink.kafka.properties.sasl.jaas.config: ..., starflink.kafka.properties.ssl.* "
+                    + "(docs/kafka.md). Keys the job sets itself (bootstrap.servers, group.id, (de)serializers, "
+                    + "transactional ids, isolation level, ...) are refused at submission.");
     public static final ConfigOption<String> DOCUMENTS_TOPIC = key("starflink.topic.documents").stringType()
             .defaultValue("documents");
     public static final ConfigOption<String> QUESTIONS_TOPIC = key("starflink.topic.questions").stringType()
@@ -59,6 +72,10 @@ public final class StarflinkOptions {
             .defaultValue("answers");
     public static final ConfigOption<String> REJECTED_TOPIC = key("starflink.topic.rejected").stringType()
             .defaultValue("rejected");
+    public static final ConfigOption<String> BLOCK_EVENTS_TOPIC = key("starflink.topic.block-events").stringType()
+            .defaultValue("block-events")
+            .withDescription("Where the block operators write a BlockEvent per encode, per encode skipped because the "
+                    + "block was restored, and per retirement (at-least-once, keyed by block).");
     public static final ConfigOption<Boolean> EXACTLY_ONCE = key("starflink.answers.exactly-once").booleanType()
             .defaultValue(false)
             .withDescription("Transactional answers, visible to read_committed consumers at each checkpoint. "

@@ -21,6 +21,7 @@ import org.starflink.engine.testing.SharedModels;
 import org.starflink.operators.kafka.KafkaRawRecord;
 import org.starflink.operators.loop.FeedbackLoop;
 import org.starflink.schemas.AnswerToken;
+import org.starflink.schemas.BlockEvent;
 import org.starflink.schemas.RejectedRecord;
 
 /**
@@ -47,6 +48,11 @@ class StarflinkJobGraphTest {
             @Override
             public void rejected(DataStream<RejectedRecord> rejected) {
                 rejected.sinkTo(new DiscardingSink<>()).uid("test-rejected");
+            }
+
+            @Override
+            public void blockEvents(DataStream<BlockEvent> blockEvents) {
+                blockEvents.sinkTo(new DiscardingSink<>()).uid("test-block-events");
             }
         }, options);
         return env.getStreamGraph();

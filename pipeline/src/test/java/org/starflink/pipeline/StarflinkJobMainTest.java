@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import java.time.Duration;
+import java.util.List;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.ExecutionOptions;
 import org.apache.flink.configuration.PipelineOptions;
@@ -78,6 +79,19 @@ class StarflinkJobMainTest {
             assertEquals(64, node.getMaxParallelism(), node.getOperatorName());
         }
         assertEquals(5L, source(graph).getBufferTimeout());
+    }
+
+    /** Block events go to their own topic through a sink of their own, on a real cluster like everything else. */
+    @Test
+    void theKafkaJobWritesBlockEventsThroughItsOwnSink() {
+        StreamGraph graph = kafkaJobGraph(cluster());
+        StreamNode sink = graph.getStreamNodes().stream()
+                .filter(n -> "sink-block-events".equals(n.getTransformationUID())).findFirst()
+                .orElseThrow(() -> new AssertionError("no sink with uid sink-block-events"));
+        assertEquals(List.of("Context blocks: phase 1 + partial attention"), sink.getInEdges().stream()
+                .map(edge -> graph.getStreamNode(edge.getSourceId()).getOperatorName()).toList());
+        assertEquals("block-events", StarflinkJob.jobOptions(cluster(), new String[0])
+                .get(StarflinkOptions.BLOCK_EVENTS_TOPIC));
     }
 
     private static StreamNode source(StreamGraph graph) {

@@ -11,6 +11,8 @@ public final class Topics {
     public static final String ANSWERS = "answers";
     /** Key "topic/partition" of the source record, value {@link RejectedRecord}. */
     public static final String REJECTED = "rejected";
+    /** Key block_key, value {@link BlockEvent}: what happened to each context block (encoded, skipped, retired). */
+    public static final String BLOCK_EVENTS = "block-events";
 
     private Topics() {}
 }

@@ -5,6 +5,7 @@ import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import org.apache.avro.Schema;
 import org.apache.avro.SchemaNormalization;
 
@@ -16,30 +17,41 @@ import org.apache.avro.SchemaNormalization;
  * and add it here.
  */
 public final class WireSchemas {
-    /** Released versions, oldest first. */
-    public static final List<String> VERSIONS = List.of("v1", "v2");
+    /** Released versions, oldest first (v3: BlockEvent, a new type). */
+    public static final List<String> VERSIONS = List.of("v1", "v2", "v3");
 
     private WireSchemas() {
     }
 
     /** The schema {@code name} had in {@code version}. */
     public static Schema load(String version, String name) {
-        String path = "/schemas/" + version + "/" + name + ".avsc";
+        return find(version, name).orElseThrow(() -> new IllegalStateException("missing committed schema "
+                + path(version, name)));
+    }
+
+    /** The schema {@code name} had in {@code version}; empty if the type did not exist yet (BlockEvent before v3). */
+    public static Optional<Schema> find(String version, String name) {
+        String path = path(version, name);
         try (InputStream in = WireSchemas.class.getResourceAsStream(path)) {
-            if (in == null) {
-                throw new IllegalStateException("missing committed schema " + path);
-            }
-            return new Schema.Parser().parse(in);
+            return in == null ? Optional.empty() : Optional.of(new Schema.Parser().parse(in));
         } catch (IOException e) {
             throw new UncheckedIOException(path, e);
         }
+    }
+
+    private static String path(String version, String name) {
+        return "/schemas/" + version + "/" + name + ".avsc";
     }
 
     /** The released schemas of {@code current}'s record whose binary layout differs from it, newest first. */
     public static List<Schema> olderWriters(Schema current) {
         List<Schema> older = new ArrayList<>();
         for (int v = VERSIONS.size() - 1; v >= 0; v--) {
-            Schema schema = load(VERSIONS.get(v), current.getName());
+            Optional<Schema> released = find(VERSIONS.get(v), current.getName());
+            if (released.isEmpty()) {
+                break; // the type is newer than this version (and than every older one)
+            }
+            Schema schema = released.get();
             if (!sameLayout(schema, current) && older.stream().noneMatch(o -> sameLayout(o, schema))) {
                 older.add(schema);
             }

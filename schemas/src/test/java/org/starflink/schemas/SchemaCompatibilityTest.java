@@ -32,11 +32,31 @@ class SchemaCompatibilityTest {
 
     static final List<String> PREVIOUS_VERSIONS = WireSchemas.VERSIONS;
 
+    /** Every wire type's current schema. */
+    static final List<Schema> CURRENT = List.of(DocumentEvent.getClassSchema(), Question.getClassSchema(),
+            AnswerToken.getClassSchema(), RejectedRecord.getClassSchema(), BlockEvent.getClassSchema());
+
+    /** Each current schema against each released version that has the type (BlockEvent exists from v3 on). */
     static Stream<Object[]> currentAgainstPrevious() {
-        List<Schema> current = List.of(DocumentEvent.getClassSchema(), Question.getClassSchema(),
-                AnswerToken.getClassSchema(), RejectedRecord.getClassSchema());
-        return PREVIOUS_VERSIONS.stream().flatMap(v -> current.stream()
+        return PREVIOUS_VERSIONS.stream().flatMap(v -> CURRENT.stream()
+                .filter(s -> WireSchemas.find(v, s.getName()).isPresent())
                 .map(s -> new Object[] {v + "/" + s.getName(), s, load(v, s.getName())}));
+    }
+
+    /** A type, once released, stays in every later version: a reader finds the writer schemas it needs. */
+    @Test
+    void aReleasedTypeIsInEveryLaterVersion() {
+        for (Schema current : CURRENT) {
+            boolean released = false;
+            for (String version : PREVIOUS_VERSIONS) {
+                boolean present = WireSchemas.find(version, current.getName()).isPresent();
+                assertTrue(present || !released, current.getName() + " is missing from " + version);
+                released |= present;
+            }
+            assertTrue(released, current.getName() + " was never released");
+        }
+        assertEquals(List.of("v1", "v2"), PREVIOUS_VERSIONS.stream()
+                .filter(v -> WireSchemas.find(v, "BlockEvent").isEmpty()).toList());
     }
 
     static Schema load(String version, String name) {
@@ -77,12 +97,11 @@ class SchemaCompatibilityTest {
         assertEquals(42L, back.get("seed"));
     }
 
-    /** The released v2 is what the generated classes are: a change to the .avsc files must ship as a new version. */
+    /** The newest released version is what the generated classes are: a change to the .avsc files must ship as a new version. */
     @Test
     void theNewestReleasedVersionIsTheCurrentSchema() {
         String newest = PREVIOUS_VERSIONS.get(PREVIOUS_VERSIONS.size() - 1);
-        for (Schema current : List.of(DocumentEvent.getClassSchema(), Question.getClassSchema(),
-                AnswerToken.getClassSchema(), RejectedRecord.getClassSchema())) {
+        for (Schema current : CURRENT) {
             Schema released = load(newest, current.getName());
             assertTrue(WireSchemas.sameLayout(current, released), current.getName() + " differs from " + newest
                     + ": copy src/main/avro to schemas/<next version> and add it to WireSchemas.VERSIONS");
@@ -97,6 +116,7 @@ class SchemaCompatibilityTest {
     void olderWritersListOnlyTheSchemasThatDiffer() {
         assertEquals(List.of(load("v1", "Question")), WireSchemas.olderWriters(Question.getClassSchema()));
         assertEquals(List.of(), WireSchemas.olderWriters(RejectedRecord.getClassSchema()));
+        assertEquals(List.of(), WireSchemas.olderWriters(BlockEvent.getClassSchema())); // new in v3: none older
     }
 
     /** Negative control: the check above does catch a change that breaks old data (a new field without default). */

@@ -3,7 +3,6 @@ package org.starflink.engine.star;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.IntConsumer;
-import java.util.stream.IntStream;
 import org.starflink.engine.EngineException;
 import org.starflink.engine.backend.KvCache;
 import org.starflink.engine.forward.Transformer;
@@ -14,9 +13,7 @@ import org.starflink.engine.generate.Timings;
 import org.starflink.engine.model.Model;
 
 /**
- * Question answering over a long context, in one process, in Star or global mode. The token contract (other
- * tools compare against it): context tokens = BOS + tokenize(context); blocks are consecutive runs of b of
- * them; the anchor is their first a; question tokens = tokenize(question), no BOS, at positions N, N+1, ...
+ * Question answering over a long context, in one process, in Star or global mode, under the {@link TokenContract}.
  */
 public final class LongContextGenerator {
     private final Model model;
@@ -30,8 +27,7 @@ public final class LongContextGenerator {
     }
 
     public int[] contextTokens(String context) {
-        return IntStream.concat(IntStream.of(model.config().bosId()),
-                IntStream.of(model.tokenizer().encode(context))).toArray();
+        return TokenContract.contextTokens(model.tokenizer(), model.config().bosId(), context);
     }
 
     public int[] questionTokens(String question) {

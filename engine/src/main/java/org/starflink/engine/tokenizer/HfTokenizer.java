@@ -21,10 +21,13 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
 
     private final HuggingFaceTokenizer tokenizer;
     private final int vocabSize;
+    /** Why cuts between words are not exact for this file ({@link HfCutRule}); null when they are. */
+    private final String noExactCuts;
 
-    private HfTokenizer(HuggingFaceTokenizer tokenizer, int vocabSize) {
+    private HfTokenizer(HuggingFaceTokenizer tokenizer, int vocabSize, String noExactCuts) {
         this.tokenizer = tokenizer;
         this.vocabSize = vocabSize;
+        this.noExactCuts = noExactCuts;
     }
 
     /** Loads {@code path}: a tokenizer.json file or a directory that holds one. */
@@ -33,7 +36,9 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
         if (!Files.isRegularFile(file)) {
             throw new EngineException(file + " is missing (a Hugging Face tokenizer.json is needed)");
         }
-        int vocabSize = countTokens(file);
+        JsonNode root = readJson(file);
+        int vocabSize = countTokens(file, root);
+        String noExactCuts = HfCutRule.whyNot(root);
         DjlOffline.ensure();
         try {
             // Builder options, not a name: a tokenizer name would make DJL look it up on the Hugging Face hub.
@@ -43,7 +48,7 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
                     .optTruncation(false)
                     .optPadding(false)
                     .build();
-            return new HfTokenizer(tokenizer, vocabSize);
+            return new HfTokenizer(tokenizer, vocabSize, noExactCuts);
         } catch (IOException | RuntimeException e) {
             throw new EngineException(file + ": cannot load tokenizer (" + e.getMessage() + ")", e);
         }
@@ -53,6 +58,31 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
     public int[] encode(String text) {
         long[] ids = tokenizer.encode(text, false, false).getIds();
         return Arrays.stream(ids).mapToInt(Math::toIntExact).toArray();
+    }
+
+    /** True when {@link HfCutRule} accepts the file (see {@link #whyNoExactCuts} otherwise). */
+    @Override
+    public boolean hasExactCuts() {
+        return noExactCuts == null;
+    }
+
+    @Override
+    public int lastExactCut(String text, int from) {
+        return noExactCuts == null ? WordBoundaryCut.last(text, from) : -1;
+    }
+
+    /** Nothing is prepended to a text (no prefix space), so the text after an exact cut encodes as it is. */
+    @Override
+    public int[] encodeAfterCut(String rest) {
+        if (noExactCuts != null) {
+            throw new UnsupportedOperationException("no exact cut for this tokenizer: " + noExactCuts);
+        }
+        return encode(rest);
+    }
+
+    /** Null when a streaming text can be cut exactly between words; else the reason it cannot. */
+    public String whyNoExactCuts() {
+        return noExactCuts;
     }
 
     @Override
@@ -71,18 +101,20 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
         tokenizer.close();
     }
 
-    /**
-     * DJL does not expose the vocabulary size, so read it from the file: BPE and WordPiece vocabularies map
-     * token to id, Unigram vocabularies list [piece, score] pairs in id order.
-     */
-    private static int countTokens(Path file) {
-        JsonNode root;
+    private static JsonNode readJson(Path file) {
         try {
-            root = new ObjectMapper().readTree(file.toFile());
+            return new ObjectMapper().readTree(file.toFile());
         } catch (IOException e) {
             throw new EngineException(file + " is not valid JSON (" + e.getMessage().lines().findFirst().orElse("")
                     + ")", e);
         }
+    }
+
+    /**
+     * DJL does not expose the vocabulary size, so read it from the file: BPE and WordPiece vocabularies map
+     * token to id, Unigram vocabularies list [piece, score] pairs in id order.
+     */
+    private static int countTokens(Path file, JsonNode root) {
         JsonNode vocab = root.path("model").path("vocab");
         int size = vocab.isArray() ? vocab.size() : 0;
         for (Map.Entry<String, JsonNode> token : vocab.properties()) {

@@ -25,14 +25,24 @@ public final class Llama2cTokenizer implements Tokenizer {
     private final String[] pieces;
     private final float[] scores;
     private final Map<String, Integer> idsByPiece;
+    /**
+     * No piece has a space after its first character, so no merge ever joins a letter to the space after it: the
+     * pieces on either side of a {@link WordBoundaryCut} merge independently, and merging each side alone makes the
+     * same merges in the same order (the leftmost-best pair of one side is never outranked by a pair it cannot
+     * touch). True for llama2.c's and Llama 2's vocabularies, whose pieces carry their space in front.
+     */
+    private final boolean exactCuts;
 
     private Llama2cTokenizer(String[] pieces, float[] scores) {
         this.pieces = pieces;
         this.scores = scores;
         this.idsByPiece = new HashMap<>();
+        boolean spaceOnlyInFront = true;
         for (int i = 0; i < pieces.length; i++) {
             idsByPiece.putIfAbsent(pieces[i], i);
+            spaceOnlyInFront &= pieces[i].indexOf(' ', 1) < 0;
         }
+        this.exactCuts = spaceOnlyInFront;
     }
 
     public static Llama2cTokenizer load(Path file, int vocabSize) {
@@ -70,8 +80,30 @@ public final class Llama2cTokenizer implements Tokenizer {
 
     @Override
     public int[] encode(String text) {
+        return encode(text, true);
+    }
+
+    @Override
+    public boolean hasExactCuts() {
+        return exactCuts;
+    }
+
+    @Override
+    public int lastExactCut(String text, int from) {
+        return exactCuts ? WordBoundaryCut.last(text, from) : -1;
+    }
+
+    @Override
+    public int[] encodeAfterCut(String rest) {
+        if (!exactCuts) {
+            return Tokenizer.super.encodeAfterCut(rest); // throws
+        }
+        return encode(rest, false);
+    }
+
+    private int[] encode(String text, boolean dummyPrefix) {
         List<Integer> tokens = new ArrayList<>();
-        if (!text.isEmpty()) {
+        if (dummyPrefix && !text.isEmpty()) {
             tokens.add(idsByPiece.get(" ")); // run.c's dummy prefix
         }
         text.codePoints().forEach(cp -> {

@@ -5,8 +5,6 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.state.ListState;
 import org.apache.flink.api.common.state.ListStateDescriptor;
@@ -16,10 +14,10 @@ import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
 import org.apache.flink.api.common.typeinfo.Types;
-import org.apache.flink.metrics.Counter;
-import org.apache.flink.metrics.MetricGroup;
+import org.apache.flink.formats.avro.typeutils.AvroTypeInfo;
 import org.apache.flink.streaming.api.functions.co.KeyedCoProcessFunction;
 import org.apache.flink.util.Collector;
+import org.apache.flink.util.OutputTag;
 import org.starflink.engine.attention.AttentionPartial;
 import org.starflink.engine.backend.Backend;
 import org.starflink.engine.backend.KvCache;
@@ -33,7 +31,10 @@ import org.starflink.engine.wire.PhaseTwoCodec;
 import org.starflink.operators.messages.BlockCommand;
 import org.starflink.operators.messages.BlockRequest;
 import org.starflink.operators.messages.HostMessage;
+import org.starflink.operators.messages.BlockKeys;
 import org.starflink.operators.model.ModelLocation;
+import org.starflink.schemas.BlockEvent;
+import org.starflink.schemas.BlockEventKind;
 
 /**
  * A context block (keyed by document, version and block index): Star Attention phase 1 when its block arrives,
@@ -50,6 +51,9 @@ import org.starflink.operators.model.ModelLocation;
  * <p>A DROP (new document version, delete) does not clear the block at once: questions that started on this
  * version keep sending requests, so the block retires once no request has arrived for the grace period. With
  * an idle TTL (the documents' state TTL) a block nobody asked about for that long is cleared too.
+ *
+ * <p>What phase 1 did goes to the side output {@link #BLOCK_EVENTS} (encoded, skipped, retired) and to the
+ * metrics ({@link BlockMetrics}).
  */
 public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, BlockRequest, HostMessage> {
     public static final MapStateDescriptor<Integer, byte[]> PAGES = new MapStateDescriptor<>("kv-pages", Types.INT,
@@ -62,10 +66,12 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
     private static final int ANCHOR_CACHE_ENTRIES = 8;
 
     /**
-     * Phase-1 encodes per block key in this JVM (a diagnostic, like a metric): lets failover tests prove that
-     * restored blocks are not re-encoded. Never read by the job itself.
+     * One {@link BlockEvent} per encode, per encode skipped (the block's KV was already in state, e.g. restored),
+     * and per retirement: the record of what phase 1 did, across processes and restarts (the job writes it to the
+     * block-events topic).
      */
-    public static final Map<String, AtomicInteger> ENCODES = new ConcurrentHashMap<>();
+    public static final OutputTag<BlockEvent> BLOCK_EVENTS = new OutputTag<>("block-events",
+            new AvroTypeInfo<>(BlockEvent.class));
 
     private final ModelLocation model;
     private final int pageTokens;
@@ -129,7 +135,10 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
             return;
         }
         if (current != null) {
-            return; // already encoded (a replayed command): state survived, no re-encoding
+            // Already encoded (a command replayed after a restore): the state survived, so no re-encoding.
+            metrics.skipped();
+            ctx.output(BLOCK_EVENTS, event(key, BlockEventKind.SKIPPED, command.tokens.length, 0));
+            return;
         }
         long started = System.nanoTime();
         KvCache anchor = command.block == 0 ? null : anchors.computeIfAbsent(
@@ -145,8 +154,9 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
             ctx.timerService().registerProcessingTimeTimer(encoded.lastUsedMs + idleTtl.toMillis());
         }
         decoded.put(key, kv);
-        ENCODES.computeIfAbsent(key, k -> new AtomicInteger()).incrementAndGet();
-        metrics.encoded(command.tokens.length, System.nanoTime() - started, kv.bytes());
+        long nanos = System.nanoTime() - started;
+        metrics.encoded(command.tokens.length, nanos, kv.bytes());
+        ctx.output(BLOCK_EVENTS, event(key, BlockEventKind.ENCODED, command.tokens.length, nanos / 1_000_000));
 
         List<BlockRequest> waiting = new ArrayList<>();
         pending.get().forEach(waiting::add);
@@ -224,43 +234,15 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
         pending.clear();
         decoded.remove(ctx.getCurrentKey());
         metrics.dropped();
+        ctx.output(BLOCK_EVENTS, event(ctx.getCurrentKey(), BlockEventKind.RETIRED, 0, 0));
     }
 
-    /** The block operator's metrics, in the group starflink.block. */
-    static final class BlockMetrics {
-        private final Counter blocksEncoded;
-        private final Counter phase1Tokens;
-        private final Counter phase1Nanos;
-        private final Counter blocksRetired;
-        private final Counter partialsServed;
-        private final Counter kvBytesEncoded;
-
-        BlockMetrics(MetricGroup parent, KvCacheLru decoded) {
-            MetricGroup group = parent.addGroup("starflink").addGroup("block");
-            blocksEncoded = group.counter("blocksEncoded");
-            phase1Tokens = group.counter("phase1Tokens");
-            phase1Nanos = group.counter("phase1Nanos");
-            blocksRetired = group.counter("blocksRetired");
-            partialsServed = group.counter("partialsServed");
-            kvBytesEncoded = group.counter("kvBytesEncoded");
-            group.gauge("phase1TokensPerSecond", () -> phase1Nanos.getCount() == 0 ? 0.0
-                    : phase1Tokens.getCount() * 1e9 / phase1Nanos.getCount());
-            group.gauge("kvBytesCached", decoded::bytes);
-        }
-
-        void encoded(int tokens, long nanos, long kvBytes) {
-            blocksEncoded.inc();
-            phase1Tokens.inc(tokens);
-            phase1Nanos.inc(nanos);
-            kvBytesEncoded.inc(kvBytes);
-        }
-
-        void answered() {
-            partialsServed.inc();
-        }
-
-        void dropped() {
-            blocksRetired.inc();
-        }
+    private BlockEvent event(String key, BlockEventKind kind, int tokens, long phase1Ms) {
+        BlockKeys.Parts parts = BlockKeys.parse(key);
+        return BlockEvent.newBuilder().setBlockKey(key).setDocId(parts.docId()).setVersion(parts.version())
+                .setBlock(parts.block()).setKind(kind).setTokens(tokens).setPhase1Ms(phase1Ms)
+                .setSubtask(getRuntimeContext().getTaskInfo().getIndexOfThisSubtask())
+                .setAttempt(getRuntimeContext().getTaskInfo().getAttemptNumber())
+                .setEventMs(System.currentTimeMillis()).build();
     }
 }

@@ -57,13 +57,18 @@ import org.starflink.schemas.Question;
  * <p><b>Empty documents</b>: a document whose complete text is blank (context = [BOS] only) has no block; a
  * question about it gets "document X is empty".
  *
- * <p><b>Broken documents</b>: if a re-tokenization ever stops starting with the tokens already emitted (it should
- * not happen with BPE tokenizers and the hold-back), the document is marked broken and logged; the job keeps
+ * <p><b>Tokenization</b> ({@link StableBlockCutter}): a new document is tokenized piece by piece at the tokenizer's
+ * exact cuts when it has a rule and the job allows it (O(new text) per chunk), else the whole text is re-tokenized on
+ * every chunk. Either way the blocks equal those of the whole text's tokens.
+ *
+ * <p><b>Broken documents</b>: if a whole-text re-tokenization ever stops starting with the tokens already emitted
+ * (it should not happen with BPE tokenizers and the hold-back), the document is marked broken and logged; the job keeps
  * running, questions about it get an error answer, a newer version or a delete clears it.
  *
  * <p><b>State</b> (all under the optional idle TTL, refreshed on every write — a document that receives no event
  * for the TTL disappears, even if questions still read it): {@link #DOCUMENT} (the catalog), {@link #TEXT} (the
- * text applied so far, only while the document is incomplete) and {@link #PENDING_CHUNKS}. Waiting questions
+ * text applied so far) or {@link #TAIL} (the text after the last exact cut and the tokens no block holds yet), only
+ * while the document is incomplete, and {@link #PENDING_CHUNKS}. Waiting questions
  * ({@link #WAITING}) are bounded by their own timers instead.
  *
  * <p>Records that break the wire contract (a negative seq, a key that is not the doc_id) never get here: the
@@ -83,8 +88,13 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
 
     /** The document's catalog; absent = unknown document. */
     public static final ValueStateDescriptor<DocumentState> DOCUMENT = documentDescriptor();
-    /** The text of the chunks applied so far, in seq order; cleared once the document is complete. */
+    /**
+     * The text of the chunks applied so far, in seq order, for a document cut the whole-text way; cleared once the
+     * document is complete.
+     */
     public static final ValueStateDescriptor<String> TEXT = textDescriptor();
+    /** For a document cut at exact cuts: the text after the last cut and the final tokens no block holds yet. */
+    public static final ValueStateDescriptor<DocumentTail> TAIL = tailDescriptor();
     /** Chunks that arrived before their turn: seq -> text. */
     public static final MapStateDescriptor<Integer, String> PENDING_CHUNKS = pendingDescriptor();
     /** Questions waiting for the document to be complete: question_id -> the question. */
@@ -100,12 +110,14 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
     private final boolean allowBeyondWindow;
     private final Duration idleStateTtl;
     private final int holdBack;
+    private final boolean exactCuts;
 
     private transient StableBlockCutter cutter;
     private transient Model model;
     private transient DocumentMetrics metrics;
     private transient ValueState<DocumentState> document;
     private transient ValueState<String> text;
+    private transient ValueState<DocumentTail> tail;
     private transient MapState<Integer, String> pending;
     private transient MapState<String, Question> waiting;
     private transient MapState<String, Long> waitingSince;
@@ -115,15 +127,17 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
      * @param layout            block size b and anchor size a
      * @param allowBeyondWindow admit questions whose tokens + N + max_new_tokens exceed the model's window
      * @param idleStateTtl      drop a document's state after this long without a document event; null = never
+     * @param exactCuts         tokenize new documents piece by piece at the tokenizer's exact cuts when it has a
+     *                          rule (else, or when false, re-tokenize the whole text on every chunk)
      */
     public DocumentOperator(ModelLocation modelLocation, BlockLayout layout, boolean allowBeyondWindow,
-                            Duration idleStateTtl) {
-        this(modelLocation, layout, allowBeyondWindow, idleStateTtl, StableBlockCutter.DEFAULT_HOLD_BACK);
+                            Duration idleStateTtl, boolean exactCuts) {
+        this(modelLocation, layout, allowBeyondWindow, idleStateTtl, exactCuts, StableBlockCutter.DEFAULT_HOLD_BACK);
     }
 
-    /** With another hold-back: only tests use it (0 provokes a broken document). */
+    /** With another hold-back for the whole-text way: only tests use it (0 provokes a broken document). */
     DocumentOperator(ModelLocation modelLocation, BlockLayout layout, boolean allowBeyondWindow,
-                     Duration idleStateTtl, int holdBack) {
+                     Duration idleStateTtl, boolean exactCuts, int holdBack) {
         if (idleStateTtl != null && (idleStateTtl.isZero() || idleStateTtl.isNegative())) {
             throw new IllegalArgumentException("idle state TTL must be positive, got " + idleStateTtl);
         }
@@ -133,6 +147,7 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
         this.allowBeyondWindow = allowBeyondWindow;
         this.idleStateTtl = idleStateTtl;
         this.holdBack = holdBack;
+        this.exactCuts = exactCuts;
     }
 
     @Override
@@ -144,9 +159,11 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
         // Fresh descriptors: TTL is per operator instance, the public constants stay untouched.
         ValueStateDescriptor<DocumentState> documentDescriptor = withTtl(documentDescriptor());
         ValueStateDescriptor<String> textDescriptor = withTtl(textDescriptor());
+        ValueStateDescriptor<DocumentTail> tailDescriptor = withTtl(tailDescriptor());
         MapStateDescriptor<Integer, String> pendingDescriptor = withTtl(pendingDescriptor());
         document = getRuntimeContext().getState(documentDescriptor);
         text = getRuntimeContext().getState(textDescriptor);
+        tail = getRuntimeContext().getState(tailDescriptor);
         pending = getRuntimeContext().getMapState(pendingDescriptor);
         waiting = getRuntimeContext().getMapState(WAITING);
         waitingSince = getRuntimeContext().getMapState(WAITING_SINCE);
@@ -204,7 +221,7 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
                 dropEmittedBlocks(docId, state, ctx);
             }
             clearAll(); // also leftovers whose TTL outlived the catalog's
-            state = DocumentState.start(version);
+            state = DocumentState.start(version, exactCuts && cutter.hasExactCuts());
         }
         if (seq < state.nextSeq || pending.contains(seq)) {
             metrics.chunksDuplicate.inc();
@@ -228,14 +245,12 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
             document.update(state);
             return;
         }
-        String soFar = text.value();
-        if (soFar == null && state.nextSeq > 0) {
+        if (state.nextSeq > 0 && (state.exactCuts ? tail.value() : text.value()) == null) {
             // Only possible when the text's TTL ran out before the catalog's: its start is gone for good.
             markBroken(docId, state, "the text of its first " + state.nextSeq + " chunks expired");
             return;
         }
-        StringBuilder applied = new StringBuilder(soFar == null ? "" : soFar);
-        applied.append(chunk.getText());
+        StringBuilder applied = new StringBuilder(chunk.getText());
         state.nextSeq++;
         metrics.chunksApplied.inc();
         String next;
@@ -264,9 +279,22 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
         metrics.chunksOutOfOrderBuffered.inc();
     }
 
-    /** Re-tokenizes the text so far, emits the blocks that became stable, and stores the new catalog. */
-    private void cutBlocks(String docId, DocumentState state, String textSoFar, Context ctx) throws Exception {
-        StableBlockCutter.Result result = cutter.advance(textSoFar, state.complete, state.progress());
+    /**
+     * Tokenizes what the applied chunks made final (at exact cuts, or the whole text again), emits the blocks that
+     * became stable, and stores the new catalog.
+     */
+    private void cutBlocks(String docId, DocumentState state, String applied, Context ctx) throws Exception {
+        String textSoFar = null;
+        StableBlockCutter.Result result;
+        if (state.exactCuts) {
+            DocumentTail before = tail.value();
+            result = cutter.advance(before == null ? new DocumentTail() : before, applied, state.complete,
+                    state.progress());
+        } else {
+            String before = text.value();
+            textSoFar = before == null ? applied : before + applied;
+            result = cutter.advance(textSoFar, state.complete, state.progress());
+        }
         if (result.isBroken()) {
             markBroken(docId, state, result.broken());
             return;
@@ -279,12 +307,14 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
         state.setProgress(result.progress());
         if (state.complete) {
             // Everything is emitted: the text and any chunk beyond the last one are no longer needed.
-            text.clear();
+            clearText();
             pending.clear();
             state.bufferedChunks = 0;
             if (result.empty()) {
                 LOG.info("document {} version {} is empty: no block", docId, state.version);
             }
+        } else if (state.exactCuts) {
+            tail.update(result.tail());
         } else {
             text.update(textSoFar);
         }
@@ -297,7 +327,7 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
         metrics.documentsBroken.inc();
         state.broken = true;
         state.bufferedChunks = 0;
-        text.clear();
+        clearText();
         pending.clear();
         document.update(state);
     }
@@ -311,8 +341,13 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
 
     private void clearAll() {
         document.clear();
-        text.clear();
+        clearText();
         pending.clear();
+    }
+
+    private void clearText() {
+        text.clear();
+        tail.clear();
     }
 
     // ---------------------------------------------------------------------------------------------- questions
@@ -471,6 +506,10 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
         return new ValueStateDescriptor<>("starflink-document-text", Types.STRING);
     }
 
+    private static ValueStateDescriptor<DocumentTail> tailDescriptor() {
+        return new ValueStateDescriptor<>("starflink-document-tail", TypeInformation.of(DocumentTail.class));
+    }
+
     private static MapStateDescriptor<Integer, String> pendingDescriptor() {
         return new MapStateDescriptor<>("starflink-document-pending-chunks", Types.INT, Types.STRING);
     }
@@ -488,6 +527,6 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
     @Override
     public String toString() {
         return "DocumentOperator(b=" + blockSize + ", a=" + anchorSize + ", allowBeyondWindow=" + allowBeyondWindow
-                + ", ttl=" + idleStateTtl + ", model=" + modelLocation + ")";
+                + ", ttl=" + idleStateTtl + ", exactCuts=" + exactCuts + ", model=" + modelLocation + ")";
     }
 }

@@ -26,13 +26,20 @@ public class DocumentState {
     /** N: context tokens in the emitted blocks. */
     public int emittedTokens;
     public long emittedHash = StableBlockCutter.TokenHash.EMPTY;
+    /**
+     * Cut at the tokenizer's exact cuts ({@link DocumentOperator#TAIL} holds the rest); false: the whole-text way
+     * ({@link DocumentOperator#TEXT}). Chosen when the document starts and kept for its life, so a document whose
+     * state was written before exact cuts existed (the field absent, so false) finishes the way it started.
+     */
+    public boolean exactCuts;
 
     public DocumentState() {
     }
 
-    static DocumentState start(long version) {
+    static DocumentState start(long version, boolean exactCuts) {
         DocumentState state = new DocumentState();
         state.version = version;
+        state.exactCuts = exactCuts;
         return state;
     }
 

@@ -4,28 +4,32 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import org.starflink.engine.star.BlockLayout;
+import org.starflink.engine.star.TokenContract;
 import org.starflink.engine.tokenizer.Tokenizer;
 
 /**
  * Cuts a document that is still arriving into context blocks, emitting each block as soon as its tokens can no
- * longer change. Pure Java (no Flink): the {@link DocumentOperator} keeps the {@link Progress} in keyed state.
+ * longer change. Pure Java (no Flink): the {@link DocumentOperator} keeps the {@link Progress} (and the
+ * {@link DocumentTail}) in keyed state.
  *
- * <p>The token contract (other components compare against it, exactly): context tokens = [BOS] +
- * tokenizer.encode(full document text); block i = context tokens [i*b, (i+1)*b); the anchor = the first a
- * context tokens. Chunk boundaries carry no meaning, so text cannot be tokenized chunk by chunk: a word cut in two
- * tokenizes differently from the whole word.
+ * <p>The token contract ({@link TokenContract}, exactly): context tokens = [BOS] + tokenizer.encode(full document
+ * text); block i = context tokens [i*b, (i+1)*b); the anchor = the first a context tokens. Chunk boundaries carry
+ * no meaning, so text cannot be tokenized chunk by chunk: a word cut in two tokenizes differently from the whole
+ * word. Two ways to honour it:
  *
- * <p>How: every call re-tokenizes the whole text received so far. While the document is incomplete, all tokens
- * except the last {@link #holdBack} are treated as stable (appending text changes only the tokens near the end:
- * BPE merges do not reach back across whole words); once the last chunk is in, every token is final and the short
- * last block goes out too. Each call checks that the tokens already emitted are still a prefix of the new
- * tokenization (through a 64-bit hash of the emitted tokens, so the state need not keep them); if not, the result
- * is {@link Result#broken}.
+ * <p><b>Exact cuts</b> ({@link #advance(DocumentTail, String, boolean, Progress)}, when the tokenizer has an exact
+ * cut rule): the text is tokenized piece by piece, each piece once, at the tokenizer's exact cuts (a space between
+ * two letters); the tokens before the last cut are final by the rule's definition. Cost per chunk: the new text
+ * (plus the word it finishes) and the carry of fewer than b tokens; O(document) in all, whatever the chunking.
+ * Text without such a cut (no spaces between letters: CJK, long numbers) is held until a cut or the last chunk.
  *
- * <p>Trade-off: re-tokenizing the whole text costs O(text) per call (more for tokenizers whose encode is
- * superlinear), so a document of k chunks costs O(k x text). A suffix restart would be cheaper but is not exact
- * through the {@link Tokenizer} interface: encode() adds SentencePiece's dummy prefix, so encode(suffix) is not the
- * tail of encode(whole); an exact restart rule is tokenizer-specific and belongs in the engine.
+ * <p><b>Whole text</b> ({@link #advance(String, boolean, Progress)}, any tokenizer): every call re-tokenizes the
+ * whole text received so far. While the document is incomplete, all tokens except the last {@link #holdBack} are
+ * treated as stable (appending text changes only the tokens near the end: BPE merges do not reach back across
+ * whole words); once the last chunk is in, every token is final and the short last block goes out too. Each call
+ * checks that the tokens already emitted are still a prefix of the new tokenization (through a 64-bit hash of the
+ * emitted tokens, so the state need not keep them); if not, the result is {@link Result#broken}. O(text) per call,
+ * O(chunks x text) per document.
  *
  * <p>Blank text (empty or whitespace only) never emits a block, even if the tokenizer turns whitespace into tokens:
  * a document that ends blank is "empty" (no block at all), and one that is still blank cannot have emitted a block
@@ -39,6 +43,7 @@ public final class StableBlockCutter {
     private final int bosId;
     private final int blockSize;
     private final int anchorSize;
+    private final BlockLayout layout;
     private final int holdBack;
 
     public StableBlockCutter(Tokenizer tokenizer, int bosId, BlockLayout layout, int holdBack) {
@@ -49,7 +54,13 @@ public final class StableBlockCutter {
         this.bosId = bosId;
         this.blockSize = layout.blockSize();
         this.anchorSize = layout.anchorSize();
+        this.layout = layout;
         this.holdBack = holdBack;
+    }
+
+    /** Whether the tokenizer has an exact cut rule, so that documents can be cut at exact cuts. */
+    public boolean hasExactCuts() {
+        return tokenizer.hasExactCuts();
     }
 
     /** What has been emitted so far: {@code blockCount} full blocks holding {@code emittedTokens} tokens. */
@@ -65,8 +76,13 @@ public final class StableBlockCutter {
      * The outcome of one call: the blocks to emit now and the progress after them; or broken, with the reason.
      *
      * @param empty true when the document is complete and blank: no block will ever exist
+     * @param tail  what an exactly cut document keeps for the next call; null for the whole-text way
      */
-    public record Result(List<NewBlock> blocks, Progress progress, boolean empty, String broken) {
+    public record Result(List<NewBlock> blocks, Progress progress, boolean empty, String broken, DocumentTail tail) {
+        Result(List<NewBlock> blocks, Progress progress, boolean empty, String broken) {
+            this(blocks, progress, empty, broken, null);
+        }
+
         static Result broken(String reason) {
             return new Result(List.of(), null, false, reason);
         }
@@ -78,15 +94,66 @@ public final class StableBlockCutter {
 
     /** [BOS] + tokenizer.encode(text): the context tokens of a document whose whole text is {@code text}. */
     public int[] contextTokens(String text) {
-        int[] body = tokenizer.encode(text);
-        int[] tokens = new int[body.length + 1];
-        tokens[0] = bosId;
-        System.arraycopy(body, 0, tokens, 1, body.length);
-        return tokens;
+        return TokenContract.contextTokens(tokenizer, bosId, text);
     }
 
     /**
-     * Re-tokenizes the text received so far and returns the blocks that became stable since {@code progress}.
+     * Tokenizes what became final since the last exact cut and returns the blocks it completes.
+     *
+     * @param tail     what the previous call returned ({@code new DocumentTail()} for a new document)
+     * @param appended the text of the chunks applied since, in seq order
+     * @param complete whether the last chunk is among them
+     */
+    public Result advance(DocumentTail tail, String appended, boolean complete, Progress progress) {
+        if (!hasExactCuts()) {
+            throw new IllegalStateException("the tokenizer has no exact cut rule: cut the whole text instead");
+        }
+        // The old tail has no exact cut but at its start (the previous call took its last one); a new cut needs a
+        // letter after the space, so it can start at the old tail's last character at the earliest.
+        int scanFrom = Math.max(0, tail.text.length() - 1);
+        String text = tail.text + appended;
+        int cut = complete ? text.length() : tokenizer.lastExactCut(text, scanFrom);
+        int tokenized = tail.tokenized;
+        int[] carry = tail.carry;
+        String rest = text;
+        if (cut > 0) {
+            String piece = text.substring(0, cut);
+            rest = text.substring(cut);
+            // Blank text has no exact cut, so a blank piece is a complete document that was blank throughout.
+            if (tokenized == 0 && piece.isBlank()) {
+                return new Result(List.of(), progress, true, null, new DocumentTail());
+            }
+            int[] tokens = TokenContract.segmentTokens(tokenizer, bosId, tokenized == 0, piece);
+            carry = concat(carry, tokens);
+            tokenized += tokens.length;
+        }
+        if (complete && tokenized <= 1) {
+            return new Result(List.of(), progress, true, null, new DocumentTail()); // [BOS] only, or nothing at all
+        }
+        int[] anchor = tail.anchor;
+        List<NewBlock> blocks = new ArrayList<>();
+        int block = progress.blockCount();
+        int start = progress.emittedTokens();
+        long hash = progress.emittedHash();
+        int from = 0;
+        while (carry.length - from >= blockSize || (complete && from < carry.length)) {
+            int[] blockTokens = Arrays.copyOfRange(carry, from, Math.min(from + blockSize, carry.length));
+            if (block == 0) {
+                anchor = layout.anchor(blockTokens); // a <= b: the anchor lies in block 0
+            }
+            blocks.add(new NewBlock(block, start, blockTokens, block == 0 ? new int[0] : anchor));
+            hash = TokenHash.extend(hash, blockTokens);
+            block++;
+            start += blockTokens.length;
+            from += blockTokens.length;
+        }
+        DocumentTail next = new DocumentTail(rest, tokenized, Arrays.copyOfRange(carry, from, carry.length), anchor);
+        return new Result(blocks, new Progress(block, start, hash), false, null, next);
+    }
+
+    /**
+     * The whole-text way: re-tokenizes the text received so far and returns the blocks that became stable since
+     * {@code progress}.
      *
      * @param text     the document's text so far (all chunks applied, in seq order)
      * @param complete whether the last chunk is among them
@@ -121,6 +188,12 @@ public final class StableBlockCutter {
             start = end;
         }
         return new Result(blocks, new Progress(block, start, hash), false, null);
+    }
+
+    private static int[] concat(int[] a, int[] b) {
+        int[] out = Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
     }
 
     /** FNV-1a over token ids: identifies the emitted prefix without keeping it in state. */

@@ -17,7 +17,8 @@ import org.apache.flink.util.function.SerializableFunction;
 
 /**
  * Kafka sources and sinks for the wire types: plain Avro binary values (no schema registry is available here),
- * string keys.
+ * string keys. Every source and sink takes the user's {@link KafkaClientProperties} (security, tuning) under the
+ * settings it owns.
  */
 public final class AvroKafka {
 
@@ -33,7 +34,19 @@ public final class AvroKafka {
      */
     public static KafkaSource<KafkaRawRecord> rawSource(String bootstrapServers, String topic, String groupId,
             OffsetsInitializer startingOffsets, OffsetsInitializer stoppingOffsets) {
+        return rawSource(bootstrapServers, topic, groupId, startingOffsets, stoppingOffsets, KafkaClientProperties.NONE);
+    }
+
+    /**
+     * Reads {@code topic} as raw records with the user's client properties (the job's own settings set after
+     * them; {@link KafkaClientProperties} refuses those keys).
+     *
+     * @param stoppingOffsets null for an unbounded source
+     */
+    public static KafkaSource<KafkaRawRecord> rawSource(String bootstrapServers, String topic, String groupId,
+            OffsetsInitializer startingOffsets, OffsetsInitializer stoppingOffsets, KafkaClientProperties client) {
         KafkaSourceBuilder<KafkaRawRecord> builder = KafkaSource.<KafkaRawRecord>builder()
+                .setProperties(client.toProperties())
                 .setBootstrapServers(bootstrapServers)
                 .setTopics(topic)
                 .setGroupId(groupId)
@@ -62,12 +75,25 @@ public final class AvroKafka {
     public static <T extends SpecificRecord> KafkaSink<T> avroSink(String bootstrapServers, String topic,
             Class<T> type, SerializableFunction<T, String> key, DeliveryGuarantee guarantee,
             String transactionalIdPrefix) {
+        return avroSink(bootstrapServers, topic, type, key, guarantee, transactionalIdPrefix,
+                KafkaClientProperties.NONE);
+    }
+
+    /**
+     * Writes {@code type} as plain Avro binary, keyed by {@code key} (UTF-8), with the user's client properties
+     * (the job's own settings set after them).
+     *
+     * @param transactionalIdPrefix required for {@link DeliveryGuarantee#EXACTLY_ONCE}, unique per sink and job
+     */
+    public static <T extends SpecificRecord> KafkaSink<T> avroSink(String bootstrapServers, String topic,
+            Class<T> type, SerializableFunction<T, String> key, DeliveryGuarantee guarantee,
+            String transactionalIdPrefix, KafkaClientProperties client) {
         SerializationSchema<T> keySchema = value -> key.apply(value).getBytes(StandardCharsets.UTF_8);
-        Properties producer = new Properties();
+        Properties producer = client.toProperties();
         producer.setProperty("transaction.timeout.ms", String.valueOf(TRANSACTION_TIMEOUT_MS));
         var builder = KafkaSink.<T>builder()
-                .setBootstrapServers(bootstrapServers)
                 .setKafkaProducerConfig(producer)
+                .setBootstrapServers(bootstrapServers)
                 .setDeliveryGuarantee(guarantee)
                 .setRecordSerializer(KafkaRecordSerializationSchema.<T>builder()
                         .setTopic(topic)

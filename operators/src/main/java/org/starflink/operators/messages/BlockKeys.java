@@ -11,4 +11,22 @@ public final class BlockKeys {
     public static String of(String docId, long version, int block) {
         return docId + "@" + version + "#" + block;
     }
+
+    /** A key's document, version and block. */
+    public record Parts(String docId, long version, int block) {
+    }
+
+    /**
+     * The parts of a key made by {@link #of}. Unambiguous whatever the doc_id holds: version and block are numbers,
+     * so the last '#' and the last '@' before it are the separators.
+     */
+    public static Parts parse(String key) {
+        int hash = key.lastIndexOf('#');
+        int at = key.lastIndexOf('@', hash);
+        if (hash < 0 || at < 0) {
+            throw new IllegalArgumentException("not a block key: " + key);
+        }
+        return new Parts(key.substring(0, at), Long.parseLong(key.substring(at + 1, hash)),
+                Integer.parseInt(key.substring(hash + 1)));
+    }
 }

@@ -34,7 +34,10 @@ import org.starflink.engine.wire.PhaseTwoCodec;
 import org.starflink.operators.messages.BlockCommand;
 import org.starflink.operators.messages.BlockRequest;
 import org.starflink.operators.messages.HostMessage;
+import org.starflink.operators.messages.BlockKeys;
 import org.starflink.operators.model.ModelLocation;
+import org.starflink.schemas.BlockEvent;
+import org.starflink.schemas.BlockEventKind;
 
 /** The block operator on the real stories260K model: phase 1, paged state, phase 2, retirement, restore. */
 class BlockOperatorTest {
@@ -108,7 +111,7 @@ class BlockOperatorTest {
     }
 
     private static BlockRequest toBlock(String docId, int block, LayerRequest request) {
-        return new BlockRequest(org.starflink.operators.messages.BlockKeys.of(docId, 1, block), "q1", block, 0,
+        return new BlockRequest(BlockKeys.of(docId, 1, block), "q1", block, 0,
                 request.layer(), PhaseTwoCodec.toBytes(request));
     }
 
@@ -141,12 +144,25 @@ class BlockOperatorTest {
         assertEquals(1, out.get(0).block);
     }
 
+    /** The block events the operator emitted so far, as "KIND key" in order (and forgets them). */
+    private List<String> drainEvents() {
+        List<String> events = new ArrayList<>();
+        var output = harness.getSideOutput(BlockOperator.BLOCK_EVENTS);
+        if (output != null) {
+            for (StreamRecord<BlockEvent> record : output) {
+                events.add(record.getValue().getKind() + " " + record.getValue().getBlockKey());
+            }
+            output.clear();
+        }
+        return events;
+    }
+
     @Test
     void aRestoredBlockAnswersFromItsPagesWithoutReencoding() throws Exception {
         harness = harness(null);
         harness.processElement1(new StreamRecord<>(encodeBlock("d2", 2)));
-        String key = org.starflink.operators.messages.BlockKeys.of("d2", 1, 2);
-        assertEquals(1, BlockOperator.ENCODES.get(key).get());
+        String key = BlockKeys.of("d2", 1, 2);
+        assertEquals(List.of("ENCODED " + key), drainEvents());
         OperatorSubtaskState snapshot = harness.snapshot(1, 1);
         harness.close();
 
@@ -158,7 +174,36 @@ class BlockOperatorTest {
         AttentionPartial expectedPartial = BlockAttention.answer(transformer.backend(), request,
                 expected.blocks().get(2));
         assertArrayEquals(expectedPartial.output(), actual.output());
-        assertEquals(1, BlockOperator.ENCODES.get(key).get(), "restored block was encoded again");
+        assertEquals(List.of("SKIPPED " + key), drainEvents(), "restored block was encoded again");
+    }
+
+    /** Every encode, skipped encode and retirement is one event with the block's identity and phase-1 figures. */
+    @Test
+    void blockEventsSayWhatPhaseOneDidForEachBlock() throws Exception {
+        harness = harness(null);
+        harness.setProcessingTime(1_000);
+        ContextBlock block = LAYOUT.split(context).get(1);
+        harness.processElement1(new StreamRecord<>(encodeBlock("d@4#x", 1))); // a doc_id with the separators in it
+        harness.processElement1(new StreamRecord<>(encodeBlock("d@4#x", 1))); // a replay: state has it
+        harness.processElement1(new StreamRecord<>(BlockCommand.drop("d@4#x", 1, 1)));
+        harness.setProcessingTime(1_000 + GRACE.toMillis() + 1);
+        var output = harness.getSideOutput(BlockOperator.BLOCK_EVENTS);
+        List<BlockEvent> events = output.stream().map(StreamRecord::getValue).toList();
+        assertEquals(List.of(BlockEventKind.ENCODED, BlockEventKind.SKIPPED, BlockEventKind.RETIRED),
+                events.stream().map(BlockEvent::getKind).toList());
+        for (BlockEvent event : events) {
+            assertEquals(BlockKeys.of("d@4#x", 1, 1), event.getBlockKey());
+            assertEquals("d@4#x", event.getDocId());
+            assertEquals(1L, event.getVersion());
+            assertEquals(1, event.getBlock());
+            assertEquals(0, event.getSubtask());
+            assertEquals(0, event.getAttempt());
+        }
+        assertEquals(block.tokens().length, events.get(0).getTokens());
+        assertEquals(block.tokens().length, events.get(1).getTokens());
+        assertEquals(0, events.get(2).getTokens());
+        assertEquals(0, events.get(1).getPhase1Ms());
+        assertEquals(0, harness.numKeyedStateEntries());
     }
 
     @Test

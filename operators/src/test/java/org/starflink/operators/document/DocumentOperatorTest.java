@@ -29,6 +29,8 @@ import org.apache.flink.util.InstantiationUtil;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.starflink.engine.backend.BackendKind;
 import org.starflink.engine.checkpoint.ModelRegistry;
 import org.starflink.engine.forward.Transformer;
@@ -60,6 +62,7 @@ class DocumentOperatorTest {
     private static final BlockLayout LAYOUT = new BlockLayout(B, A);
 
     private static ModelLocation location;
+    private static Model model;
     private static LongContextGenerator reference;
     private static String story;
 
@@ -71,7 +74,7 @@ class DocumentOperatorTest {
         Path dir = SharedModels.stories260KDir();
         location = new ModelLocation(dir.resolve("stories260K.bin").toString(), dir.resolve("tok512.bin").toString(),
                 "reference");
-        Model model = location.load();
+        model = location.load();
         reference = new LongContextGenerator(model, new Transformer(ModelRegistry.backend(model, BackendKind.REFERENCE)));
         story = Files.readString(dir.resolve("reference/greedy_t0_256steps_runc.txt"));
     }
@@ -85,9 +88,11 @@ class DocumentOperatorTest {
 
     // ------------------------------------------------------------------------------------------ blocks
 
-    @Test
-    void blocksGoOutAsTheyBecomeStableAndConcatenateToTheContextTokens() throws Exception {
-        open(newOperator());
+    /** Both ways of cutting (the story's tokenizer, llama2.c tok512, has an exact cut rule). */
+    @ParameterizedTest(name = "exact cuts: {0}")
+    @ValueSource(booleans = {true, false})
+    void blocksGoOutAsTheyBecomeStableAndConcatenateToTheContextTokens(boolean exactCuts) throws Exception {
+        open(new DocumentOperator(location, LAYOUT, false, null, exactCuts));
         List<String> chunks = cutIntoSmallPieces(story);
         int[] expected = reference.contextTokens(story);
         StringBuilder sent = new StringBuilder();
@@ -98,7 +103,13 @@ class DocumentOperatorTest {
             sent.append(chunks.get(seq));
             List<BlockCommand> soFar = blockCommands();
             int emitted = soFar.stream().mapToInt(c -> c.tokens.length).sum();
-            if (!last) {
+            if (!last && exactCuts) {
+                blocksBeforeLast = soFar.size();
+                // Exactly the full blocks of the tokens before the text's last exact cut: final, and all of them.
+                int cut = model.tokenizer().lastExactCut(sent.toString(), 0);
+                int finalTokens = cut > 0 ? reference.contextTokens(sent.substring(0, cut)).length : 0;
+                assertEquals(finalTokens / B * B, emitted, "tokens emitted after chunk " + seq);
+            } else if (!last) {
                 blocksBeforeLast = soFar.size();
                 // Only stable tokens go out: never the last HOLD_BACK of the text received so far.
                 int available = reference.contextTokens(sent.toString()).length;
@@ -392,7 +403,7 @@ class DocumentOperatorTest {
 
     @Test
     void beyondTheWindowWhenAllowed() throws Exception {
-        open(new DocumentOperator(location, LAYOUT, true, null));
+        open(new DocumentOperator(location, LAYOUT, true, null, true));
         sendWhole(DOC, 1, story);
         harness.processElement2(Question.newBuilder(question("q", DOC, "Who is Lily?")).setMaxNewTokens(4000).build(), 0);
         assertEquals(1, harness.extractOutputValues().size());
@@ -404,7 +415,7 @@ class DocumentOperatorTest {
     void anInconsistentTokenizationMarksTheDocumentBrokenAndTheJobGoesOn() throws Exception {
         // Without a hold-back and with 1-token blocks, the partial word "ti" goes out as a block, and "time"
         // then tokenizes differently: exactly the case the hold-back exists for.
-        operator = new DocumentOperator(location, new BlockLayout(1, 1), false, null, 0);
+        operator = new DocumentOperator(location, new BlockLayout(1, 1), false, null, false, 0);
         open(operator);
         harness.processElement1(chunk(DOC, 1, 0, "Once upon a ti", false), 0);
         harness.processElement1(chunk(DOC, 1, 1, "me, there was", false), 0);
@@ -424,7 +435,7 @@ class DocumentOperatorTest {
 
     @Test
     void idleDocumentsExpireWithTheTtl() throws Exception {
-        open(new DocumentOperator(location, LAYOUT, false, Duration.ofMinutes(10)));
+        open(new DocumentOperator(location, LAYOUT, false, Duration.ofMinutes(10), true));
         harness.setStateTtlProcessingTime(0);
         sendWhole(DOC, 1, story);
         harness.setStateTtlProcessingTime(Duration.ofMinutes(9).toMillis());
@@ -465,16 +476,42 @@ class DocumentOperatorTest {
         assertBlocksCover(reference.contextTokens(story), all, 1);
     }
 
+    /** State written by an operator that cut the whole text (as before exact cuts existed) finishes that way. */
+    @Test
+    void aDocumentStartedTheWholeTextWayFinishesThatWayAfterARestore() throws Exception {
+        open(new DocumentOperator(location, LAYOUT, false, null, false));
+        List<String> chunks = cutIntoSmallPieces(story);
+        int half = chunks.size() / 2;
+        for (int seq = 0; seq < half; seq++) {
+            harness.processElement1(chunk(DOC, 1, seq, chunks.get(seq), false), 0);
+        }
+        List<BlockCommand> before = blockCommands();
+        OperatorSubtaskState snapshot = harness.snapshot(1, 1);
+        harness.close();
+
+        harness = newHarness(newOperator()); // exact cuts on
+        harness.initializeState(snapshot);
+        harness.open();
+        for (int seq = half; seq < chunks.size(); seq++) {
+            harness.processElement1(chunk(DOC, 1, seq, chunks.get(seq), seq == chunks.size() - 1), 0);
+        }
+        List<BlockCommand> all = new ArrayList<>(before);
+        all.addAll(blockCommands());
+        assertBlocksCover(reference.contextTokens(story), all, 1);
+    }
+
     @Test
     void stateAndMessageTypesAreFlinkPojos() throws Exception {
         // The function travels in the job graph: it must serialize (paths, sizes, flags; no model).
         DocumentOperator copy = InstantiationUtil.clone(newOperator());
         assertEquals(newOperator().toString(), copy.toString());
         assertInstanceOf(PojoTypeInfo.class, TypeInformation.of(DocumentState.class));
+        assertInstanceOf(PojoTypeInfo.class, TypeInformation.of(DocumentTail.class));
         assertInstanceOf(PojoTypeInfo.class, TypeInformation.of(BlockCommand.class));
         assertInstanceOf(PojoTypeInfo.class, TypeInformation.of(QuestionTask.class));
         assertEquals("starflink-document", DocumentOperator.DOCUMENT.getName());
         assertEquals("starflink-document-text", DocumentOperator.TEXT.getName());
+        assertEquals("starflink-document-tail", DocumentOperator.TAIL.getName());
         assertEquals("starflink-document-pending-chunks", DocumentOperator.PENDING_CHUNKS.getName());
         assertFalse(DocumentOperator.DOCUMENT.getTtlConfig().isEnabled(), "the shared constant carries no TTL");
     }
@@ -482,7 +519,7 @@ class DocumentOperatorTest {
     // ------------------------------------------------------------------------------------------ helpers
 
     private DocumentOperator newOperator() {
-        return new DocumentOperator(location, LAYOUT, false, null);
+        return new DocumentOperator(location, LAYOUT, false, null, true);
     }
 
     private void open(DocumentOperator op) throws Exception {

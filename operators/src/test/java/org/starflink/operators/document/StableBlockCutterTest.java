@@ -3,8 +3,10 @@ package org.starflink.operators.document;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.starflink.engine.star.BlockLayout;
@@ -79,5 +81,97 @@ class StableBlockCutterTest {
         assertTrue(done.empty());
         assertTrue(done.blocks().isEmpty());
         assertTrue(cutter.advance("", true, StableBlockCutter.Progress.NONE).empty());
+    }
+
+    /**
+     * A toy tokenizer with an exact cut rule: one token per character, "xy" merges; it cuts before a space that
+     * follows 'a'..'z' and precedes one (a space never merges, so those cuts are exact).
+     */
+    private static final Tokenizer TOY_EXACT = new Tokenizer() {
+        @Override
+        public int[] encode(String text) {
+            return TOY.encode(text);
+        }
+
+        @Override
+        public String decode(int[] tokens) {
+            throw new UnsupportedOperationException();
+        }
+
+        @Override
+        public int vocabSize() {
+            return 2000;
+        }
+
+        @Override
+        public boolean hasExactCuts() {
+            return true;
+        }
+
+        @Override
+        public int lastExactCut(String text, int from) {
+            for (int c = text.length() - 2; c >= Math.max(1, from); c--) {
+                if (text.charAt(c) == ' ' && Character.isLetter(text.charAt(c - 1))
+                        && Character.isLetter(text.charAt(c + 1))) {
+                    return c;
+                }
+            }
+            return -1;
+        }
+
+        @Override
+        public int[] encodeAfterCut(String rest) {
+            return encode(rest);
+        }
+    };
+
+    @Test
+    void exactCutsEmitTheFinalTokensOnceAndCarryTheRest() {
+        StableBlockCutter exact = new StableBlockCutter(TOY_EXACT, BOS, new BlockLayout(4, 2), 2);
+        // "ab cx": the cut before " cx" makes [BOS a b] final; no block of 4 yet, so it is carried.
+        StableBlockCutter.Result first = exact.advance(new DocumentTail(), "ab cx", false,
+                StableBlockCutter.Progress.NONE);
+        assertTrue(first.blocks().isEmpty());
+        assertEquals(" cx", first.tail().text);
+        assertArrayEquals(new int[] {BOS, 'a', 'b'}, first.tail().carry);
+        assertEquals(3, first.tail().tokenized);
+        // "y de f": "xy" merges across the chunk boundary (it waited in the tail); the cut before " f" makes
+        // [' ' c xy ' ' d e] final: blocks 0 and 1 go out, block 1 with the anchor (block 0's first 2 tokens).
+        StableBlockCutter.Result second = exact.advance(first.tail(), "y de f", false, first.progress());
+        assertEquals(2, second.blocks().size());
+        assertArrayEquals(new int[] {BOS, 'a', 'b', ' '}, second.blocks().get(0).tokens());
+        assertArrayEquals(new int[] {'c', 1000, ' ', 'd'}, second.blocks().get(1).tokens());
+        assertArrayEquals(new int[] {BOS, 'a'}, second.blocks().get(1).anchor());
+        assertArrayEquals(new int[] {BOS, 'a'}, second.tail().anchor);
+        assertArrayEquals(new int[] {'e'}, second.tail().carry);
+        assertEquals(" f", second.tail().text);
+        // The last chunk: the rest goes out; all blocks together are the whole text's.
+        StableBlockCutter.Result last = exact.advance(second.tail(), "g", true, second.progress());
+        int[] whole = exact.contextTokens("ab cxy de fg");
+        assertEquals(1, last.blocks().size());
+        assertEquals(8, last.blocks().get(0).start());
+        assertArrayEquals(Arrays.copyOfRange(whole, 8, whole.length), last.blocks().get(0).tokens());
+        assertArrayEquals(new int[] {BOS, 'a'}, last.blocks().get(0).anchor());
+        assertEquals(whole.length, last.progress().emittedTokens());
+        assertEquals(StableBlockCutter.TokenHash.of(whole, whole.length), last.progress().emittedHash());
+    }
+
+    @Test
+    void exactCutsOfBlankTextNeverEmitAndEndEmpty() {
+        StableBlockCutter exact = new StableBlockCutter(TOY_EXACT, BOS, new BlockLayout(2, 1), 2);
+        StableBlockCutter.Result partial = exact.advance(new DocumentTail(), "   \n\n ", false,
+                StableBlockCutter.Progress.NONE);
+        assertTrue(partial.blocks().isEmpty());
+        assertFalse(partial.empty());
+        StableBlockCutter.Result done = exact.advance(partial.tail(), "  ", true, partial.progress());
+        assertTrue(done.empty());
+        assertTrue(exact.advance(new DocumentTail(), "", true, StableBlockCutter.Progress.NONE).empty());
+    }
+
+    @Test
+    void aTokenizerWithoutARuleIsNotCutExactly() {
+        assertFalse(cutter.hasExactCuts());
+        assertThrows(IllegalStateException.class, () -> cutter.advance(new DocumentTail(), "ab cd", false,
+                StableBlockCutter.Progress.NONE));
     }
 }

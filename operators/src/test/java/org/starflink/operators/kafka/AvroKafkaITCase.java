@@ -41,6 +41,7 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.starflink.operators.cluster.LoopbackCluster;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.starflink.kafka.EmbeddedKafka;
 import org.starflink.schemas.AnswerToken;
@@ -56,7 +57,8 @@ class AvroKafkaITCase {
 
     @RegisterExtension
     static final MiniClusterExtension MINI_CLUSTER = new MiniClusterExtension(
-            new MiniClusterResourceConfiguration.Builder().setNumberTaskManagers(1).setNumberSlotsPerTaskManager(2)
+            new MiniClusterResourceConfiguration.Builder().setConfiguration(LoopbackCluster.apply(new Configuration()))
+                    .setNumberTaskManagers(1).setNumberSlotsPerTaskManager(2)
                     .build());
 
     static EmbeddedKafka kafka;

@@ -26,6 +26,7 @@ import org.apache.logging.log4j.core.LoggerContext;
 import org.apache.logging.log4j.core.appender.FileAppender;
 import org.apache.logging.log4j.core.config.LoggerConfig;
 import org.apache.logging.log4j.core.layout.PatternLayout;
+import org.starflink.operators.cluster.LoopbackCluster;
 import org.starflink.engine.EngineException;
 import org.starflink.engine.model.Model;
 import org.starflink.kafka.EmbeddedKafka;
@@ -174,7 +175,7 @@ final class RunCommand implements Callable<Integer> {
         try (StarflinkClient kafka = new StarflinkClient(bootstrapServers, StarflinkClient.TopicNames.defaults())) {
             kafka.requireTopics(List.of(topics.get(StarflinkOptions.DOCUMENTS_TOPIC),
                     topics.get(StarflinkOptions.QUESTIONS_TOPIC), topics.get(StarflinkOptions.ANSWERS_TOPIC),
-                    topics.get(StarflinkOptions.REJECTED_TOPIC)));
+                    topics.get(StarflinkOptions.REJECTED_TOPIC), topics.get(StarflinkOptions.BLOCK_EVENTS_TOPIC)));
         }
     }
 
@@ -228,7 +229,7 @@ final class RunCommand implements Callable<Integer> {
         }
         EmbeddedKafka broker = EmbeddedKafka.builder().dataDir(data.kafka()).ports(brokerPort, controllerPort)
                 .topic(Topics.DOCUMENTS, 2).topic(Topics.QUESTIONS, 2).topic(Topics.ANSWERS, 2)
-                .topic(Topics.REJECTED, 1).start();
+                .topic(Topics.REJECTED, 1).topic(Topics.BLOCK_EVENTS, 1).start();
         data.savePorts(broker.brokerPort(), broker.controllerPort());
         return broker;
     }
@@ -274,6 +275,7 @@ final class RunCommand implements Callable<Integer> {
 
     private Configuration clusterConfiguration(String bootstrap, DataDirectory data) {
         Configuration conf = ClusterSettings.apply(new Configuration(), data.checkpoints(), Duration.ofSeconds(10));
+        LoopbackCluster.apply(conf); // a single-machine tool: Web UI, RPC and data ports on 127.0.0.1 (-D to change)
         // a stop cancels the job: keep its checkpoints for the next run (a crash keeps them anyway)
         conf.setString("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION");
         conf.set(RestOptions.PORT, webPort);
