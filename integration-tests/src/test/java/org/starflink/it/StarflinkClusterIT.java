@@ -33,6 +33,7 @@ import org.starflink.it.cluster.FlinkRest;
 import org.starflink.it.cluster.FlinkSessionCluster;
 import org.starflink.it.cluster.KafkaBrokerProcess;
 import org.starflink.it.cluster.ManagedProcess;
+import org.starflink.operators.messages.BlockKeys;
 import org.starflink.schemas.AnswerToken;
 import org.starflink.schemas.DocumentEvent;
 import org.starflink.schemas.Question;
@@ -104,14 +105,41 @@ class StarflinkClusterIT {
         final Map<String, Question> questions = new LinkedHashMap<>();
         final KafkaClient kafka = new KafkaClient(broker.bootstrapServers());
         final AnswerWatcher watcher;
+        final BlockEventLog blockEvents;
         String jobId;
 
         Run() {
-            broker.createTopics(Map.of(documents, 2, questionsTopic, 2, answers, 2, "rejected-" + suffix, 1));
+            broker.createTopics(Map.of(documents, 2, questionsTopic, 2, answers, 2, "rejected-" + suffix, 1,
+                    "block-events-" + suffix, 2));
             for (int d = 0; d < 3; d++) {
                 texts.put("doc" + d + "-" + suffix, Corpus.document(d, 14 + 4 * d));
             }
             watcher = new AnswerWatcher(broker.bootstrapServers(), answers);
+            blockEvents = new BlockEventLog(broker.bootstrapServers(), "block-events-" + suffix);
+        }
+
+        /**
+         * Encodes per block of document {@code d}, from the block-events topic, once a checkpoint that started now
+         * has completed (the at-least-once sink flushed everything before it).
+         */
+        List<Integer> encodesPerBlock(int d) {
+            String docId = docIds().get(d);
+            List<Integer> counts = new ArrayList<>();
+            try {
+                for (int b = 0; b < blocks(d); b++) {
+                    counts.add(blockEvents.encodes(BlockKeys.of(docId, 1, b)));
+                }
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+            return counts;
+        }
+
+        /** Until two more checkpoints completed: the first may have started before now. */
+        void awaitACheckpointFromNow() {
+            long done = rest.completedCheckpoints(jobId);
+            await("two more checkpoints of " + jobId, Duration.ofMinutes(1),
+                    () -> rest.completedCheckpoints(jobId) >= done + 2);
         }
 
         List<String> docIds() {
@@ -127,6 +155,7 @@ class StarflinkClusterIT {
                     "--starflink.topic.questions", questionsTopic,
                     "--starflink.topic.answers", answers,
                     "--starflink.topic.rejected", "rejected-" + suffix,
+                    "--starflink.topic.block-events", "block-events-" + suffix,
                     "--starflink.model", SharedModels.stories260KDir().resolve("stories260K.bin").toString(),
                     "--starflink.block-size", Integer.toString(BLOCK),
                     "--starflink.anchor-size", Integer.toString(ANCHOR),
@@ -195,7 +224,8 @@ class StarflinkClusterIT {
         final Map<String, List<Integer>> references = new LinkedHashMap<>();
 
         List<Integer> reference(Question question) {
-            return references.computeIfAbsent(question.getQuestionId(), id -> StarflinkJobITCase.toList(engine.generate(engine.contextTokens(texts.get(question.getDocId())),
+            return references.computeIfAbsent(question.getQuestionId(), id -> StarflinkJobITCase.toList(
+                    engine.generate(engine.contextTokens(texts.get(question.getDocId())),
                     engine.questionTokens(question.getText()), new BlockLayout(BLOCK, ANCHOR),
                     new SamplingParams(MAX_NEW_TOKENS, question.getTemperature(), question.getTopP(),
                             question.getSeed(), List.of()), false, t -> { }).tokens()));
@@ -229,12 +259,24 @@ class StarflinkClusterIT {
             return compared;
         }
 
+        /** The block operators' blocksEncoded summed, once the JobManager has fetched it for this job. */
         long blocksEncoded() {
+            await("the blocksEncoded metric of " + jobId, Duration.ofSeconds(30),
+                    () -> rest.operatorMetricSum(jobId, "blocksEncoded") >= 0);
             return rest.operatorMetricSum(jobId, "blocksEncoded");
         }
 
         long restarts() {
             return rest.jobMetric(jobId, "numRestarts");
+        }
+
+        /** numRestarts once it shows at least one restart (the JobManager's metric fetcher lags), else as is. */
+        long restartsAfterAFailure() {
+            long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+            while (restarts() < 1 && System.nanoTime() < deadline) {
+                KafkaBrokerProcess.sleep(250);
+            }
+            return restarts();
         }
 
         void cancel() {
@@ -250,6 +292,7 @@ class StarflinkClusterIT {
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }
+            blockEvents.close();
             kafka.close();
         }
     }
@@ -279,13 +322,14 @@ class StarflinkClusterIT {
     /** kill -9 of the TaskManager, a replacement started at once; returns the ms until every task runs again. */
     static long killATaskManagerAndReplaceIt(Run run) {
         long restartsBefore = run.restarts();
+        int failuresBefore = rest.failureCount(run.jobId);
         long killed = System.currentTimeMillis();
         ManagedProcess victim = cluster.killTaskManager(0);
         cluster.startTaskManager();
-        // the job first fails over (the other TaskManager's tasks lose their partners: numRestarts counts it),
-        // then runs again once the replacement registered its slot
+        // the job first fails over (the other TaskManager's tasks lose their partners: the exception history and
+        // numRestarts count it), then runs again once the replacement registered its slot
         await("job " + run.jobId + " failing over after the kill of " + victim, Duration.ofMinutes(1),
-                () -> run.restarts() > restartsBefore);
+                () -> rest.failureCount(run.jobId) > failuresBefore || run.restarts() > restartsBefore);
         run.awaitRunning(Duration.ofMinutes(3));
         return System.currentTimeMillis() - killed;
     }
@@ -303,7 +347,8 @@ class StarflinkClusterIT {
 
     /** The longest time between two consecutive answer records (by emission time) after {@code fromMs}. */
     static long longestAnswerGap(Run run, long fromMs) {
-        List<Long> emitted = run.watcher.tokens().stream().map(AnswerToken::getEmittedMs).filter(t -> t >= fromMs - 5000)
+        List<Long> emitted = run.watcher.tokens().stream().map(AnswerToken::getEmittedMs)
+                .filter(t -> t >= fromMs - 5000)
                 .sorted().toList();
         long gap = 0;
         for (int i = 1; i < emitted.size(); i++) {
@@ -338,14 +383,21 @@ class StarflinkClusterIT {
             long recoveryMs = killATaskManagerAndReplaceIt(run);
             run.awaitAnswers(Duration.ofMinutes(3));
             int compared = run.assertAnswersEqualTheEngine();
-            long restarts = run.restarts();
+            int failures = rest.failureCount(run.jobId);
+            long restarts = run.restartsAfterAFailure();
             long reencoded = run.blocksEncoded();
-            assertTrue(restarts >= 1, "the job did not restart after the kill");
+            assertTrue(failures >= 1, "the job did not fail over after the kill");
             assertEquals(0, reencoded, "blocks encoded again after the restore");
+            run.awaitACheckpointFromNow();
+            for (int d = 0; d < 3; d++) {
+                assertEquals(java.util.Collections.nCopies(run.blocks(d), 1), run.encodesPerBlock(d),
+                        "encodes per block of document " + d + " (block-events topic): restored, not encoded again");
+            }
             record("kill -9 TaskManager during generation", String.format(
-                    "restarts=%d, kill->all tasks running=%d ms, longest gap in emission=%d ms, tokens before kill=%d/%d, "
+                    "failures in the exception history=%d, numRestarts=%d, kill->all tasks running=%d ms, "
+                            + "longest gap in emission=%d ms, tokens before kill=%d/%d, "
                             + "tokens compared=%d (%d questions), duplicates removed=%d, blocks=%d, "
-                            + "blocks encoded after restore=%d", restarts, recoveryMs,
+                            + "blocks encoded after restore=%d", failures, restarts, recoveryMs,
                     longestAnswerGap(run, killedAt), before, expected, compared, run.questions.size(),
                     run.watcher.duplicates(), blocks, reencoded));
         } finally {
@@ -381,20 +433,33 @@ class StarflinkClusterIT {
             run.awaitDocumentsCheckpointed();
             KafkaBrokerProcess.sleep(2000); // the JobManager fetches metrics every 500 ms
             long encodedAfterRestore = run.blocksEncoded();
+            run.awaitACheckpointFromNow();
+            for (int d = 0; d < 2; d++) {
+                assertEquals(java.util.Collections.nCopies(run.blocks(d), 1), run.encodesPerBlock(d),
+                        "encodes per block of document " + d + ", restored from the checkpoint");
+            }
+            List<Integer> thirdEncodes = run.encodesPerBlock(2);
+            assertTrue(thirdEncodes.stream().allMatch(n -> n == 1 || n == 2), "encodes per block of the third "
+                    + "document: once, or twice where encoded after the restored checkpoint: " + thirdEncodes);
+            long encodedTwice = thirdEncodes.stream().filter(n -> n == 2).count();
             run.askAll(6);
             run.awaitAnswers(Duration.ofMinutes(3));
             int compared = run.assertAnswersEqualTheEngine();
-            long restarts = run.restarts();
-            assertTrue(restarts >= 1, "the job did not restart after the kill");
+            int failures = rest.failureCount(run.jobId);
+            long restarts = run.restartsAfterAFailure();
+            assertTrue(failures >= 1, "the job did not fail over after the kill");
             assertTrue(encodedAfterRestore <= run.blocks(2), "blocks of the first two documents were encoded again: "
                     + encodedAfterRestore + " encodes after the restore, the third document has " + run.blocks(2));
             record("kill -9 TaskManager during phase 1", String.format(
-                    "restarts=%d, kill->all tasks running=%d ms, third document's blocks=%d, of them encoded before "
-                            + "the kill (metric, may lag 0.5 s)>=%d, encoded after the restore=%d "
-                            + "(re-encoded<=%d), restored blocks of documents 1-2=%d, tokens compared=%d, "
-                            + "duplicates removed=%d", restarts, recoveryMs, run.blocks(2), encodedBeforeKill,
-                    encodedAfterRestore, encodedBeforeKill + encodedAfterRestore - run.blocks(2), restored,
-                    compared, run.watcher.duplicates()));
+                    "failures in the exception history=%d, numRestarts=%d, kill->all tasks running=%d ms, "
+                            + "third document's blocks=%d, of them encoded before "
+                            + "the kill (metric, may lag 0.5 s)>=%d, encoded after the restore=%d (so %d came back "
+                            + "from the checkpoint), blocks of documents 1-2 (restored, none encoded again)=%d, "
+                            + "tokens compared=%d, duplicates removed=%d, block-events: the third document's "
+                            + "encodes per block %s (encoded twice: %d)", failures, restarts, recoveryMs,
+                    run.blocks(2),
+                    encodedBeforeKill, encodedAfterRestore, run.blocks(2) - encodedAfterRestore, restored,
+                    compared, run.watcher.duplicates(), thirdEncodes, encodedTwice));
         } finally {
             run.cancel();
         }
@@ -476,6 +541,11 @@ class StarflinkClusterIT {
             run.awaitAnswers(Duration.ofMinutes(3));
             long encodedLast = run.blocksEncoded();
             assertEquals(0, encodedLast, "the job restored at parallelism 2 encoded blocks again");
+            run.awaitACheckpointFromNow();
+            for (int d = 0; d < 3; d++) {
+                assertEquals(java.util.Collections.nCopies(run.blocks(d), 1), run.encodesPerBlock(d),
+                        "encodes per block of document " + d + " over the three jobs (block-events topic)");
+            }
             int compared = run.assertAnswersEqualTheEngine();
             record("stop-with-savepoint 2 -> 1 -> 2", String.join("; ", steps) + String.format(
                     "; last job blocksEncoded=%d, tokens compared=%d (%d questions), duplicates removed=%d",

@@ -17,7 +17,7 @@ import org.starflink.engine.testing.SharedModels;
 /**
  * What {@link StarflinkJob#main} does before it submits: settings from the cluster's configuration with the
  * program arguments on top, what the job needs set by itself, and one clear line for what it cannot do without.
- * (The whole entry point runs on a real cluster in the integration tests' {@code ClusterITCase}.)
+ * (The whole entry point runs on a multi-process cluster in the integration tests' {@code StarflinkClusterIT}.)
  */
 class StarflinkJobMainTest {
     private static final String MODEL = SharedModels.stories260KDir().resolve("stories260K.bin").toString();

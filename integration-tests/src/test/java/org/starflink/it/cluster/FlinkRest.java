@@ -141,6 +141,11 @@ public final class FlinkRest {
         return get("/jobs/" + jobId + "/checkpoints").path("counts").path("completed").asLong();
     }
 
+    /** How many failures the job's exception history holds (each made it restart or fail). */
+    public int failureCount(String jobId) {
+        return get("/jobs/" + jobId + "/exceptions").path("exceptionHistory").path("entries").size();
+    }
+
     /** The exceptions that made the job restart or fail, newest first: "name: message" per line. */
     public String exceptions(String jobId) {
         StringBuilder out = new StringBuilder();
