@@ -135,7 +135,7 @@ public final class StarflinkJob {
             @Override
             public void blockEvents(DataStream<BlockEvent> blockEvents) {
                 blockEvents.sinkTo(AvroKafka.avroSink(bootstrap, options.get(StarflinkOptions.BLOCK_EVENTS_TOPIC),
-                                BlockEvent.class, BlockEvent::getBlockKey, DeliveryGuarantee.AT_LEAST_ONCE, null))
+                                BlockEvent.class, BlockEvent::getBlockKey, DeliveryGuarantee.AT_LEAST_ONCE, null, client))
                         .uid("sink-block-events").name("Kafka: block events");
             }
         }, options);

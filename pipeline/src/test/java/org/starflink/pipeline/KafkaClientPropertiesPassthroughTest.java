@@ -64,7 +64,7 @@ class KafkaClientPropertiesPassthroughTest {
             }
         }
         assertEquals(2, sources.size(), "documents and questions");
-        assertEquals(2, sinks.size(), "answers and rejected");
+        assertEquals(3, sinks.size(), "answers, rejected and block events");
         for (Properties props : concat(sources, sinks)) {
             expected.forEach((key, value) -> assertEquals(value, props.getProperty(key), key));
             assertEquals("broker-0.kafka:9093", props.getProperty("bootstrap.servers"));
