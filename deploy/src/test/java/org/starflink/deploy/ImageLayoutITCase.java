@@ -64,7 +64,7 @@ class ImageLayoutITCase {
         Files.createDirectories(RUN);
         layOut();
         kafka = EmbeddedKafka.builder().dataDir(RUN.resolve("kafka")).topic("documents", 2).topic("questions", 2)
-                .topic("answers", 2).topic("rejected", 1).start();
+                .topic("answers", 2).topic("rejected", 1).topic("block-events", 1).start();
         int rpcPort = freePort();
         List<String> dynamic = new ArrayList<>();
         Configuration overrides = LoopbackCluster.apply(new Configuration());

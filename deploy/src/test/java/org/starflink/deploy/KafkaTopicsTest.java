@@ -26,11 +26,13 @@ class KafkaTopicsTest {
         }
         Configuration conf = FlinkConfigurationTest.configYaml();
         assertEquals(List.of(conf.get(StarflinkOptions.DOCUMENTS_TOPIC), conf.get(StarflinkOptions.QUESTIONS_TOPIC),
-                conf.get(StarflinkOptions.ANSWERS_TOPIC), conf.get(StarflinkOptions.REJECTED_TOPIC)),
+                conf.get(StarflinkOptions.ANSWERS_TOPIC), conf.get(StarflinkOptions.REJECTED_TOPIC),
+                conf.get(StarflinkOptions.BLOCK_EVENTS_TOPIC)),
                 List.copyOf(topics.keySet()));
         assertEquals(List.of(StarflinkOptions.DOCUMENTS_TOPIC.defaultValue(),
                 StarflinkOptions.QUESTIONS_TOPIC.defaultValue(), StarflinkOptions.ANSWERS_TOPIC.defaultValue(),
-                StarflinkOptions.REJECTED_TOPIC.defaultValue()), List.copyOf(topics.keySet()));
+                StarflinkOptions.REJECTED_TOPIC.defaultValue(), StarflinkOptions.BLOCK_EVENTS_TOPIC.defaultValue()),
+                List.copyOf(topics.keySet()));
         JsonNode documents = topics.get("documents").path("spec").path("config");
         // a new model or a lost state re-ingests every document from here; one key has many chunks: no compaction
         assertEquals("-1", documents.path("retention.ms").asText());
