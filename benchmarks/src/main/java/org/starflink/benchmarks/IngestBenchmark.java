@@ -5,7 +5,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
@@ -132,21 +131,11 @@ public final class IngestBenchmark {
             throw new IllegalArgumentException("--ways takes exact and/or whole, got '" + way + "'");
         }
         String suffix = UUID.randomUUID().toString().substring(0, 8);
-        StarflinkClient.TopicNames topics = new StarflinkClient.TopicNames("documents-" + suffix,
-                "questions-" + suffix, "answers-" + suffix, "rejected-" + suffix);
-        String blockEvents = "block-events-" + suffix;
-        kafka.createTopics(Map.of(topics.documents(), 1, topics.questions(), 1, topics.answers(), 1,
-                topics.rejected(), 1, blockEvents, 1));
+        BenchTopics topics = BenchTopics.create(kafka, suffix, 1);
         Configuration conf = new Configuration();
         LoopbackCluster.apply(conf);
         ClusterSettings.apply(conf, Files.createTempDirectory("starflink-ingest-checkpoints-"), Duration.ofSeconds(10));
-        conf.set(StarflinkOptions.BOOTSTRAP_SERVERS, kafka.bootstrapServers());
-        conf.set(StarflinkOptions.GROUP_ID, "ingest-" + suffix);
-        conf.set(StarflinkOptions.DOCUMENTS_TOPIC, topics.documents());
-        conf.set(StarflinkOptions.QUESTIONS_TOPIC, topics.questions());
-        conf.set(StarflinkOptions.ANSWERS_TOPIC, topics.answers());
-        conf.set(StarflinkOptions.REJECTED_TOPIC, topics.rejected());
-        conf.set(StarflinkOptions.BLOCK_EVENTS_TOPIC, blockEvents);
+        topics.applyTo(conf);
         conf.set(StarflinkOptions.MODEL, location.model());
         conf.set(StarflinkOptions.BLOCK_SIZE, blockSize);
         conf.set(StarflinkOptions.ALLOW_BEYOND_WINDOW, true);
@@ -157,7 +146,7 @@ public final class IngestBenchmark {
         StarflinkJob.defineKafkaJob(env, conf);
         JobClient job = env.executeAsync("starflink-ingest-" + way + "-" + suffix);
         List<Cell> cells = new ArrayList<>();
-        try (StarflinkClient client = new StarflinkClient(kafka.bootstrapServers(), topics)) {
+        try (StarflinkClient client = new StarflinkClient(kafka.bootstrapServers(), topics.client())) {
             client.sendDocument("warm-" + suffix, 1, warmText, 200, n -> { });
             expectAnswer(client.awaitDocument("warm-" + suffix, Duration.ofMinutes(10)));
             for (int chunkChars : chunkSizes) {

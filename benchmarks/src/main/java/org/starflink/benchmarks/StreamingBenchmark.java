@@ -161,11 +161,9 @@ public final class StreamingBenchmark {
                                 int workers, String text, int contextTokens, String warmText)
             throws Exception {
         String suffix = UUID.randomUUID().toString().substring(0, 8);
-        StarflinkClient.TopicNames topics = new StarflinkClient.TopicNames("documents-" + suffix,
-                "questions-" + suffix, "answers-" + suffix, "rejected-" + suffix);
-        String blockEvents = "block-events-" + suffix;
-        kafka.createTopics(Map.of(topics.documents(), 2, topics.questions(), 2, topics.answers(), 2,
-                topics.rejected(), 1, blockEvents, 2));
+        BenchTopics bench = BenchTopics.create(kafka, suffix, 2);
+        StarflinkClient.TopicNames topics = bench.client();
+        String blockEvents = bench.blockEvents();
         int restPort = freePort();
         Path checkpoints = Files.createTempDirectory("starflink-bench-checkpoints-");
 
@@ -176,13 +174,7 @@ public final class StreamingBenchmark {
         ClusterSettings.apply(conf, checkpoints, Duration.ofSeconds(10));
         LoopbackCluster.apply(conf);
         conf.setString("taskmanager.numberOfTaskSlots", String.valueOf(workers));
-        conf.set(StarflinkOptions.BOOTSTRAP_SERVERS, kafka.bootstrapServers());
-        conf.set(StarflinkOptions.GROUP_ID, "bench-" + suffix);
-        conf.set(StarflinkOptions.DOCUMENTS_TOPIC, topics.documents());
-        conf.set(StarflinkOptions.QUESTIONS_TOPIC, topics.questions());
-        conf.set(StarflinkOptions.ANSWERS_TOPIC, topics.answers());
-        conf.set(StarflinkOptions.REJECTED_TOPIC, topics.rejected());
-        conf.set(StarflinkOptions.BLOCK_EVENTS_TOPIC, blockEvents);
+        bench.applyTo(conf);
         conf.set(StarflinkOptions.MODEL, settings.model().toString());
         if (settings.tokenizer() != null) {
             conf.set(StarflinkOptions.TOKENIZER, settings.tokenizer().toString());

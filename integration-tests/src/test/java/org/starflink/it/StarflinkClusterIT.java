@@ -193,6 +193,15 @@ class StarflinkClusterIT {
             });
         }
 
+        /** Submits the job at parallelism 2, sends the three documents, waits until a checkpoint covers them. */
+        void startWithTheThreeDocumentsCheckpointed() {
+            submit(2, null);
+            for (int d = 0; d < 3; d++) {
+                sendDocument(d);
+            }
+            awaitDocumentsCheckpointed();
+        }
+
         /**
          * Sends {@code count} questions over the three documents; returns the number of tokens their answers
          * have (the references are computed first, so that the job's generation is not raced by the test's).
@@ -367,11 +376,7 @@ class StarflinkClusterIT {
     void killNineOfATaskManagerDuringGeneration() {
         Run run = new Run();
         try {
-            run.submit(2, null);
-            for (int d = 0; d < 3; d++) {
-                run.sendDocument(d);
-            }
-            run.awaitDocumentsCheckpointed();
+            run.startWithTheThreeDocumentsCheckpointed();
             int blocks = run.blocks(0) + run.blocks(1) + run.blocks(2);
             await("all " + blocks + " blocks counted by blocksEncoded", Duration.ofSeconds(30),
                     () -> run.blocksEncoded() == blocks);
@@ -474,11 +479,7 @@ class StarflinkClusterIT {
         assumeTrue(FULL, "-Dstarflink.cluster.full=true runs it");
         Run run = new Run();
         try {
-            run.submit(2, null);
-            for (int d = 0; d < 3; d++) {
-                run.sendDocument(d);
-            }
-            run.awaitDocumentsCheckpointed();
+            run.startWithTheThreeDocumentsCheckpointed();
             int expected = run.askAll(9);
             await("the first answer tokens", Duration.ofMinutes(2), () -> run.watcher.tokens().size() >= 5);
             int before = run.watcher.tokens().size();
@@ -511,11 +512,7 @@ class StarflinkClusterIT {
         assumeTrue(FULL, "-Dstarflink.cluster.full=true runs it");
         Run run = new Run();
         try {
-            run.submit(2, null);
-            for (int d = 0; d < 3; d++) {
-                run.sendDocument(d);
-            }
-            run.awaitDocumentsCheckpointed();
+            run.startWithTheThreeDocumentsCheckpointed();
             int expected = run.askAll(9);
             List<String> steps = new ArrayList<>();
             int[] parallelisms = {1, 2};

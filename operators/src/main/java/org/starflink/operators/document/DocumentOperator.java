@@ -245,7 +245,10 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
             document.update(state);
             return;
         }
-        if (state.nextSeq > 0 && (state.exactCuts ? tail.value() : text.value()) == null) {
+        // One read of what earlier chunks left: the tail after the last exact cut, or the whole text so far.
+        DocumentTail tailBefore = state.exactCuts ? tail.value() : null;
+        String textBefore = state.exactCuts ? null : text.value();
+        if (state.nextSeq > 0 && tailBefore == null && textBefore == null) {
             // Only possible when the text's TTL ran out before the catalog's: its start is gone for good.
             markBroken(docId, state, "the text of its first " + state.nextSeq + " chunks expired");
             return;
@@ -264,7 +267,7 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
         if (state.lastSeq >= 0 && state.nextSeq > state.lastSeq) {
             state.complete = true;
         }
-        cutBlocks(docId, state, applied.toString(), ctx);
+        cutBlocks(docId, state, tailBefore, textBefore, applied.toString(), ctx);
     }
 
     private void bufferEarlyChunk(String docId, DocumentState state, int seq, String chunkText) throws Exception {
@@ -283,16 +286,15 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
      * Tokenizes what the applied chunks made final (at exact cuts, or the whole text again), emits the blocks that
      * became stable, and stores the new catalog.
      */
-    private void cutBlocks(String docId, DocumentState state, String applied, Context ctx) throws Exception {
+    private void cutBlocks(String docId, DocumentState state, DocumentTail tailBefore, String textBefore,
+                           String applied, Context ctx) throws Exception {
         String textSoFar = null;
         StableBlockCutter.Result result;
         if (state.exactCuts) {
-            DocumentTail before = tail.value();
-            result = cutter.advance(before == null ? new DocumentTail() : before, applied, state.complete,
+            result = cutter.advance(tailBefore == null ? new DocumentTail() : tailBefore, applied, state.complete,
                     state.progress());
         } else {
-            String before = text.value();
-            textSoFar = before == null ? applied : before + applied;
+            textSoFar = textBefore == null ? applied : textBefore + applied;
             result = cutter.advance(textSoFar, state.complete, state.progress());
         }
         if (result.isBroken()) {

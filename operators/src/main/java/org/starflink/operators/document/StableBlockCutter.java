@@ -42,7 +42,6 @@ public final class StableBlockCutter {
     private final Tokenizer tokenizer;
     private final int bosId;
     private final int blockSize;
-    private final int anchorSize;
     private final BlockLayout layout;
     private final int holdBack;
 
@@ -53,7 +52,6 @@ public final class StableBlockCutter {
         this.tokenizer = tokenizer;
         this.bosId = bosId;
         this.blockSize = layout.blockSize();
-        this.anchorSize = layout.anchorSize();
         this.layout = layout;
         this.holdBack = holdBack;
     }
@@ -173,7 +171,7 @@ public final class StableBlockCutter {
             return new Result(List.of(), progress, true, null); // [BOS] only: the tokenizer found nothing to encode
         }
         int stable = complete ? tokens.length : Math.max(0, tokens.length - holdBack);
-        int[] anchor = Arrays.copyOf(tokens, Math.min(anchorSize, tokens.length));
+        int[] anchor = layout.anchor(tokens);
         List<NewBlock> blocks = new ArrayList<>();
         int block = progress.blockCount();
         int start = progress.emittedTokens();

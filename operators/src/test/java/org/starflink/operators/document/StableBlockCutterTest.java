@@ -17,7 +17,15 @@ class StableBlockCutterTest {
     private static final int BOS = 1;
 
     /** One token per character (its code); "xy" merges into one token 1000: a toy BPE merge. */
-    private static final Tokenizer TOY = new Tokenizer() {
+    private static final Tokenizer TOY = new ToyTokenizer(false);
+
+    /**
+     * The same toy with an exact cut rule: it cuts before a space that follows 'a'..'z' and precedes one (a space
+     * never merges, so those cuts are exact).
+     */
+    private static final Tokenizer TOY_EXACT = new ToyTokenizer(true);
+
+    private record ToyTokenizer(boolean exactCuts) implements Tokenizer {
         @Override
         public int[] encode(String text) {
             return text.replace("xy", "\u03e8").chars().toArray(); // U+03E8 = 1000
@@ -32,7 +40,28 @@ class StableBlockCutterTest {
         public int vocabSize() {
             return 2000;
         }
-    };
+
+        @Override
+        public boolean hasExactCuts() {
+            return exactCuts;
+        }
+
+        @Override
+        public int lastExactCut(String text, int from) {
+            for (int c = text.length() - 2; exactCuts && c >= Math.max(1, from); c--) {
+                if (text.charAt(c) == ' ' && Character.isLetter(text.charAt(c - 1))
+                        && Character.isLetter(text.charAt(c + 1))) {
+                    return c;
+                }
+            }
+            return -1;
+        }
+
+        @Override
+        public int[] encodeAfterCut(String rest) {
+            return encode(rest);
+        }
+    }
 
     private final StableBlockCutter cutter = new StableBlockCutter(TOY, BOS, new BlockLayout(4, 2), 2);
 
@@ -82,48 +111,6 @@ class StableBlockCutterTest {
         assertTrue(done.blocks().isEmpty());
         assertTrue(cutter.advance("", true, StableBlockCutter.Progress.NONE).empty());
     }
-
-    /**
-     * A toy tokenizer with an exact cut rule: one token per character, "xy" merges; it cuts before a space that
-     * follows 'a'..'z' and precedes one (a space never merges, so those cuts are exact).
-     */
-    private static final Tokenizer TOY_EXACT = new Tokenizer() {
-        @Override
-        public int[] encode(String text) {
-            return TOY.encode(text);
-        }
-
-        @Override
-        public String decode(int[] tokens) {
-            throw new UnsupportedOperationException();
-        }
-
-        @Override
-        public int vocabSize() {
-            return 2000;
-        }
-
-        @Override
-        public boolean hasExactCuts() {
-            return true;
-        }
-
-        @Override
-        public int lastExactCut(String text, int from) {
-            for (int c = text.length() - 2; c >= Math.max(1, from); c--) {
-                if (text.charAt(c) == ' ' && Character.isLetter(text.charAt(c - 1))
-                        && Character.isLetter(text.charAt(c + 1))) {
-                    return c;
-                }
-            }
-            return -1;
-        }
-
-        @Override
-        public int[] encodeAfterCut(String rest) {
-            return encode(rest);
-        }
-    };
 
     @Test
     void exactCutsEmitTheFinalTokensOnceAndCarryTheRest() {
