@@ -99,6 +99,15 @@ final class JobHarness {
     JobClient start(int parallelism, Path checkpoints, Configuration options,
                     UnaryOperator<DataStream<KafkaRawRecord>> aroundDocuments,
                     UnaryOperator<DataStream<AnswerToken>> aroundAnswers, boolean exactlyOnce) throws Exception {
+        return start(parallelism, checkpoints, options, aroundDocuments, UnaryOperator.identity(), aroundAnswers,
+                exactlyOnce);
+    }
+
+    /** @param aroundQuestions wraps the question records between their source and the topology */
+    JobClient start(int parallelism, Path checkpoints, Configuration options,
+                    UnaryOperator<DataStream<KafkaRawRecord>> aroundDocuments,
+                    UnaryOperator<DataStream<KafkaRawRecord>> aroundQuestions,
+                    UnaryOperator<DataStream<AnswerToken>> aroundAnswers, boolean exactlyOnce) throws Exception {
         // The production settings (any Kryo fallback fails the job), with frequent checkpoints.
         Configuration cluster = LoopbackCluster.apply(
                 ClusterSettings.apply(new Configuration(), checkpoints, Duration.ofMillis(100)));
@@ -124,9 +133,9 @@ final class JobHarness {
         DataStream<KafkaRawRecord> documentRecords = aroundDocuments.apply(env.fromSource(
                 AvroKafka.rawSource(bootstrap, documents, "it-" + suffix, OffsetsInitializer.earliest(), null),
                 WatermarkStrategy.noWatermarks(), "documents").uid("source-documents"));
-        DataStream<KafkaRawRecord> questionRecords = env.fromSource(
+        DataStream<KafkaRawRecord> questionRecords = aroundQuestions.apply(env.fromSource(
                 AvroKafka.rawSource(bootstrap, questions, "it-" + suffix, OffsetsInitializer.earliest(), null),
-                WatermarkStrategy.noWatermarks(), "questions").uid("source-questions");
+                WatermarkStrategy.noWatermarks(), "questions").uid("source-questions"));
         StarflinkJob.defineWorkflow(env, documentRecords, questionRecords, new JobSinks() {
             @Override
             public void answers(DataStream<AnswerToken> stream) {
