@@ -52,8 +52,10 @@ import org.starflink.schemas.Question;
  * failover as without one. The test writes the log itself, with explicit Kafka timestamps: chunk i of the document
  * at T0 + 1 s * i, questions in between. Some questions are sent as soon as they are produced (right after the
  * chunk before them); others are sent late, with an older timestamp, once the job has encoded blocks of later
- * chunks: what a replayed question meets after a failover. A failure is injected into the document records while
- * chunks are still arriving. Every question's answer (tokens and coverage) must equal the failure-free run's, the
+ * chunks: what a replayed question meets after a failover. The failure: a checkpoint is held
+ * ({@link HoldACheckpoint}) from before the first question until after the first late one and then fails, while
+ * chunks are still arriving; the job restores the checkpoint before it and reads every question and most chunks
+ * again, interleaved anew. Every question's answer (tokens and coverage) must equal the failure-free run's, the
  * catalog the log gives it (the blocks of the chunks up to its timestamp, cut with the job's own
  * {@link StableBlockCutter}) and the engine's single-process Star answer over that prefix.
  */
@@ -198,21 +200,32 @@ class StreamingQuestionsDeterminismITCase {
             Log log = new Log();
             assertAnswersFollowTheLog(log, run(log, true, true));
         });
-        assertTrue(failure.getMessage().contains("coverage of"), failure.getMessage());
+        assertTrue(failure.getMessage().contains("coverage of the answers differs"), failure.getMessage());
         StarflinkJobITCase.report("old admission rule", failure);
     }
 
     void assertAnswersFollowTheLog(Log log, Map<String, Answer> answers) {
         assertEquals(log.questions.stream().map(a -> a.question().getQuestionId()).sorted().toList(),
                 answers.keySet().stream().sorted().toList(), "the questions that got an answer");
+        // Every coverage first, so that a failure names all questions whose catalog differs from the log's.
+        List<String> wrong = new ArrayList<>();
+        for (Asked asked : log.questions) {
+            String id = asked.question().getQuestionId();
+            Coverage expected = log.expectedCoverage(asked);
+            Coverage actual = answers.get(id).coverage();
+            if (!expected.equals(actual)) {
+                wrong.add(id + " (timestamp after chunk " + log.lastChunkUpTo(asked.timestamp()) + ", sent after chunk "
+                        + asked.sentAfterChunk() + "): expected " + describe(expected) + " but was " + describe(actual));
+            }
+        }
+        assertEquals(List.of(), wrong, "coverage of the answers differs from the blocks of the chunks up to "
+                + "their timestamps");
         int full = 0;
         int partial = 0;
         for (Asked asked : log.questions) {
             String id = asked.question().getQuestionId();
             Coverage expected = log.expectedCoverage(asked);
             Answer answer = answers.get(id);
-            assertEquals(expected, answer.coverage(), "coverage of " + id + " (timestamp: after chunk "
-                    + log.lastChunkUpTo(asked.timestamp()) + ", sent after chunk " + asked.sentAfterChunk() + ")");
             int[] context = Arrays.copyOf(engine.contextTokens(log.text), expected.getTokens());
             int[] star = engine.generate(context, engine.questionTokens(asked.question().getText()),
                     new BlockLayout(BLOCK, ANCHOR), new SamplingParams(MAX_NEW_TOKENS, 0f, 1f, 0, List.of()), false,
@@ -228,32 +241,42 @@ class StreamingQuestionsDeterminismITCase {
                 + full);
     }
 
+    static String describe(Coverage coverage) {
+        return coverage == null ? "none (an error answer)" : coverage.getBlocks() + " blocks / "
+                + coverage.getTokens() + " tokens" + (coverage.getDocumentComplete() ? ", complete" : "");
+    }
+
     /**
      * Streams the log into a job of its own; returns every question's answer.
      *
-     * @param failover       inject one failure into the document records while chunks are still arriving
+     * @param failover       hold a checkpoint from before the first question, fail it while chunks still arrive
      * @param withoutTimestamps the negative control: the questions' timestamps taken off in the test's topology
      */
     Map<String, Answer> run(Log log, boolean failover, boolean withoutTimestamps) throws Exception {
         JobHarness job = new JobHarness(kafka).injectingFailures(failover ? 1 : 0);
         String failure = "streaming-questions-" + job.suffix;
         Path checkpoints = Path.of("target", "checkpoints", UUID.randomUUID().toString());
-        UnaryOperator<DataStream<KafkaRawRecord>> aroundDocuments = !failover ? UnaryOperator.identity()
-                : documents -> documents.map(new FailOnce<KafkaRawRecord>(failure, 1, false))
-                        .uid("inject-failure").name("Test: fail once");
+        // The failure: a checkpoint held from before the first question until mid-stream, then failed, so the job
+        // restores the checkpoint before it and reads every question and most chunks again.
+        UnaryOperator<DataStream<AnswerToken>> aroundAnswers = !failover ? UnaryOperator.identity()
+                : answers -> answers.map(new HoldACheckpoint<AnswerToken>(failure, true))
+                        .uid("inject-failure").name("Test: hold a checkpoint, then fail");
         UnaryOperator<DataStream<KafkaRawRecord>> aroundQuestions = !withoutTimestamps ? UnaryOperator.identity()
                 : questions -> questions.transform("Test: erase timestamps", questions.getType(),
                         new EraseTimestamps()).uid("erase-timestamps");
         JobClient client = job.start(1, checkpoints, JobHarness.options(StarflinkJobITCase.modelPath(), BLOCK, ANCHOR),
-                aroundDocuments, aroundQuestions, UnaryOperator.identity(), false);
+                UnaryOperator.identity(), aroundQuestions, aroundAnswers, false);
         try (KafkaClient kafkaClient = new KafkaClient(kafka.bootstrapServers());
              BlockEventLog blockEvents = new BlockEventLog(kafka.bootstrapServers(), job.blockEvents)) {
             int c = log.chunks.size();
+            int first = log.questions.get(0).sentAfterChunk();
+            int failAfterChunk = log.questions.get(4).sentAfterChunk() + 1; // after the first late question
             for (int i = 0; i < c; i++) {
-                kafkaClient.sendAt(job.documents, log.docId, log.chunks.get(i), log.chunkTime(i));
-                if (failover && i == c / 3) {
-                    FailOnce.arm(failure); // fires at the first chunk after the next checkpoint
+                if (failover && i == first) {
+                    HoldACheckpoint.arm(failure);
+                    HoldACheckpoint.awaitHolding(failure, Duration.ofMinutes(1)); // no checkpoint completes now
                 }
+                kafkaClient.sendAt(job.documents, log.docId, log.chunks.get(i), log.chunkTime(i));
                 for (Asked asked : log.questions) {
                     if (asked.sentAfterChunk() == i) {
                         if (asked.timestamp() < log.chunkTime(i)) {
@@ -264,6 +287,9 @@ class StreamingQuestionsDeterminismITCase {
                                 asked.timestamp());
                     }
                 }
+                if (failover && i == failAfterChunk) {
+                    HoldACheckpoint.release(failure); // fails over to the checkpoint before the first question
+                }
                 Thread.sleep(150); // checkpoints every 100 ms: the failure comes while chunks still arrive
             }
             List<AnswerToken> records = kafkaClient.readUntil(job.answers, AnswerToken.class,
@@ -271,8 +297,14 @@ class StreamingQuestionsDeterminismITCase {
                     Duration.ofMinutes(3));
             StarflinkJobITCase.assertJobRunning(client);
             if (failover) {
-                assertEquals(1, FailOnce.failures(failure), "the injected failure did not happen");
+                assertTrue(HoldACheckpoint.fired(failure), "the injected failure did not happen");
+                assertTrue(failAfterChunk < c - 1, "the failure comes while chunks still arrive");
             }
+            long replays = records.size() - records.stream().map(t -> t.getQuestionId() + "#" + t.getIndex())
+                    .distinct().count();
+            System.out.println("streaming questions: " + c + " chunks, blocks after each " + Arrays.toString(
+                    log.blocksAfterChunk) + (failover ? ", checkpoint held from chunk " + first + ", failed after chunk " + failAfterChunk : "")
+                    + ", " + records.size() + " answer records, " + replays + " replayed");
             Map<String, List<AnswerToken>> byQuestion = new TreeMap<>();
             for (AnswerToken token : records) {
                 byQuestion.computeIfAbsent(token.getQuestionId(), k -> new ArrayList<>()).add(token);
