@@ -56,6 +56,9 @@ final class JobHarness {
     /** The uid of the operator whose state the next {@link #start} leaves behind (null: it restores everything). */
     private String withoutStateOf;
 
+    /** Wraps the rejected records before their sink (e.g. to hold a checkpoint where no answer waits for it). */
+    private UnaryOperator<DataStream<RejectedRecord>> aroundRejected = UnaryOperator.identity();
+
     JobHarness(EmbeddedKafka kafka) {
         this.kafka = kafka;
         kafka.createTopics(Map.of(documents, 2, questions, 2, answers, 2, rejected, 1, blockEvents, 2));
@@ -75,6 +78,12 @@ final class JobHarness {
      */
     JobHarness startingWithoutStateOf(String uid) {
         this.withoutStateOf = uid;
+        return this;
+    }
+
+    /** The next {@link #start} wraps the rejected records (the stream before the rejected topic's sink). */
+    JobHarness wrappingRejected(UnaryOperator<DataStream<RejectedRecord>> around) {
+        this.aroundRejected = around;
         return this;
     }
 
@@ -147,7 +156,7 @@ final class JobHarness {
 
             @Override
             public void rejected(DataStream<RejectedRecord> stream) {
-                stream.sinkTo(AvroKafka.avroSink(bootstrap, rejected, RejectedRecord.class,
+                aroundRejected.apply(stream).sinkTo(AvroKafka.avroSink(bootstrap, rejected, RejectedRecord.class,
                         RejectedRecord::getSourceTopic, DeliveryGuarantee.AT_LEAST_ONCE, null)).uid("sink-rejected");
             }
 

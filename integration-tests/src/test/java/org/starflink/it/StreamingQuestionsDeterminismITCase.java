@@ -46,6 +46,7 @@ import org.starflink.schemas.Coverage;
 import org.starflink.schemas.DocumentChunk;
 import org.starflink.schemas.DocumentEvent;
 import org.starflink.schemas.Question;
+import org.starflink.schemas.RejectedRecord;
 
 /**
  * Issue 12, scenario 6: questions asked while their document is still streaming in get the same answer through a
@@ -200,7 +201,9 @@ class StreamingQuestionsDeterminismITCase {
             Log log = new Log();
             assertAnswersFollowTheLog(log, run(log, true, true));
         });
-        assertTrue(failure.getMessage().contains("coverage of the answers differs"), failure.getMessage());
+        assertTrue(failure.getMessage().contains("coverage of the answers differs")
+                || failure.getMessage().contains("replays included, has the same coverage")
+                || failure.getMessage().contains("replayed with another token"), failure.getMessage());
         StarflinkJobITCase.report("old admission rule", failure);
     }
 
@@ -257,15 +260,18 @@ class StreamingQuestionsDeterminismITCase {
         String failure = "streaming-questions-" + job.suffix;
         Path checkpoints = Path.of("target", "checkpoints", UUID.randomUUID().toString());
         // The failure: a checkpoint held from before the first question until mid-stream, then failed, so the job
-        // restores the checkpoint before it and reads every question and most chunks again.
-        UnaryOperator<DataStream<AnswerToken>> aroundAnswers = !failover ? UnaryOperator.identity()
-                : answers -> answers.map(new HoldACheckpoint<AnswerToken>(failure, true))
-                        .uid("inject-failure").name("Test: hold a checkpoint, then fail");
+        // restores the checkpoint before it and reads every question and most chunks again. It is held in the
+        // rejected records' task, through which nothing flows here: answers reach the topic meanwhile, and the
+        // replays after the restore must repeat them (at-least-once).
+        if (failover) {
+            job.wrappingRejected(rejected -> rejected.map(new HoldACheckpoint<RejectedRecord>(failure, true))
+                    .uid("inject-failure").name("Test: hold a checkpoint, then fail"));
+        }
         UnaryOperator<DataStream<KafkaRawRecord>> aroundQuestions = !withoutTimestamps ? UnaryOperator.identity()
                 : questions -> questions.transform("Test: erase timestamps", questions.getType(),
                         new EraseTimestamps()).uid("erase-timestamps");
         JobClient client = job.start(1, checkpoints, JobHarness.options(StarflinkJobITCase.modelPath(), BLOCK, ANCHOR),
-                UnaryOperator.identity(), aroundQuestions, aroundAnswers, false);
+                UnaryOperator.identity(), aroundQuestions, UnaryOperator.identity(), false);
         try (KafkaClient kafkaClient = new KafkaClient(kafka.bootstrapServers());
              BlockEventLog blockEvents = new BlockEventLog(kafka.bootstrapServers(), job.blockEvents)) {
             int c = log.chunks.size();

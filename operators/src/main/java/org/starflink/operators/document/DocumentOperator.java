@@ -43,10 +43,13 @@ import org.starflink.schemas.Question;
  * lower version are ignored. A delete with version >= current drops every block and clears all state of the
  * document; one with a lower version is ignored.
  *
- * <p><b>Questions</b> (second input). A question is answered over the blocks that exist when it is admitted: the
- * {@link QuestionTask} carries that catalog (version, blockCount, contextLength N, whether the document was
- * complete), every answer record reports it as its coverage, and blocks that arrive later are not part of the
- * answer. A question is admitted when it arrives, unless it asks to wait for the whole document
+ * <p><b>Questions</b> (second input). A question is answered over the blocks formed from its document's chunks up
+ * to the question's Kafka timestamp ({@link LogPrefixAdmission}: the rule, so that a question replayed after a
+ * failover sees the same blocks however the two sources interleave): the {@link QuestionTask} carries that catalog
+ * (version, blockCount, contextLength N, whether the document was complete), every answer record reports it as its
+ * coverage, and later blocks are not part of the answer. While the document streams in and no record of it newer
+ * than the question has arrived (or none at all), the question waits in {@link #WAITING}, at most the prefix wait;
+ * then it is admitted over what it sees. A question is admitted at once otherwise, unless it asks to wait for the whole document
  * ({@code wait_complete_ms > 0}) and the document is not complete yet (or not there yet): then it waits in
  * {@link #WAITING} until the document is complete (or broken, or deleted) and is admitted then; if that takes
  * longer than it allowed, it gets an error answer saying how far the document got. A question that cannot be answered gets one final error record on {@link
