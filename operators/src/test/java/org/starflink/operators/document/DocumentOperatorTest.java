@@ -647,6 +647,44 @@ class DocumentOperatorTest {
         assertEquals(0, harness.extractOutputValues().size());
     }
 
+    /**
+     * State written before questions were admitted by timestamp restores, and its document finishes by the old rule.
+     * {@code document-operator/state-79d0ae4.snapshot} was written by the DocumentOperator of commit 79d0ae4 (this
+     * test class's helpers there: the first 61 of the story's {@link #cutIntoSmallPieces} chunks of {@link #DOC}
+     * version 1, exact cuts, 3 blocks out, then question "waiter" with wait_complete_ms 60000; written with
+     * {@code OperatorSnapshotUtil.writeStateHandle(harness.snapshot(1, 1), path)}).
+     */
+    @Test
+    void stateFromBeforeTheTimestampRuleRestoresAndItsDocumentIsAdmittedByTheOldRule() throws Exception {
+        OperatorSubtaskState snapshot = org.apache.flink.streaming.util.OperatorSnapshotUtil.readStateHandle(
+                Path.of("src/test/resources/document-operator/state-79d0ae4.snapshot").toString());
+        harness = newHarness(newOperator());
+        harness.initializeState(snapshot);
+        harness.open();
+        List<String> chunks = cutIntoSmallPieces(story);
+        // Its catalog has no visibility times: a question with a timestamp is admitted at once over what exists.
+        harness.processElement2(question("restored", DOC, "Who is Lily?"), 5);
+        assertEquals(1, harness.extractOutputValues().size(), "admitted at once, as before");
+        assertEquals(3, harness.extractOutputValues().get(0).blockCount);
+        for (int seq = 61; seq < chunks.size(); seq++) {
+            harness.processElement1(chunk(DOC, 1, seq, chunks.get(seq), seq == chunks.size() - 1), 1000L + seq);
+        }
+        List<QuestionTask> tasks = harness.extractOutputValues();
+        assertEquals(2, tasks.size(), "the restored waiting question is admitted once the document is complete");
+        assertEquals("waiter", tasks.get(1).questionId);
+        assertTrue(tasks.get(1).documentComplete);
+        int[] expected = reference.contextTokens(story);
+        assertEquals(expected.length, tasks.get(1).contextLength);
+        // Still the old rule for this version: an old question sees the whole document.
+        harness.processElement2(question("old", DOC, "Who is Lily?"), 0);
+        assertEquals(tasks.get(1).blockCount, harness.extractOutputValues().get(2).blockCount);
+        // Its next version is timed.
+        harness.processElement1(chunk(DOC, 2, 0, story.substring(0, 200), false), 5000);
+        harness.processElement2(question("v2", DOC, "Who is Lily?"), 6000);
+        assertEquals(3, harness.extractOutputValues().size(), "waits for a record of version 2 newer than it");
+        assertEquals(1, operator.metrics().questionsHeldForPrefix.getCount());
+    }
+
     // ------------------------------------------------------------------------------------------ helpers
 
     private DocumentOperator newOperator() {
