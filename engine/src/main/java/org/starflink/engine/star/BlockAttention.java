@@ -1,5 +1,7 @@
 package org.starflink.engine.star;
 
+import java.util.ArrayList;
+import java.util.List;
 import org.starflink.engine.attention.AttentionPartial;
 import org.starflink.engine.attention.LayerRequest;
 import org.starflink.engine.backend.Arena;
@@ -21,5 +23,18 @@ public final class BlockAttention {
             var q = backend.upload(scope, request.q(), request.rows(), config.heads(), config.headDim());
             return backend.download(backend.attend(scope, q, request.positions(), block, request.layer()));
         }
+    }
+
+    /**
+     * The partials of several questions' requests (a batch from one query host), one per request, in order. Each is
+     * computed on its own, exactly as {@link #answer} computes it alone: a question's numbers never depend on
+     * which other questions shared its batch, so replays that batch differently give the same tokens.
+     */
+    public static List<AttentionPartial> answerEach(Backend backend, List<LayerRequest> requests, KvCache block) {
+        List<AttentionPartial> partials = new ArrayList<>(requests.size());
+        for (LayerRequest request : requests) {
+            partials.add(answer(backend, request, block));
+        }
+        return partials;
     }
 }
