@@ -61,7 +61,7 @@ import org.starflink.schemas.Question;
  * <p>Uses only the job's and the client's public entry points, so the same harness also runs against an older
  * build of the job ({@code bin/benchmark concurrency-vs GIT_REF}): before and after in one run.
  *
- * <p>Usage: ConcurrencyBenchmark [--model DIR] [--tokens N (16384)] [--block-size B (1024)]
+ * <p>Usage: ConcurrencyBenchmark [--model DIR or llama2.c .bin] [--tokens N (16384)] [--block-size B (1024)]
  * [--concurrency 1,4,16] [--workers 1,2] [--max-new-tokens N (16)]
  */
 public final class ConcurrencyBenchmark {
@@ -88,7 +88,10 @@ public final class ConcurrencyBenchmark {
 
     public static void main(String[] args) throws Exception {
         Settings settings = parse(args);
-        ModelLocation location = new ModelLocation(settings.model().toString(), null, "cpu");
+        Path sibling = settings.model().resolveSibling("tok512.bin"); // llama2.c checkpoints keep it apart
+        ModelLocation location = new ModelLocation(settings.model().toString(),
+                settings.model().toString().endsWith(".bin") && Files.exists(sibling) ? sibling.toString() : null,
+                "cpu");
         Model model = location.load();
         // Not closed: the backend is the JVM's one for this model (ModelRegistry), which the job's operators share.
         Backend backend = location.backend(Set.of());
@@ -213,6 +216,9 @@ public final class ConcurrencyBenchmark {
                 Duration.ofSeconds(10));
         topics.applyTo(conf);
         conf.set(StarflinkOptions.MODEL, location.model());
+        if (location.tokenizer() != null) {
+            conf.set(StarflinkOptions.TOKENIZER, location.tokenizer());
+        }
         conf.set(StarflinkOptions.BLOCK_SIZE, settings.blockSize());
         conf.set(StarflinkOptions.ALLOW_BEYOND_WINDOW, true);
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
