@@ -565,12 +565,11 @@ class StarflinkJobITCase {
             }));
             assertEquals(1, FailOnce.failures(failure), "the injected failure did not happen");
             // Whether questions were inside the per-layer loop at the restored checkpoint depends on where the
-            // failure lands (a clean-clone run saw none), so it is reported, not asserted; the savepoint test
-            // below asserts a restore with questions in the loop.
+            // failure lands (a clean-clone run saw none), so it is reported, not asserted here;
+            // failureWithQuestionsInTheLoopReplaysTheLoopLog asserts it, and its negative control shows what the
+            // loop's log protects.
             System.out.println("failover restored " + loopHeadCounter(client,
                     LoopHeadOperator.METRIC_RESTORED_IN_FLIGHT) + " loop records in flight");
-            // (What the log protects is shown by FeedbackLoopITCase's negative control on the toy job; the real
-            // job has no switch for it, by design: no test hooks in production code.)
             awaitACheckpointFromNow(client);
             for (String docId : List.copyOf(scenario.documents.keySet()).subList(0, 2)) {
                 for (String key : scenario.blockKeys(docId)) {
