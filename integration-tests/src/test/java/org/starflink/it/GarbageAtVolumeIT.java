@@ -35,7 +35,7 @@ import org.starflink.schemas.RejectedRecord;
 /**
  * Issue 12, scenario 4: garbage at volume on the multi-process cluster ({@link StarflinkClusterIT}'s fixture, a
  * cluster of its own). Malformed records of every kind are mixed into both input topics while the three documents
- * stream in (one after every nine good chunks) and between the good questions: each bad record lands in the rejected
+ * stream in (one after every 14 good chunks) and between the good questions: each bad record lands in the rejected
  * topic at its topic, partition and offset with its exact reason, or is answered with one record, finish_reason =
  * error and its exact reason; every good question is answered equal to the engine's; no TaskManager dies and the
  * job never restarts (REST: TaskManagers registered, numRestarts, exception history).
