@@ -65,6 +65,8 @@ class StarflinkClusterIT {
     @RegisterExtension
     static final ClusterProcesses PROCESSES = new ClusterProcesses(DIR);
 
+    /** The running cluster's logs (this class's DIR, or another cluster test class's). */
+    static Path logs = DIR;
     static KafkaBrokerProcess broker;
     static FlinkSessionCluster cluster;
     static FlinkRest rest;
@@ -83,6 +85,7 @@ class StarflinkClusterIT {
      */
     static void startTheCluster(ClusterProcesses processes) {
         assertTrue(Files.isRegularFile(JOB_JAR), "no job jar " + JOB_JAR + ": build the pipeline module first");
+        logs = processes.dir();
         broker = processes.add(new KafkaBrokerProcess(processes.dir().resolve("kafka"))).start();
         cluster = processes.add(new FlinkSessionCluster(processes.dir().resolve("flink"), 1, Map.of())).start(2);
         rest = cluster.rest();
@@ -320,7 +323,7 @@ class StarflinkClusterIT {
         while (!done.getAsBoolean()) {
             cluster.jobManager().assertAlive();
             if (System.nanoTime() > deadline) {
-                throw new AssertionError(what + ": not after " + timeout + " (logs: " + DIR + ")");
+                throw new AssertionError(what + ": not after " + timeout + " (logs: " + logs + ")");
             }
             KafkaBrokerProcess.sleep(100);
         }
