@@ -77,15 +77,15 @@ public final class IngestBenchmark {
     }
 
     public static void main(String[] args) throws Exception {
-        Path modelDir = Path.of(option(args, "--model", Path.of(System.getProperty("starflink.project.dir", "."),
+        Path modelDir = Path.of(BenchArgs.option(args, "--model", Path.of(System.getProperty("starflink.project.dir", "."),
                 "models/starflink-synth-14m").toString())).toAbsolutePath();
-        int targetTokens = Integer.parseInt(option(args, "--tokens", "16384"));
+        int targetTokens = Integer.parseInt(BenchArgs.option(args, "--tokens", "16384"));
         List<Integer> chunkSizes = new ArrayList<>();
-        for (String c : option(args, "--chunks", "50,200,2000").split(",")) {
+        for (String c : BenchArgs.option(args, "--chunks", "50,200,2000").split(",")) {
             chunkSizes.add(Integer.parseInt(c.trim()));
         }
-        int blockSize = Integer.parseInt(option(args, "--block-size", "2048"));
-        List<String> ways = List.of(option(args, "--ways", "exact,whole").split(","));
+        int blockSize = Integer.parseInt(BenchArgs.option(args, "--block-size", "2048"));
+        List<String> ways = List.of(BenchArgs.option(args, "--ways", "exact,whole").split(","));
 
         ModelLocation location = new ModelLocation(modelDir.toString(), null, "cpu");
         Model model = location.load();
@@ -173,14 +173,5 @@ public final class IngestBenchmark {
         if (last.getError() != null) {
             throw new IllegalStateException("the probe question failed: " + last.getError());
         }
-    }
-
-    private static String option(String[] args, String name, String fallback) {
-        for (int i = 0; i + 1 < args.length; i++) {
-            if (args[i].equals(name)) {
-                return args[i + 1];
-            }
-        }
-        return fallback;
     }
 }

@@ -25,13 +25,13 @@ import org.starflink.engine.star.LongContextGenerator;
  */
 public final class StarVsGlobalBenchmark {
     public static void main(String[] args) throws IOException {
-        String modelName = option(args, "--model", "stories260K");
+        String modelName = BenchArgs.option(args, "--model", "stories260K");
         List<Integer> lengths = new ArrayList<>();
-        for (String n : option(args, "--lengths", "1024,2048,4096,8192,16384").split(",")) {
+        for (String n : BenchArgs.option(args, "--lengths", "1024,2048,4096,8192,16384").split(",")) {
             lengths.add(Integer.parseInt(n.trim()));
         }
-        int blockSize = Integer.parseInt(option(args, "--block-size", "1024"));
-        String csv = option(args, "--csv", null);
+        int blockSize = Integer.parseInt(BenchArgs.option(args, "--block-size", "1024"));
+        String csv = BenchArgs.option(args, "--csv", null);
 
         Model model = switch (modelName) {
             case "synthetic-100M" -> EngineBenchmark.synthetic100M();
@@ -68,14 +68,5 @@ public final class StarVsGlobalBenchmark {
             System.out.println("# wrote " + csv);
         }
         backend.close();
-    }
-
-    private static String option(String[] args, String name, String fallback) {
-        for (int i = 0; i + 1 < args.length; i++) {
-            if (args[i].equals(name)) {
-                return args[i + 1];
-            }
-        }
-        return fallback;
     }
 }

@@ -387,7 +387,7 @@ public final class StreamingBenchmark {
         }
     }
 
-    private static int freePort() throws IOException {
+    static int freePort() throws IOException {
         try (ServerSocket socket = new ServerSocket(0)) {
             return socket.getLocalPort();
         }
@@ -400,33 +400,16 @@ public final class StreamingBenchmark {
     }
 
     private static Settings parse(String[] args) {
-        List<Integer> lengths = ints(option(args, "--lengths", "4096,8192,16384"));
-        List<Integer> workers = ints(option(args, "--workers", "1,2"));
-        int questions = Integer.parseInt(option(args, "--questions", "3"));
-        int maxNewTokens = Integer.parseInt(option(args, "--max-new-tokens", "32"));
-        Path model = Path.of(option(args, "--model", Path.of(System.getProperty("starflink.shared.dir",
+        List<Integer> lengths = BenchArgs.ints(BenchArgs.option(args, "--lengths", "4096,8192,16384"));
+        List<Integer> workers = BenchArgs.ints(BenchArgs.option(args, "--workers", "1,2"));
+        int questions = Integer.parseInt(BenchArgs.option(args, "--questions", "3"));
+        int maxNewTokens = Integer.parseInt(BenchArgs.option(args, "--max-new-tokens", "32"));
+        Path model = Path.of(BenchArgs.option(args, "--model", Path.of(System.getProperty("starflink.shared.dir",
                 "../shared"), "models/stories260K/stories260K.bin").toString())).toAbsolutePath();
         Path sibling = model.resolveSibling("tok512.bin"); // llama2.c checkpoints keep their tokenizer apart
         Path tokenizer = model.toString().endsWith(".bin") && Files.exists(sibling) ? sibling : null;
-        int blockSize = Integer.parseInt(option(args, "--block-size", "1024"));
-        int chunkChars = Integer.parseInt(option(args, "--chunk-chars", "4096"));
+        int blockSize = Integer.parseInt(BenchArgs.option(args, "--block-size", "1024"));
+        int chunkChars = Integer.parseInt(BenchArgs.option(args, "--chunk-chars", "4096"));
         return new Settings(lengths, workers, questions, maxNewTokens, model, tokenizer, blockSize, chunkChars);
-    }
-
-    private static List<Integer> ints(String csv) {
-        List<Integer> result = new ArrayList<>();
-        for (String n : csv.split(",")) {
-            result.add(Integer.parseInt(n.trim()));
-        }
-        return result;
-    }
-
-    private static String option(String[] args, String name, String fallback) {
-        for (int i = 0; i + 1 < args.length; i++) {
-            if (args[i].equals(name)) {
-                return args[i + 1];
-            }
-        }
-        return fallback;
     }
 }

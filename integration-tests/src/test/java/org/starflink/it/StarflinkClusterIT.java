@@ -65,6 +65,8 @@ class StarflinkClusterIT {
     @RegisterExtension
     static final ClusterProcesses PROCESSES = new ClusterProcesses(DIR);
 
+    /** The running cluster's logs (this class's DIR, or another cluster test class's). */
+    static Path logs = DIR;
     static KafkaBrokerProcess broker;
     static FlinkSessionCluster cluster;
     static FlinkRest rest;
@@ -73,9 +75,19 @@ class StarflinkClusterIT {
 
     @BeforeAll
     static void startTheCluster() {
+        startTheCluster(PROCESSES);
+    }
+
+    /**
+     * Starts the broker and the cluster (logs under {@code processes.dir()}), uploads the job jar and loads the
+     * engine; the other cluster test classes (e.g. {@link GarbageAtVolumeIT}) start theirs with it, so that
+     * {@link Run} works for them too.
+     */
+    static void startTheCluster(ClusterProcesses processes) {
         assertTrue(Files.isRegularFile(JOB_JAR), "no job jar " + JOB_JAR + ": build the pipeline module first");
-        broker = PROCESSES.add(new KafkaBrokerProcess(DIR.resolve("kafka"))).start();
-        cluster = PROCESSES.add(new FlinkSessionCluster(DIR.resolve("flink"), 1, Map.of())).start(2);
+        logs = processes.dir();
+        broker = processes.add(new KafkaBrokerProcess(processes.dir().resolve("kafka"))).start();
+        cluster = processes.add(new FlinkSessionCluster(processes.dir().resolve("flink"), 1, Map.of())).start(2);
         rest = cluster.rest();
         long t0 = System.nanoTime();
         jarId = rest.uploadJar(JOB_JAR);
@@ -311,7 +323,7 @@ class StarflinkClusterIT {
         while (!done.getAsBoolean()) {
             cluster.jobManager().assertAlive();
             if (System.nanoTime() > deadline) {
-                throw new AssertionError(what + ": not after " + timeout + " (logs: " + DIR + ")");
+                throw new AssertionError(what + ": not after " + timeout + " (logs: " + logs + ")");
             }
             KafkaBrokerProcess.sleep(100);
         }

@@ -565,12 +565,11 @@ class StarflinkJobITCase {
             }));
             assertEquals(1, FailOnce.failures(failure), "the injected failure did not happen");
             // Whether questions were inside the per-layer loop at the restored checkpoint depends on where the
-            // failure lands (a clean-clone run saw none), so it is reported, not asserted; the savepoint test
-            // below asserts a restore with questions in the loop.
+            // failure lands (a clean-clone run saw none), so it is reported, not asserted here;
+            // failureWithQuestionsInTheLoopReplaysTheLoopLog asserts it, and its negative control shows what the
+            // loop's log protects.
             System.out.println("failover restored " + loopHeadCounter(client,
                     LoopHeadOperator.METRIC_RESTORED_IN_FLIGHT) + " loop records in flight");
-            // (What the log protects is shown by FeedbackLoopITCase's negative control on the toy job; the real
-            // job has no switch for it, by design: no test hooks in production code.)
             awaitACheckpointFromNow(client);
             for (String docId : List.copyOf(scenario.documents.keySet()).subList(0, 2)) {
                 for (String key : scenario.blockKeys(docId)) {
@@ -580,6 +579,89 @@ class StarflinkJobITCase {
             }
         } finally {
             cancelIfRunning(client);
+        }
+    }
+
+    /**
+     * A failure while questions are inside the per-layer loop: the restored checkpoint's loop log holds records
+     * that were on the loop's in-JVM feedback edge at the cut (the restored job's loop head reports questions in
+     * flight and replays logged records), and every answer completes equal to the engine's. Negative control:
+     * {@link #negativeControlFailoverRestoredWithoutTheLoopLogsRecords}.
+     */
+    @Test
+    void failureWithQuestionsInTheLoopReplaysTheLoopLog() throws Exception {
+        failWithQuestionsInTheLoop(false);
+    }
+
+    /**
+     * Negative control of the test above: the same failure, but the job may not restart; a new job restores the
+     * checkpoint the failover would have restored with the loop log's records dropped and its in-flight counts kept
+     * ({@link LoopLogRecordsDropped}). The test must fail: the questions those records drove are never driven again.
+     */
+    @Test
+    @EnabledIfSystemProperty(named = NEGATIVE_CONTROLS, matches = "true")
+    void negativeControlFailoverRestoredWithoutTheLoopLogsRecords() {
+        AssertionError failure = assertThrows(AssertionError.class, () -> failWithQuestionsInTheLoop(true));
+        report("failover restored without the loop log's records", failure);
+        assertTrue(failure.getMessage().contains("has no final record"), failure.getMessage());
+    }
+
+    /**
+     * @param withoutLoggedRecords false: the job fails over by itself (one restart). True (the negative control):
+     *                             the failure fails the job, and a new job restores its newest completed checkpoint
+     *                             with the loop log's records dropped.
+     */
+    private void failWithQuestionsInTheLoop(boolean withoutLoggedRecords) throws Exception {
+        Scenario scenario = new Scenario();
+        scenario.replaysAllowed = true;
+        scenario.maxNewTokens = 64; // still generating at the checkpoint after the first token
+        String failure = "in-the-loop-" + scenario.job.suffix;
+        UnaryOperator<DataStream<AnswerToken>> failing = answers -> answers
+                .map(new FailOnce<AnswerToken>(failure, 1, false)).uid("inject-failure").name("Test: fail once");
+        Configuration options = JobHarness.options(modelPath(), BLOCK, ANCHOR);
+        JobClient client = scenario.job.injectingFailures(withoutLoggedRecords ? 0 : 1).start(2, checkpoints,
+                options, UnaryOperator.identity(), failing);
+        JobClient failed = null;
+        List<String> ids = new ArrayList<>(scenario.documents.keySet()).subList(0, 2);
+        try (KafkaClient kafkaClient = new KafkaClient(kafka.bootstrapServers())) {
+            scenario.interleave(kafkaClient, Corpus.chunks(ids.get(0), 1, scenario.documents.get(ids.get(0)), 37),
+                    Corpus.chunks(ids.get(1), 1, scenario.documents.get(ids.get(1)), 29));
+            scenario.awaitEncoded(client, ids.get(0), ids.get(1));
+            scenario.awaitDocumentsProcessed(kafkaClient, client); // replayed questions see the same catalog
+            String[] prompts = {"Lily said", "The ball was", "Once upon a time", "Lily was sad"};
+            for (int q = 0; q < 4; q++) {
+                scenario.ask(kafkaClient, ids.get(q % 2), prompts[q], q);
+            }
+            // The questions generate: from the next checkpoint on (its whole cut after this), the next answer
+            // record fails the job, so the restored checkpoint is taken while they are in the loop.
+            JobClient generating = client;
+            kafkaClient.readUntil(scenario.job.answers, AnswerToken.class, received -> !received.isEmpty()
+                    || jobStopped(generating), Duration.ofMinutes(1));
+            FailOnce.arm(failure);
+            FailOnce.awaitReady(failure, Duration.ofMinutes(1));
+            if (withoutLoggedRecords) {
+                failed = client;
+                LoopLogRecordsDropped.Result restore = LoopLogRecordsDropped.rewrite(
+                        latestCheckpoint(awaitFailed(failed)), FeedbackLoop.headUid(StarflinkJob.LOOP_ID));
+                System.out.println("restoring without the loop log's records: " + restore);
+                assertTrue(restore.droppedRecords() > 0, "the restored checkpoint logged no loop record: " + restore);
+                scenario.job.restoreFrom = restore.metadata();
+                client = scenario.job.start(2, checkpoints, options, UnaryOperator.identity(), failing);
+            }
+            Map<String, List<AnswerToken>> answers = scenario.readAnswers(kafkaClient, client, 4);
+            long restoredInFlight = loopHeadCounter(client, LoopHeadOperator.METRIC_RESTORED_IN_FLIGHT);
+            long replayed = loopHeadCounter(client, LoopHeadOperator.METRIC_REPLAYED);
+            System.out.println("failover restored " + restoredInFlight + " loop records in flight, replayed "
+                    + replayed + " logged feedback records");
+            scenario.assertAnswersMatchTheEngine(answers);
+            assertEquals(1, FailOnce.failures(failure), "the injected failure did not happen");
+            assertTrue(restoredInFlight > 0, "no question was in the loop at the restored checkpoint");
+            assertTrue(replayed > 0, "the restored checkpoint's loop log held no record");
+        } finally {
+            cancelIfRunning(client);
+            if (failed != null) {
+                cancelIfRunning(failed);
+            }
         }
     }
 

@@ -1,12 +1,15 @@
 package org.starflink.pipeline;
 
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.configuration.CheckpointingOptions;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.ReadableConfig;
 import org.apache.flink.connector.base.DeliveryGuarantee;
 import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer;
 import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.datastream.DataStreamUtils;
 import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.util.ParameterTool;
@@ -76,11 +79,17 @@ public final class StarflinkJob {
                 .uid("document-operator").name("Documents: chunks -> blocks, questions -> catalog");
         DataStream<BlockCommand> blockCommands = accepted.getSideOutput(DocumentOperator.BLOCK_COMMANDS);
 
+        // The loop and the query host are keyed by document version: the questions on one version share a host,
+        // whose batch sends one request per block and layer for all of them.
+        KeySelector<HostMessage, String> byHost = message -> message.hostKey;
         FeedbackLoop<HostMessage, String> loop = FeedbackLoop.open(LOOP_ID,
                 accepted.map(HostMessage::question).uid("questions-into-loop").name("Question -> loop")
-                        .keyBy(message -> message.questionId),
+                        .keyBy(byHost),
                 options.get(StarflinkOptions.MAX_QUESTIONS_IN_FLIGHT));
-        SingleOutputStreamOperator<BlockRequest> requests = loop.head().keyBy(message -> message.questionId)
+        // The head's output is already partitioned by the host key (its input is keyed by it, the tail routes
+        // feedback to the key's subtask): no second shuffle, the host is chained to the head.
+        SingleOutputStreamOperator<BlockRequest> requests = DataStreamUtils.reinterpretAsKeyedStream(loop.head(),
+                        byHost, Types.STRING)
                 .process(new QueryHostOperator(model))
                 .uid("query-host").name("Query host: per-layer merge, sampling");
 

@@ -1,5 +1,6 @@
 package org.starflink.engine.backend;
 
+import java.util.ArrayList;
 import java.util.List;
 import org.starflink.engine.attention.AttentionPartial;
 import org.starflink.engine.model.ModelConfig;
@@ -66,6 +67,24 @@ public interface Backend extends AutoCloseable {
      * @param q [T, H, headDim]
      */
     Partial attend(Arena arena, Tensor q, int[] queryPositions, KvCache cache, int layer);
+
+    /**
+     * {@link #attend} of several independent sets of query rows over one layer of one cache (the questions of a
+     * query host's batch at one block): element i is bit for bit {@code attend(arena, qs.get(i),
+     * positions.get(i), cache, layer)}, so that a question's numbers never depend on which others shared its batch.
+     * This default attends set by set; a backend may share its pass over the keys between the sets as long as that
+     * holds (the CPU backend stacks the sets that its few-row kernel takes).
+     *
+     * @param qs per set [T_i, H, headDim]
+     */
+    default List<Partial> attendEach(Arena arena, List<Tensor> qs, List<int[]> positions, KvCache cache,
+                                     int layer) {
+        List<Partial> partials = new ArrayList<>(qs.size());
+        for (int set = 0; set < qs.size(); set++) {
+            partials.add(attend(arena, qs.get(set), positions.get(set), cache, layer));
+        }
+        return partials;
+    }
 
     /**
      * {@link #attend} over the union of two caches' keys of one layer, as if they were one cache: the rows' partial

@@ -1,17 +1,23 @@
 package org.starflink.engine.wire;
 
 import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Function;
 import org.starflink.engine.EngineException;
 import org.starflink.engine.attention.AttentionPartial;
 import org.starflink.engine.attention.LayerRequest;
 
 /**
  * Binary forms of what phase 2 ships per layer: the host's request (query rows, float32) and a block's partial
- * (output + lse, float32: merges and softmax statistics stay float32).
+ * (output + lse, float32: merges and softmax statistics stay float32); and their batches, the requests of several
+ * questions in one message to a block and its partials, one per request in the same order, in one message back.
  */
 public final class PhaseTwoCodec {
     private static final byte REQUEST_TAG = 'Q';
     private static final byte PARTIAL_TAG = 'P';
+    private static final byte REQUEST_BATCH_TAG = 'R';
+    private static final byte PARTIAL_BATCH_TAG = 'B';
     private static final byte VERSION = 1;
 
     private PhaseTwoCodec() {
@@ -61,5 +67,58 @@ public final class PhaseTwoCodec {
         float[] lse = WireFormat.getFloats(buffer, Math.multiplyExact(rows, heads));
         float[] output = WireFormat.getFloats(buffer, buffer.remaining() / Float.BYTES);
         return new AttentionPartial(rows, heads, output, lse);
+    }
+
+    /** Several questions' requests for one layer, in the order their partials come back. */
+    public static byte[] requestsToBytes(List<LayerRequest> requests) {
+        return batchToBytes(requests, PhaseTwoCodec::toBytes, REQUEST_BATCH_TAG);
+    }
+
+    public static List<LayerRequest> requestsFromBytes(byte[] bytes) {
+        return batchFromBytes(bytes, PhaseTwoCodec::requestFromBytes, REQUEST_BATCH_TAG, "layer request batch");
+    }
+
+    /** A block's partials for a request batch, one per request, in the batch's order. */
+    public static byte[] partialsToBytes(List<AttentionPartial> partials) {
+        return batchToBytes(partials, PhaseTwoCodec::toBytes, PARTIAL_BATCH_TAG);
+    }
+
+    public static List<AttentionPartial> partialsFromBytes(byte[] bytes) {
+        return batchFromBytes(bytes, PhaseTwoCodec::partialFromBytes, PARTIAL_BATCH_TAG, "attention partial batch");
+    }
+
+    private static <T> byte[] batchToBytes(List<T> items, Function<T, byte[]> encode, byte tag) {
+        List<byte[]> encoded = new ArrayList<>(items.size());
+        int bytes = 2 + Integer.BYTES;
+        for (T item : items) {
+            byte[] one = encode.apply(item);
+            encoded.add(one);
+            bytes += WireFormat.bytesBytes(one);
+        }
+        ByteBuffer buffer = WireFormat.allocate(bytes, tag, VERSION);
+        buffer.putInt(encoded.size());
+        encoded.forEach(one -> WireFormat.putBytes(buffer, one));
+        return buffer.array();
+    }
+
+    private static <T> List<T> batchFromBytes(byte[] bytes, Function<byte[], T> decode, byte tag, String what) {
+        ByteBuffer buffer = WireFormat.open(bytes, tag, what, VERSION);
+        int count = buffer.getInt();
+        // Each item takes at least its 4-byte length: a count beyond that is corrupt, checked before allocating.
+        if (count <= 0 || count > buffer.remaining() / Integer.BYTES) {
+            throw new EngineException("corrupt " + what + ": " + count + " items");
+        }
+        List<T> items = new ArrayList<>(count);
+        for (int i = 0; i < count; i++) {
+            byte[] one = WireFormat.getBytes(buffer);
+            if (one == null) {
+                throw new EngineException("corrupt " + what + ": item " + i + " is missing");
+            }
+            items.add(decode.apply(one));
+        }
+        if (buffer.hasRemaining()) {
+            throw new EngineException("corrupt " + what + ": " + buffer.remaining() + " bytes after the last item");
+        }
+        return items;
     }
 }

@@ -150,6 +150,32 @@ class WireFormatTest {
     }
 
     @Test
+    void batchesKeepTheirItemsInOrderAndRefuseCorruptCounts() {
+        Random random = new Random(6);
+        List<LayerRequest> requests = List.of(
+                new LayerRequest(1, new int[] {900}, RandomModels.vector(random, 16)),
+                new LayerRequest(1, new int[] {40, 41, 42}, RandomModels.vector(random, 3 * 16)));
+        List<LayerRequest> back = PhaseTwoCodec.requestsFromBytes(PhaseTwoCodec.requestsToBytes(requests));
+        assertEquals(2, back.size());
+        for (int i = 0; i < 2; i++) {
+            assertArrayEquals(requests.get(i).positions(), back.get(i).positions());
+            assertArrayEquals(requests.get(i).q(), back.get(i).q());
+        }
+        List<AttentionPartial> partials = List.of(AttentionPartial.empty(1, 2, 8),
+                new AttentionPartial(3, 2, RandomModels.vector(random, 3 * 2 * 8), RandomModels.vector(random, 6)));
+        List<AttentionPartial> decoded = PhaseTwoCodec.partialsFromBytes(PhaseTwoCodec.partialsToBytes(partials));
+        assertArrayEquals(partials.get(1).output(), decoded.get(1).output());
+        assertArrayEquals(partials.get(0).lse(), decoded.get(0).lse());
+
+        byte[] corrupt = PhaseTwoCodec.partialsToBytes(partials);
+        ByteBuffer.wrap(corrupt).order(ByteOrder.LITTLE_ENDIAN).putInt(2, 1_000_000_000); // the item count
+        assertEquals("corrupt attention partial batch: 1000000000 items",
+                assertThrows(EngineException.class, () -> PhaseTwoCodec.partialsFromBytes(corrupt)).getMessage());
+        assertEquals("not a serialized layer request batch", assertThrows(EngineException.class,
+                () -> PhaseTwoCodec.requestsFromBytes(PhaseTwoCodec.partialsToBytes(partials))).getMessage());
+    }
+
+    @Test
     void hostStateRoundTripsAndOldFormatIsRefusedClearly() {
         Random random = new Random(5);
         List<KvPage> pages = KvPages.pagesFrom(randomCache(backend(KvPrecision.BF16), 7, random), 64, 0);

@@ -38,7 +38,8 @@ import org.starflink.schemas.BlockEventKind;
 
 /**
  * A context block (keyed by document, version and block index): Star Attention phase 1 when its block arrives,
- * phase 2 for every layer request of every question about it.
+ * phase 2 for every layer request of every query host about it (one request carries the rows of every question
+ * of the host's batch that covers this block).
  *
  * <p>State (RocksDB in production): the block's KV as fixed-size pages in a {@link MapState} of the engine's
  * binary {@link KvPage} form (no Kryo; no value grows with the block), a small {@link BlockMeta}, and the layer
@@ -180,10 +181,12 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
         answer(ctx.getCurrentKey(), request, kvOf(ctx.getCurrentKey()), out);
     }
 
+    /** One message back per request, whatever the number of questions in its batch. */
     private void answer(String key, BlockRequest request, KvCache kv, Collector<HostMessage> out) {
-        AttentionPartial partial = BlockAttention.answer(backend, PhaseTwoCodec.requestFromBytes(request.request), kv);
-        out.collect(HostMessage.partial(request.questionId, request.block, request.pass, request.layer,
-                PhaseTwoCodec.toBytes(partial)));
+        List<AttentionPartial> partials = BlockAttention.answerEach(backend,
+                PhaseTwoCodec.requestsFromBytes(request.requests), kv);
+        out.collect(HostMessage.partials(request.hostKey, request.block, request.pass, request.layer,
+                PhaseTwoCodec.partialsToBytes(partials)));
         metrics.answered();
     }
 

@@ -16,6 +16,7 @@ final class HostMetrics {
     private final Histogram timePerOutputTokenMs;
     private final Histogram layerRoundTripMicros;
     private final Histogram stateBytesPerToken;
+    private final Histogram batchQuestions;
 
     HostMetrics(MetricGroup parent) {
         MetricGroup group = parent.addGroup("starflink").addGroup("host");
@@ -26,6 +27,7 @@ final class HostMetrics {
         timePerOutputTokenMs = group.histogram("timePerOutputTokenMs", new DescriptiveStatisticsHistogram(WINDOW));
         layerRoundTripMicros = group.histogram("layerRoundTripMicros", new DescriptiveStatisticsHistogram(WINDOW));
         stateBytesPerToken = group.histogram("stateBytesPerToken", new DescriptiveStatisticsHistogram(WINDOW));
+        batchQuestions = group.histogram("batchQuestions", new DescriptiveStatisticsHistogram(WINDOW));
     }
 
     void questionStarted() {
@@ -52,6 +54,11 @@ final class HostMetrics {
     /** Keyed-state bytes one generated token's pass wrote (every layer: pass state + changed KV pages). */
     void stateBytesPerToken(long bytes) {
         stateBytesPerToken.update(bytes);
+    }
+
+    /** Questions whose rows one layer's requests carried (1 for a lone question). */
+    void batchQuestions(int questions) {
+        batchQuestions.update(questions);
     }
 
     void layerRoundTrip(long nanos) {

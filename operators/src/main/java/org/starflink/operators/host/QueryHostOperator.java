@@ -16,18 +16,19 @@ import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
 import org.apache.flink.util.Collector;
 import org.apache.flink.util.OutputTag;
 import org.starflink.engine.attention.AttentionPartial;
+import org.starflink.engine.attention.LayerRequest;
 import org.starflink.engine.forward.Transformer;
 import org.starflink.engine.generate.AnswerBuilder;
 import org.starflink.engine.generate.FinishReason;
 import org.starflink.engine.generate.Sampler;
 import org.starflink.engine.generate.SamplingParams;
 import org.starflink.engine.model.Model;
-import org.starflink.engine.attention.LayerRequest;
 import org.starflink.engine.star.QueryHost;
 import org.starflink.engine.wire.HostState;
 import org.starflink.engine.wire.KvPage;
 import org.starflink.engine.wire.KvPages;
 import org.starflink.engine.wire.PhaseTwoCodec;
+import org.starflink.operators.messages.AnswerErrors;
 import org.starflink.operators.messages.BlockKeys;
 import org.starflink.operators.messages.BlockRequest;
 import org.starflink.operators.messages.HostMessage;
@@ -36,33 +37,44 @@ import org.starflink.operators.model.ModelLocation;
 import org.starflink.schemas.AnswerToken;
 
 /**
- * The query host of Star Attention phase 2, keyed by question id, inside the per-layer loop. For every pass (the
- * question, then each generated token) and every layer it sends one {@link BlockRequest} to each block of the
- * question's document, waits for all their partials, merges them exactly with its own (the engine's
- * {@link QueryHost}, in block order whatever order they arrived in), finishes the layer and goes on; after the
- * last layer it samples a token, emits an {@link AnswerToken} and starts the next pass, until EOS, max tokens or
- * a stop string. Then it clears its state and sends the question id on {@link #EXITS}.
+ * The query host of Star Attention phase 2, keyed by document version ({@link BlockKeys#documentVersion}), inside
+ * the per-layer loop. Its questions go through the layers together as one {@link HostBatch}: for every pass (each
+ * member's question, or its next generated token) and every layer it sends ONE {@link BlockRequest} to each block
+ * of the document, carrying the query rows of every member that covers that block, and gets one message back per
+ * block with all their partials. Each member merges its own partials exactly with its own KV (the engine's
+ * {@link QueryHost}, in block order whatever order they arrived in) and finishes the layer; after the last layer
+ * each samples a token and emits an {@link AnswerToken}. Finished members leave (their state cleared, their key on
+ * {@link #EXITS}); questions that arrived during the pass join at the next one.
  *
- * <p>Only this operator holds the question's and generated tokens' KV: as pages in {@link #OWN_KV}, of which each
- * layer rewrites only the last one(s) it appended to, next to a small pass state (the rows of the pass in
- * progress) in {@link #HOST}; bytes written per generated token are the {@code stateBytesPerToken} metric.
+ * <p>Batching changes no number: a member's rows are computed alone at the block ({@code BlockAttention.answerEach})
+ * and at the host, so a question's tokens are the same whichever questions shared its passes (replays included).
+ *
+ * <p>Only this operator holds the questions' and generated tokens' KV: as pages in {@link #OWN_KV}, of which each
+ * layer rewrites only the last one(s) it appended to, next to a small pass state per member (the rows of the pass in
+ * progress) in {@link #PASS_STATE}; bytes written per generated token are the {@code stateBytesPerToken} metric.
  * Operator-local maps keep the live host and answer objects, so that neither a layer nor a token deserializes or
  * replays anything (only a restore does).
  */
 public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage, BlockRequest> {
     public static final OutputTag<AnswerToken> ANSWERS = new OutputTag<>("answers") { };
+    /** The host key once per finished question: the loop's exit, one per admitted question. */
     public static final OutputTag<String> EXITS = new OutputTag<>("exits") { };
 
-    public static final ValueStateDescriptor<QuestionTask> TASK = new ValueStateDescriptor<>("question",
-            QuestionTask.class);
-    public static final ValueStateDescriptor<HostProgress> PROGRESS = new ValueStateDescriptor<>("progress",
-            HostProgress.class);
-    public static final ValueStateDescriptor<byte[]> HOST = new ValueStateDescriptor<>("host-state",
-            PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO);
-    public static final MapStateDescriptor<Integer, byte[]> PARTIALS = new MapStateDescriptor<>("layer-partials",
-            Types.INT, PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO);
-    /** The question's own KV as pages (keyed by {@code KvPages.stateKey}): each layer rewrites only its last page. */
-    public static final MapStateDescriptor<Integer, byte[]> OWN_KV = new MapStateDescriptor<>("own-kv-pages",
+    /** The admitted questions of this document version, running or waiting, by question id. */
+    public static final MapStateDescriptor<String, QuestionTask> QUESTIONS = new MapStateDescriptor<>("questions",
+            Types.STRING, Types.POJO(QuestionTask.class));
+    public static final MapStateDescriptor<String, HostProgress> PROGRESS = new MapStateDescriptor<>(
+            "question-progress", Types.STRING, Types.POJO(HostProgress.class));
+    /** Per member: the engine's {@link HostState} without KV (the rows of its pass in progress). */
+    public static final MapStateDescriptor<String, byte[]> PASS_STATE = new MapStateDescriptor<>("pass-state",
+            Types.STRING, PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO);
+    /** The questions' own KV as pages, keyed by {@link #pageKey}: each layer rewrites only its last page. */
+    public static final MapStateDescriptor<String, byte[]> OWN_KV = new MapStateDescriptor<>("question-kv-pages",
+            Types.STRING, PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO);
+    public static final ValueStateDescriptor<HostBatch> BATCH = new ValueStateDescriptor<>("batch",
+            HostBatch.class);
+    /** The layer in flight's partial batches, by block. */
+    public static final MapStateDescriptor<Integer, byte[]> PARTIALS = new MapStateDescriptor<>("batch-partials",
             Types.INT, PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO);
     /**
      * Tokens per page of the host's own KV. Small, since a decode step appends one token per layer and rewrites
@@ -72,16 +84,18 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
 
     private final ModelLocation modelLocation;
 
-    private transient ValueState<QuestionTask> task;
-    private transient ValueState<HostProgress> progress;
-    private transient ValueState<byte[]> hostState;
+    private transient MapState<String, QuestionTask> questions;
+    private transient MapState<String, HostProgress> progress;
+    private transient MapState<String, byte[]> passState;
+    private transient MapState<String, byte[]> ownKv;
+    private transient ValueState<HostBatch> batch;
     private transient MapState<Integer, byte[]> partials;
-    private transient MapState<Integer, byte[]> ownKv;
     private transient Model model;
     private transient Transformer transformer;
-    private transient Map<String, QueryHost> liveHosts;
+    /** Live engine hosts per host key and question id: rebuilt from state only after a restore. */
+    private transient Map<String, Map<String, QueryHost>> liveHosts;
     /** The answers being built, live: rebuilt from {@code HostProgress.tokens} only after a restore. */
-    private transient Map<String, AnswerBuilder> liveAnswers;
+    private transient Map<String, Map<String, AnswerBuilder>> liveAnswers;
     private transient HostMetrics metrics;
 
     public QueryHostOperator(ModelLocation model) {
@@ -90,11 +104,12 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
 
     @Override
     public void open(OpenContext context) {
-        task = getRuntimeContext().getState(TASK);
-        progress = getRuntimeContext().getState(PROGRESS);
-        hostState = getRuntimeContext().getState(HOST);
-        partials = getRuntimeContext().getMapState(PARTIALS);
+        questions = getRuntimeContext().getMapState(QUESTIONS);
+        progress = getRuntimeContext().getMapState(PROGRESS);
+        passState = getRuntimeContext().getMapState(PASS_STATE);
         ownKv = getRuntimeContext().getMapState(OWN_KV);
+        batch = getRuntimeContext().getState(BATCH);
+        partials = getRuntimeContext().getMapState(PARTIALS);
         model = modelLocation.load();
         transformer = new Transformer(modelLocation.backend(getRuntimeContext()));
         liveHosts = new HashMap<>();
@@ -105,150 +120,289 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
     @Override
     public void processElement(HostMessage message, Context ctx, Collector<BlockRequest> out) throws Exception {
         if (message.isQuestion()) {
-            startQuestion(message.task, ctx, out);
+            admit(message.task, ctx, out);
         } else {
-            acceptPartial(message, ctx, out);
+            acceptPartials(message, ctx, out);
         }
     }
 
-    private void startQuestion(QuestionTask question, Context ctx, Collector<BlockRequest> out) throws Exception {
-        if (task.value() != null) {
+    private void admit(QuestionTask question, Context ctx, Collector<BlockRequest> out) throws Exception {
+        String hostKey = ctx.getCurrentKey();
+        if (questions.contains(question.questionId)) {
             // The same question id while the first is still running: answer the newcomer with an error.
-            ctx.output(ANSWERS, org.starflink.operators.messages.AnswerErrors.error(question.questionId,
-                    question.docId, "question id " + question.questionId + " is already being answered",
-                    question.receivedMs));
-            ctx.output(EXITS, question.questionId);
+            ctx.output(ANSWERS, AnswerErrors.error(question.questionId, question.docId, "question id "
+                    + question.questionId + " is already being answered", question.receivedMs));
+            ctx.output(EXITS, hostKey);
             return;
         }
-        task.update(question);
-        int[] questionTokens = question.tokens;
-        QueryHost host = new QueryHost(transformer, question.contextLength,
-                questionTokens.length + Math.min(question.maxNewTokens, 1024));
+        questions.put(question.questionId, question);
         HostProgress state = new HostProgress();
         state.tokens = new int[0];
-        state.passStartedNanos = System.nanoTime();
+        progress.put(question.questionId, state);
         metrics.questionStarted();
-        send(ctx.getCurrentKey(), question, host, host.start(questionTokens), state, out);
+        HostBatch current = batch.value();
+        if (current != null) { // a pass is in flight: join at its end
+            current.waiting = append(current.waiting, question.questionId);
+            batch.update(current);
+            return;
+        }
+        HostBatch first = new HostBatch();
+        first.members = new String[0];
+        first.waiting = new String[] {question.questionId};
+        startPass(hostKey, first, out);
     }
 
-    private void acceptPartial(HostMessage message, Context ctx, Collector<BlockRequest> out) throws Exception {
-        QuestionTask question = task.value();
-        HostProgress state = progress.value();
-        if (question == null || state == null || message.pass != state.pass || message.layer != state.layer) {
-            metrics.stalePartial(); // a reply to a question or layer that is no longer waiting
+    private void acceptPartials(HostMessage message, Context ctx, Collector<BlockRequest> out) throws Exception {
+        HostBatch current = batch.value();
+        if (current == null || message.pass != current.pass || message.layer != current.layer) {
+            metrics.stalePartial(); // a reply to a pass or layer that is no longer waiting
             return;
         }
         if (!partials.contains(message.block)) {
-            partials.put(message.block, message.partial);
-            state.partialsReceived++;
+            partials.put(message.block, message.partials);
+            current.partialsReceived++;
         }
-        if (state.partialsReceived < question.blockCount) {
-            progress.update(state);
+        if (current.partialsReceived < current.blocks) {
+            batch.update(current);
             return;
         }
-        // Every block answered: merge in block order, so that the result never depends on arrival order.
-        List<AttentionPartial> ordered = new ArrayList<>(question.blockCount);
-        for (int block = 0; block < question.blockCount; block++) {
-            ordered.add(PhaseTwoCodec.partialFromBytes(partials.get(block)));
+        metrics.layerRoundTrip(System.nanoTime() - current.layerSentNanos);
+        String hostKey = ctx.getCurrentKey();
+        List<QuestionTask> members = tasks(current.members);
+        List<List<AttentionPartial>> byBlock = new ArrayList<>(current.blocks);
+        for (int block = 0; block < current.blocks; block++) {
+            byBlock.add(PhaseTwoCodec.partialsFromBytes(partials.get(block)));
         }
         partials.clear();
-        metrics.layerRoundTrip(System.nanoTime() - state.layerSentNanos);
-        QueryHost host = host(ctx.getCurrentKey());
-        LayerRequest next = host.complete(ordered);
-        if (next != null) {
-            send(ctx.getCurrentKey(), question, host, next, state, out);
+        Map<String, QueryHost> hosts = hosts(hostKey, current.members);
+        List<LayerRequest> next = new ArrayList<>(members.size());
+        for (int member = 0; member < members.size(); member++) {
+            QuestionTask question = members.get(member);
+            // This member's partial from each of its blocks, merged in block order: never arrival order.
+            List<AttentionPartial> ordered = new ArrayList<>(question.blockCount);
+            for (int block = 0; block < question.blockCount; block++) {
+                ordered.add(byBlock.get(block).get(rowIndex(members, member, block)));
+            }
+            next.add(hosts.get(question.questionId).complete(ordered));
+        }
+        if (next.get(0) != null) { // members share the layer: all continue or all finish the pass
+            current.layer++;
+            send(hostKey, current, members, next, out);
             return;
         }
-        finishPass(question, host, state, ctx, out);
+        finishPass(hostKey, current, members, hosts, ctx, out);
     }
 
-    /** After the last layer: sample, emit, and either start the next pass or end the question. */
-    private void finishPass(QuestionTask question, QueryHost host, HostProgress state, Context ctx,
-                            Collector<BlockRequest> out) throws Exception {
-        SamplingParams params = samplingParams(question);
-        int step = state.tokens.length;
-        int token = new Sampler(params).next(host.logits(), step);
-        AnswerBuilder answer = liveAnswers.computeIfAbsent(question.questionId, id -> AnswerBuilder.resume(
-                model.tokenizer(), model.config().eosIds(), params, state.tokens));
-        AnswerBuilder.Step outcome = answer.add(token);
+    /** After the last layer: every member samples and emits; the rest and the newcomers start the next pass. */
+    private void finishPass(String hostKey, HostBatch current, List<QuestionTask> members,
+                            Map<String, QueryHost> hosts, Context ctx, Collector<BlockRequest> out) throws Exception {
+        List<String> continuing = new ArrayList<>();
         long now = System.currentTimeMillis();
-        if (step == 0) {
-            state.prefillMs = now - question.receivedMs;
-            metrics.firstToken(state.prefillMs);
-        } else {
-            metrics.outputToken(System.nanoTime() - state.passStartedNanos);
-            metrics.stateBytesPerToken(state.stateBytesThisPass);
+        for (QuestionTask question : members) {
+            HostProgress state = progress.get(question.questionId);
+            SamplingParams params = samplingParams(question);
+            int step = state.tokens.length;
+            int token = new Sampler(params).next(hosts.get(question.questionId).logits(), step);
+            AnswerBuilder answer = liveAnswers.computeIfAbsent(hostKey, k -> new HashMap<>()).computeIfAbsent(
+                    question.questionId, id -> AnswerBuilder.resume(model.tokenizer(), model.config().eosIds(),
+                            params, state.tokens));
+            AnswerBuilder.Step outcome = answer.add(token);
+            if (step == 0) {
+                state.prefillMs = now - question.receivedMs;
+                metrics.firstToken(state.prefillMs);
+            } else {
+                metrics.outputToken(System.nanoTime() - state.passStartedNanos);
+                metrics.stateBytesPerToken(state.stateBytesThisPass);
+            }
+            ctx.output(ANSWERS, answerToken(question, step, token, outcome, state.prefillMs, now));
+            if (outcome.finish() != null) {
+                clear(hostKey, question.questionId);
+                metrics.questionFinished();
+                ctx.output(EXITS, hostKey);
+                continue;
+            }
+            state.tokens = Arrays.copyOf(state.tokens, step + 1);
+            state.tokens[step] = token;
+            state.stateBytesThisPass = 0;
+            progress.put(question.questionId, state);
+            continuing.add(question.questionId);
         }
-        state.stateBytesThisPass = 0;
-        ctx.output(ANSWERS, answerToken(question, step, token, outcome, state.prefillMs, now));
-        if (outcome.finish() != null) {
-            clear(ctx.getCurrentKey());
-            metrics.questionFinished();
-            ctx.output(EXITS, question.questionId);
-            return;
-        }
-        state.tokens = Arrays.copyOf(state.tokens, step + 1);
-        state.tokens[step] = token;
-        state.pass++;
-        state.passStartedNanos = System.nanoTime();
-        send(ctx.getCurrentKey(), question, host, host.start(new int[] {token}), state, out);
+        current.members = continuing.toArray(new String[0]);
+        current.pass++;
+        startPass(hostKey, current, out);
     }
 
-    /** Fans one layer request out to every block of the question's document and saves the state. */
-    private void send(String questionId, QuestionTask question, QueryHost host, LayerRequest request,
-                      HostProgress state, Collector<BlockRequest> out) throws Exception {
-        state.layer = request.layer();
-        state.partialsReceived = 0;
-        state.layerSentNanos = System.nanoTime();
-        // What this layer changed, and no more: the pass's rows (small) and the last page(s) of this layer's KV.
-        byte[] passState = host.passState().toBytes();
-        long written = passState.length;
-        hostState.update(passState);
+    /**
+     * Starts the next pass of {@code next}: its members' next tokens, then the waiting questions' prompts (as new
+     * members, after them). With no member left the host is idle and keeps no batch.
+     */
+    private void startPass(String hostKey, HostBatch next, Collector<BlockRequest> out) throws Exception {
+        Map<String, QueryHost> hosts = hosts(hostKey, next.members);
+        List<LayerRequest> requests = new ArrayList<>();
+        for (String member : next.members) {
+            int[] tokens = progress.get(member).tokens;
+            requests.add(hosts.get(member).start(new int[] {tokens[tokens.length - 1]}));
+        }
+        for (String newcomer : next.waiting) {
+            QuestionTask question = questions.get(newcomer);
+            QueryHost host = new QueryHost(transformer, question.contextLength,
+                    question.tokens.length + Math.min(question.maxNewTokens, 1024));
+            hosts.put(newcomer, host);
+            requests.add(host.start(question.tokens));
+        }
+        next.members = append(next.members, next.waiting);
+        next.waiting = new String[0];
+        if (next.members.length == 0) {
+            batch.clear();
+            liveHosts.remove(hostKey);
+            liveAnswers.remove(hostKey);
+            return;
+        }
+        long now = System.nanoTime();
+        for (String member : next.members) {
+            HostProgress state = progress.get(member);
+            state.passStartedNanos = now;
+            progress.put(member, state);
+        }
+        next.layer = 0;
+        send(hostKey, next, tasks(next.members), requests, out);
+    }
+
+    /**
+     * Saves what this layer changed and fans the members' requests out: block b gets the rows of the members that
+     * cover it (block count > b), in member order.
+     */
+    private void send(String hostKey, HostBatch current, List<QuestionTask> members, List<LayerRequest> requests,
+                      Collector<BlockRequest> out) throws Exception {
+        Map<String, QueryHost> hosts = hosts(hostKey, current.members);
+        int blocks = 0;
+        for (int member = 0; member < members.size(); member++) {
+            String id = members.get(member).questionId;
+            saveLayer(id, hosts.get(id));
+            blocks = Math.max(blocks, members.get(member).blockCount);
+        }
+        current.blocks = blocks;
+        current.partialsReceived = 0;
+        current.layerSentNanos = System.nanoTime();
+        batch.update(current);
+        metrics.batchQuestions(members.size());
+        // Members cover a prefix of the blocks each: the body changes only where some member's coverage ends.
+        byte[] body = null;
+        int bodyRows = -1;
+        for (int block = blocks - 1; block >= 0; block--) {
+            List<LayerRequest> covering = new ArrayList<>(members.size());
+            for (int member = 0; member < members.size(); member++) {
+                if (members.get(member).blockCount > block) {
+                    covering.add(requests.get(member));
+                }
+            }
+            if (covering.size() != bodyRows) {
+                body = PhaseTwoCodec.requestsToBytes(covering);
+                bodyRows = covering.size();
+            }
+            QuestionTask any = members.get(0);
+            out.collect(new BlockRequest(BlockKeys.of(any.docId, any.version, block), hostKey, block,
+                    current.pass, current.layer, body));
+        }
+    }
+
+    /** What this layer changed for one member, and no more: its pass's rows (small) and its last KV page(s). */
+    private void saveLayer(String questionId, QueryHost host) throws Exception {
+        byte[] rows = host.passState().toBytes();
+        long written = rows.length;
+        passState.put(questionId, rows);
         for (KvPage page : host.changedKvPages(OWN_PAGE_TOKENS)) {
             byte[] bytes = page.toBytes();
-            ownKv.put(KvPages.stateKey(page), bytes);
+            ownKv.put(pageKey(questionId, KvPages.stateKey(page)), bytes);
             written += bytes.length;
         }
+        HostProgress state = progress.get(questionId);
         state.stateBytesThisPass += written;
-        progress.update(state);
-        liveHosts.put(questionId, host);
-        byte[] body = PhaseTwoCodec.toBytes(request);
-        for (int block = 0; block < question.blockCount; block++) {
-            out.collect(new BlockRequest(BlockKeys.of(question.docId, question.version, block), questionId, block,
-                    state.pass, request.layer(), body));
-        }
+        progress.put(questionId, state);
     }
 
-    private QueryHost host(String questionId) throws Exception {
-        QueryHost host = liveHosts.get(questionId);
-        if (host == null) { // after a restore: rebuild from state
-            List<KvPage> pages = new ArrayList<>();
-            for (byte[] bytes : ownKv.values()) {
-                pages.add(KvPage.fromBytes(bytes));
+    /**
+     * Where member {@code member}'s partial sits in block {@code block}'s partial batch: among the members that
+     * cover the block, in member order.
+     */
+    private static int rowIndex(List<QuestionTask> members, int member, int block) {
+        int index = 0;
+        for (int other = 0; other < member; other++) {
+            if (members.get(other).blockCount > block) {
+                index++;
             }
-            host = QueryHost.restore(transformer, HostState.fromBytes(hostState.value()).withPages(pages));
-            liveHosts.put(questionId, host);
         }
-        return host;
+        return index;
     }
 
-    private void clear(String questionId) {
-        task.clear();
-        progress.clear();
-        hostState.clear();
-        partials.clear();
-        ownKv.clear();
-        QueryHost host = liveHosts.remove(questionId);
+    private List<QuestionTask> tasks(String[] ids) throws Exception {
+        List<QuestionTask> tasks = new ArrayList<>(ids.length);
+        for (String id : ids) {
+            tasks.add(questions.get(id));
+        }
+        return tasks;
+    }
+
+    /** The live engine hosts of {@code members}; after a restore, rebuilt from their pass states and KV pages. */
+    private Map<String, QueryHost> hosts(String hostKey, String[] members) throws Exception {
+        Map<String, QueryHost> hosts = liveHosts.computeIfAbsent(hostKey, k -> new HashMap<>());
+        if (Arrays.stream(members).allMatch(hosts::containsKey)) {
+            return hosts;
+        }
+        Map<String, List<KvPage>> pages = new HashMap<>();
+        for (Map.Entry<String, byte[]> entry : ownKv.entries()) {
+            pages.computeIfAbsent(questionOf(entry.getKey()), id -> new ArrayList<>())
+                    .add(KvPage.fromBytes(entry.getValue()));
+        }
+        for (String member : members) {
+            if (!hosts.containsKey(member)) {
+                HostState state = HostState.fromBytes(passState.get(member))
+                        .withPages(pages.getOrDefault(member, List.of()));
+                hosts.put(member, QueryHost.restore(transformer, state));
+            }
+        }
+        return hosts;
+    }
+
+    private void clear(String hostKey, String questionId) throws Exception {
+        questions.remove(questionId);
+        progress.remove(questionId);
+        passState.remove(questionId);
+        List<String> pageKeys = new ArrayList<>();
+        for (String key : ownKv.keys()) {
+            if (questionOf(key).equals(questionId)) {
+                pageKeys.add(key);
+            }
+        }
+        for (String key : pageKeys) {
+            ownKv.remove(key);
+        }
+        QueryHost host = liveHosts.getOrDefault(hostKey, Map.of()).remove(questionId);
         if (host != null) {
             host.close();
         }
-        liveAnswers.remove(questionId);
+        liveAnswers.getOrDefault(hostKey, new HashMap<>()).remove(questionId);
+    }
+
+    /** A KV page's state key: question id, then the page's own key (an int: the last '/' separates them). */
+    static String pageKey(String questionId, int pageStateKey) {
+        return questionId + "/" + pageStateKey;
+    }
+
+    private static String questionOf(String pageKey) {
+        return pageKey.substring(0, pageKey.lastIndexOf('/'));
+    }
+
+    private static String[] append(String[] head, String... tail) {
+        String[] joined = Arrays.copyOf(head, head.length + tail.length);
+        System.arraycopy(tail, 0, joined, head.length, tail.length);
+        return joined;
     }
 
     @Override
     public void close() throws Exception {
         if (liveHosts != null) {
-            liveHosts.values().forEach(QueryHost::close);
+            liveHosts.values().forEach(hosts -> hosts.values().forEach(QueryHost::close));
             liveHosts.clear();
         }
         super.close();

@@ -26,9 +26,9 @@ import org.starflink.schemas.WireSchemas;
  * price of having no schema id: a current record cut off exactly where an older version ended decodes as that older
  * version (e.g. a Question without its last field) instead of being refused.
  *
- * <p>Known limit: a corrupt length prefix can make Avro allocate up to that length before it notices the input is
- * shorter. Bound it JVM-wide with {@code -Dorg.apache.avro.limits.string.maxLength} and
- * {@code -Dorg.apache.avro.limits.bytes.maxLength}.
+ * <p>Sizes are checked before anything is allocated: Avro itself allocates what a length prefix claims (a corrupt
+ * or hostile one: a 1 GB string in a 30-byte record) before it notices the input is shorter, so the reader reads
+ * through a {@link BoundedDecoder}, which refuses any length larger than the record.
  */
 public final class StrictAvroDecoder<T extends SpecificRecord> implements Serializable {
 
@@ -70,9 +70,10 @@ public final class StrictAvroDecoder<T extends SpecificRecord> implements Serial
 
     private T decodeWith(SpecificDatumReader<T> reader, byte[] bytes) throws IOException {
         decoder = DecoderFactory.get().binaryDecoder(bytes, decoder);
+        BoundedDecoder bounded = new BoundedDecoder(decoder, bytes.length);
         T value;
         try {
-            value = reader.read(null, decoder);
+            value = reader.read(null, bounded);
         } catch (IOException e) {
             throw e;
         } catch (RuntimeException e) {

@@ -9,7 +9,15 @@ public final class BlockKeys {
     }
 
     public static String of(String docId, long version, int block) {
-        return docId + "@" + version + "#" + block;
+        return documentVersion(docId, version) + "#" + block;
+    }
+
+    /**
+     * The key of one version of a document: the query host's key (every question on that version shares one host,
+     * so that their layer requests travel together) and the prefix of its blocks' keys.
+     */
+    public static String documentVersion(String docId, long version) {
+        return docId + "@" + version;
     }
 
     /** A key's document, version and block. */

@@ -1,28 +1,29 @@
 package org.starflink.operators.messages;
 
 /**
- * One layer of one question's pass, sent by the query host to one context block (keyed by {@link #blockKey}).
- * The request body is the engine's binary {@code LayerRequest} (layer, positions, q rows): identical for every
- * block of the fan-out.
+ * One layer of one pass of a query host's batch, sent to one context block (keyed by {@link #blockKey}). The body
+ * is the engine's binary batch of {@code LayerRequest}s (layer, positions, q rows): one per question of the batch
+ * that covers this block, in the batch's order.
  */
 public class BlockRequest {
     public String blockKey;
-    public String questionId;
+    /** The query host to answer ({@link BlockKeys#documentVersion}). */
+    public String hostKey;
     public int block;
-    /** Which pass of the question (0 = the question, n = the n-th generated token): tells stale replies apart. */
-    public int pass;
+    /** Which pass of the host: tells stale replies apart. */
+    public long pass;
     public int layer;
-    public byte[] request;
+    public byte[] requests;
 
     public BlockRequest() {
     }
 
-    public BlockRequest(String blockKey, String questionId, int block, int pass, int layer, byte[] request) {
+    public BlockRequest(String blockKey, String hostKey, int block, long pass, int layer, byte[] requests) {
         this.blockKey = blockKey;
-        this.questionId = questionId;
+        this.hostKey = hostKey;
         this.block = block;
         this.pass = pass;
         this.layer = layer;
-        this.request = request;
+        this.requests = requests;
     }
 }

@@ -1,36 +1,39 @@
 package org.starflink.operators.messages;
 
 /**
- * What reaches the query host (keyed by {@link #questionId}) through the per-layer loop: either a new question
- * ({@link #task} set) or one block's partial attention for one layer ({@link #partial} set).
+ * What reaches the query host (keyed by {@link #hostKey}, one document version) through the per-layer loop: either
+ * a new question ({@link #task} set) or one block's partials for one layer of the host's batch ({@link #partials}
+ * set: the engine's binary partial batch, one partial per question of the request, in the request's order).
  */
 public class HostMessage {
-    public String questionId;
+    /** {@link BlockKeys#documentVersion}: the loop's key. */
+    public String hostKey;
     /** A new question entering the loop, or null. */
     public QuestionTask task;
     public int block;
-    public int pass;
+    /** The host's pass the partials answer (tells stale replies apart). */
+    public long pass;
     public int layer;
-    /** The engine's binary AttentionPartial, or null. */
-    public byte[] partial;
+    /** The engine's binary batch of AttentionPartials, or null. */
+    public byte[] partials;
 
     public HostMessage() {
     }
 
     public static HostMessage question(QuestionTask task) {
         HostMessage m = new HostMessage();
-        m.questionId = task.questionId;
+        m.hostKey = BlockKeys.documentVersion(task.docId, task.version);
         m.task = task;
         return m;
     }
 
-    public static HostMessage partial(String questionId, int block, int pass, int layer, byte[] partial) {
+    public static HostMessage partials(String hostKey, int block, long pass, int layer, byte[] partials) {
         HostMessage m = new HostMessage();
-        m.questionId = questionId;
+        m.hostKey = hostKey;
         m.block = block;
         m.pass = pass;
         m.layer = layer;
-        m.partial = partial;
+        m.partials = partials;
         return m;
     }
 

@@ -97,8 +97,13 @@ class BlockOperatorTest {
 
     /** A layer request as a query host would send it after the context (one question token at position N). */
     private static LayerRequest request(int layer) {
-        try (QueryHost host = new QueryHost(transformer, context.length, 4)) {
-            LayerRequest request = host.start(new int[] {42});
+        return request(layer, 42);
+    }
+
+    /** A real query host's request for {@code layer} of a pass over {@code tokens}. */
+    private static LayerRequest request(int layer, int... tokens) {
+        try (QueryHost host = new QueryHost(transformer, context.length, 4 + tokens.length)) {
+            LayerRequest request = host.start(tokens);
             while (request.layer() < layer) {
                 List<AttentionPartial> partials = new ArrayList<>();
                 for (KvCache block : expected.blocks()) {
@@ -110,9 +115,9 @@ class BlockOperatorTest {
         }
     }
 
-    private static BlockRequest toBlock(String docId, int block, LayerRequest request) {
-        return new BlockRequest(BlockKeys.of(docId, 1, block), "q1", block, 0,
-                request.layer(), PhaseTwoCodec.toBytes(request));
+    private static BlockRequest toBlock(String docId, int block, LayerRequest... batch) {
+        return new BlockRequest(BlockKeys.of(docId, 1, block), BlockKeys.documentVersion(docId, 1), block, 0,
+                batch[0].layer(), PhaseTwoCodec.requestsToBytes(List.of(batch)));
     }
 
     private List<HostMessage> drain() {
@@ -127,21 +132,28 @@ class BlockOperatorTest {
     @Test
     void aRequestBeforeTheBlockWaitsThenGetsTheEnginesExactPartial() throws Exception {
         harness = harness(null);
-        LayerRequest request = request(2);
-        harness.processElement2(new StreamRecord<>(toBlock("d1", 1, request)));
+        // A batch of two questions' rows (one decode row, one three-row prompt): one request, one message back.
+        LayerRequest decode = request(2);
+        LayerRequest prompt = request(2, 7, 11, 13);
+        harness.processElement2(new StreamRecord<>(toBlock("d1", 1, decode, prompt)));
         assertTrue(drain().isEmpty(), "no answer before the block is encoded");
         assertEquals(1, harness.numKeyedStateEntries()); // the waiting request
 
         harness.processElement1(new StreamRecord<>(encodeBlock("d1", 1)));
         List<HostMessage> out = drain();
         assertEquals(1, out.size());
-        AttentionPartial expectedPartial = BlockAttention.answer(transformer.backend(), request,
-                expected.blocks().get(1));
-        AttentionPartial actual = PhaseTwoCodec.partialFromBytes(out.get(0).partial);
-        assertArrayEquals(expectedPartial.output(), actual.output());
-        assertArrayEquals(expectedPartial.lse(), actual.lse());
+        List<AttentionPartial> actual = PhaseTwoCodec.partialsFromBytes(out.get(0).partials);
+        assertEquals(2, actual.size());
+        // Each question's partial is bit for bit what it gets alone: batching changes no number.
+        for (int i = 0; i < 2; i++) {
+            AttentionPartial alone = BlockAttention.answer(transformer.backend(), i == 0 ? decode : prompt,
+                    expected.blocks().get(1));
+            assertArrayEquals(alone.output(), actual.get(i).output());
+            assertArrayEquals(alone.lse(), actual.get(i).lse());
+        }
         assertEquals(2, out.get(0).layer);
         assertEquals(1, out.get(0).block);
+        assertEquals(BlockKeys.documentVersion("d1", 1), out.get(0).hostKey);
     }
 
     /** The block events the operator emitted so far, as "KIND key" in order (and forgets them). */
@@ -170,7 +182,7 @@ class BlockOperatorTest {
         harness.processElement1(new StreamRecord<>(encodeBlock("d2", 2))); // a replayed command: ignored
         LayerRequest request = request(4);
         harness.processElement2(new StreamRecord<>(toBlock("d2", 2, request)));
-        AttentionPartial actual = PhaseTwoCodec.partialFromBytes(drain().get(0).partial);
+        AttentionPartial actual = PhaseTwoCodec.partialsFromBytes(drain().get(0).partials).get(0);
         AttentionPartial expectedPartial = BlockAttention.answer(transformer.backend(), request,
                 expected.blocks().get(2));
         assertArrayEquals(expectedPartial.output(), actual.output());

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.Random;
@@ -51,6 +52,7 @@ class QueryHostOperatorTest {
     private KeyedOneInputStreamOperatorTestHarness<String, HostMessage, BlockRequest> harness;
     private final List<AnswerToken> answers = new ArrayList<>();
     private int exits;
+    private int requestsSeen;
 
     @BeforeAll
     static void encode() {
@@ -73,7 +75,7 @@ class QueryHostOperatorTest {
         ModelLocation location = new ModelLocation(
                 SharedModels.stories260KDir().resolve("stories260K.bin").toString(), null, "djl");
         var h = new KeyedOneInputStreamOperatorTestHarness<>(
-                new KeyedProcessOperator<>(new QueryHostOperator(location)), (HostMessage m) -> m.questionId,
+                new KeyedProcessOperator<>(new QueryHostOperator(location)), (HostMessage m) -> m.hostKey,
                 Types.STRING);
         ((SerializerConfigImpl) h.getExecutionConfig().getSerializerConfig()).setGenericTypes(false);
         h.setup();
@@ -108,12 +110,10 @@ class QueryHostOperatorTest {
             if (requests.isEmpty()) {
                 return;
             }
+            requestsSeen += requests.size();
             List<HostMessage> partials = new ArrayList<>();
             for (BlockRequest request : requests) {
-                AttentionPartial partial = BlockAttention.answer(transformer.backend(),
-                        PhaseTwoCodec.requestFromBytes(request.request), encoded.blocks().get(request.block));
-                partials.add(HostMessage.partial(request.questionId, request.block, request.pass, request.layer,
-                        PhaseTwoCodec.toBytes(partial)));
+                partials.add(answer(request));
             }
             Collections.shuffle(partials, random);
             for (HostMessage partial : partials) {
@@ -121,6 +121,14 @@ class QueryHostOperatorTest {
             }
             betweenLayers.run();
         }
+    }
+
+    /** What the block operator answers: each request of the batch alone, one message back. */
+    private static HostMessage answer(BlockRequest request) {
+        List<AttentionPartial> partials = BlockAttention.answerEach(transformer.backend(),
+                PhaseTwoCodec.requestsFromBytes(request.requests), encoded.blocks().get(request.block));
+        return HostMessage.partials(request.hostKey, request.block, request.pass, request.layer,
+                PhaseTwoCodec.partialsToBytes(partials));
     }
 
     private void collectOutputs(List<BlockRequest> requests) {
@@ -141,12 +149,22 @@ class QueryHostOperatorTest {
     }
 
     private List<Integer> expectedTokens(String question) {
+        return expectedTokens(question, context);
+    }
+
+    /** The engine's single-process Star answer over {@code contextTokens}. */
+    private static List<Integer> expectedTokens(String question, int[] contextTokens) {
         List<Integer> tokens = new ArrayList<>();
-        for (int t : generator.generate(context, generator.questionTokens(question), LAYOUT,
+        for (int t : generator.generate(contextTokens, generator.questionTokens(question), LAYOUT,
                 SamplingParams.greedy(MAX_NEW_TOKENS), false, x -> { }).tokens()) {
             tokens.add(t);
         }
         return tokens;
+    }
+
+    private List<Integer> tokensOf(String questionId) {
+        return answers.stream().filter(a -> a.getQuestionId().equals(questionId)).map(AnswerToken::getTokenId)
+                .toList();
     }
 
     @Test
@@ -198,12 +216,11 @@ class QueryHostOperatorTest {
         List<BlockRequest> requests = new ArrayList<>();
         collectOutputs(requests);
         BlockRequest first = requests.get(0);
-        AttentionPartial partial = BlockAttention.answer(transformer.backend(),
-                PhaseTwoCodec.requestFromBytes(first.request), encoded.blocks().get(first.block));
-        byte[] bytes = PhaseTwoCodec.toBytes(partial);
-        harness.processElement(new StreamRecord<>(HostMessage.partial("q3", first.block, 0, 3, bytes))); // stale
-        harness.processElement(new StreamRecord<>(HostMessage.partial("q3", first.block, 0, 0, bytes)));
-        harness.processElement(new StreamRecord<>(HostMessage.partial("q3", first.block, 0, 0, bytes))); // dup
+        byte[] bytes = answer(first).partials;
+        String host = first.hostKey;
+        harness.processElement(new StreamRecord<>(HostMessage.partials(host, first.block, 0, 3, bytes))); // stale
+        harness.processElement(new StreamRecord<>(HostMessage.partials(host, first.block, 0, 0, bytes)));
+        harness.processElement(new StreamRecord<>(HostMessage.partials(host, first.block, 0, 0, bytes))); // dup
         collectOutputs(requests);
         assertEquals(encoded.blocks().size(), requests.size(), "no layer may complete on partial or stale input");
 
@@ -212,5 +229,52 @@ class QueryHostOperatorTest {
         assertEquals(1, answers.size());
         assertEquals(FinishReason.ERROR, answers.get(0).getFinishReason());
         assertEquals(1, exits);
+    }
+
+    /**
+     * Three questions on one document: two at once, one while they are generating (it joins at their next pass), one
+     * of them admitted while the document had fewer blocks. Each layer sends one request per block for all of them,
+     * and each answer equals the engine's answer alone, also across a snapshot and restore mid-batch.
+     */
+    @Test
+    void questionsOnOneDocumentShareEachLayersRequestsAndAnswerAsIfAlone() throws Exception {
+        harness = harness(null);
+        QuestionTask early = task("early", "The dog");
+        early.blockCount = 2; // admitted while the document had two blocks
+        var second = LAYOUT.split(context).get(1);
+        early.contextLength = second.start() + second.tokens().length;
+        harness.processElement(new StreamRecord<>(HostMessage.question(task("a", "Tom said"))));
+        harness.processElement(new StreamRecord<>(HostMessage.question(early)));
+        int[] laps = {0};
+        playBlocks(new Random(3), () -> {
+            try {
+                if (++laps[0] == 3) { // mid-pass: joins at the pass's end
+                    harness.processElement(new StreamRecord<>(HostMessage.question(task("late", "Tom saw"))));
+                }
+                if (laps[0] == 12) { // mid-batch: snapshot, throw the operator away, restore
+                    List<BlockRequest> pending = new ArrayList<>();
+                    collectOutputs(pending);
+                    OperatorSubtaskState snapshot = harness.snapshot(1, 1);
+                    harness.close();
+                    harness = harness(snapshot);
+                    pending.forEach(r -> harness.getOutput().add(new StreamRecord<>(r)));
+                }
+            } catch (Exception e) {
+                throw new RuntimeException(e);
+            }
+        });
+        collectOutputs(new ArrayList<>());
+
+        assertEquals(expectedTokens("Tom said"), tokensOf("a"));
+        assertEquals(expectedTokens("Tom saw"), tokensOf("late"));
+        assertEquals(expectedTokens("The dog", Arrays.copyOf(context, early.contextLength)), tokensOf("early"));
+        assertEquals(3, exits);
+        assertEquals(0, harness.numKeyedStateEntries(), "finished questions must leave no state behind");
+        // Passes: "a" and "early" together (10 tokens each), "late" from a's second pass on (10 more passes).
+        // Every pass costs layers x blocks requests, whatever the number of questions in it.
+        int layers = model.config().layers();
+        int passes = MAX_NEW_TOKENS + 1;
+        assertEquals(passes * layers * encoded.blocks().size(), requestsSeen,
+                "one request per block and layer for the whole batch");
     }
 }

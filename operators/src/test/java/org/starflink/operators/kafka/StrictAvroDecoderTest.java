@@ -89,4 +89,59 @@ class StrictAvroDecoderTest {
         assertThrows(IOException.class, () -> decoder.decode(new byte[] {1, 2, 3}));
         assertEquals(question, decoder.decode(bytes));
     }
+
+    /**
+     * A length prefix that claims more than the record holds is refused before Avro allocates it. Without the
+     * bound the 1 GB claim allocates 1 GB (Avro sizes the string first, then finds the input short).
+     */
+    @Test
+    void refusesALengthLargerThanTheRecordBeforeAllocatingIt() throws Exception {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        BinaryEncoder encoder = EncoderFactory.get().binaryEncoder(out, null);
+        encoder.writeString("doc"); // DocumentEvent.doc_id
+        encoder.writeLong(1); // version
+        encoder.writeIndex(0); // body: DocumentChunk
+        encoder.writeInt(0); // seq
+        encoder.writeLong(1L << 30); // text: a 1 GB claim ...
+        encoder.writeFixed(new byte[] {'a', 'b', 'c'}); // ... of which 3 bytes follow
+        encoder.flush();
+        byte[] claim = out.toByteArray();
+        StrictAvroDecoder<org.starflink.schemas.DocumentEvent> documents =
+                new StrictAvroDecoder<>(org.starflink.schemas.DocumentEvent.class);
+        AvroSerializationSchema<org.starflink.schemas.DocumentEvent> ser =
+                AvroSerializationSchema.forSpecific(org.starflink.schemas.DocumentEvent.class);
+        ser.open(null);
+        documents.decode(ser.serialize(org.starflink.schemas.DocumentEvent.newBuilder().setDocId("d").setVersion(1)
+                .setBody(org.starflink.schemas.DocumentChunk.newBuilder().setSeq(0).setText("t").setLast(true)
+                        .build()).build())); // the readers are made: what follows allocates only the decoding
+
+        com.sun.management.ThreadMXBean threads =
+                (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+        long before = threads.getCurrentThreadAllocatedBytes();
+        IOException refused = assertThrows(IOException.class, () -> documents.decode(claim));
+        long allocated = threads.getCurrentThreadAllocatedBytes() - before;
+        assertEquals("a string of 1073741824 bytes claimed in a record of " + claim.length + " bytes",
+                refused.getMessage());
+        assertTrue(allocated < 16 << 20, "decoding the claim allocated " + allocated + " bytes");
+
+        // the same for the stop list's item count: 10^9 strings claimed in a few bytes
+        out.reset();
+        encoder.writeString("q");
+        encoder.writeString("d");
+        encoder.writeString("why?");
+        encoder.writeInt(8);
+        encoder.writeFloat(0);
+        encoder.writeFloat(1);
+        encoder.writeLong(0);
+        encoder.writeArrayStart();
+        encoder.setItemCount(1_000_000_000L);
+        encoder.startItem();
+        encoder.writeString(".");
+        encoder.flush();
+        byte[] items = out.toByteArray();
+        IOException tooMany = assertThrows(IOException.class, () -> decoder.decode(items));
+        assertEquals("an array block of 1000000000 items claimed in a record of " + items.length + " bytes",
+                tooMany.getMessage());
+        assertEquals(question, decoder.decode(bytes), "still usable");
+    }
 }

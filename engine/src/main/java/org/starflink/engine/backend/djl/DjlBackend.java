@@ -207,6 +207,42 @@ public final class DjlBackend implements Backend {
         return new Partial(host(arena, partial.output(), rows, heads, hd), host(arena, partial.lse(), rows, heads));
     }
 
+    /** The sets the few-row kernel takes share one pass over the keys ({@link CpuKernels#attendEach}); others alone. */
+    @Override
+    public List<Partial> attendEach(Arena arena, List<Tensor> qs, List<int[]> positions, KvCache kvCache,
+                                    int layer) {
+        HostKvCache kv = CpuKernels.hostCache(kvCache);
+        List<Integer> fewRows = new ArrayList<>();
+        for (int set = 0; set < qs.size(); set++) {
+            if (positions.get(set).length <= JAVA_ATTENTION_MAX_ROWS) {
+                fewRows.add(set);
+            }
+        }
+        if (fewRows.size() < 2 || kv.length(layer) == 0) {
+            return Backend.super.attendEach(arena, qs, positions, kvCache, layer);
+        }
+        List<float[]> stackedQ = new ArrayList<>();
+        List<int[]> stackedPositions = new ArrayList<>();
+        for (int set : fewRows) {
+            Tensor.requireShape(qs.get(set), "q", positions.get(set).length, config.heads(), config.headDim());
+            stackedQ.add(floats(qs.get(set)));
+            stackedPositions.add(positions.get(set));
+        }
+        List<AttentionPartial> shared = CpuKernels.attendEach(config, stackedQ, stackedPositions, kv, layer);
+        Partial[] partials = new Partial[qs.size()];
+        for (int i = 0; i < fewRows.size(); i++) {
+            AttentionPartial p = shared.get(i);
+            partials[fewRows.get(i)] = new Partial(host(arena, p.output(), p.rows(), p.heads(), p.headDim()),
+                    host(arena, p.lse(), p.rows(), p.heads()));
+        }
+        for (int set = 0; set < qs.size(); set++) {
+            if (partials[set] == null) {
+                partials[set] = attend(arena, qs.get(set), positions.get(set), kvCache, layer);
+            }
+        }
+        return List.of(partials);
+    }
+
     private AttentionPartial attendNative(float[] q, int[] queryPositions, HostKvCache kv, int layer) {
         int rows = queryPositions.length;
         int keyCount = kv.length(layer);

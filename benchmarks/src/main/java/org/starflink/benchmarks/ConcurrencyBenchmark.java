@@ -1,0 +1,373 @@
+package org.starflink.benchmarks;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.Set;
+import java.util.UUID;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.core.execution.JobClient;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.starflink.engine.backend.Backend;
+import org.starflink.engine.forward.Transformer;
+import org.starflink.engine.generate.GenerationResult;
+import org.starflink.engine.generate.Generator;
+import org.starflink.engine.generate.SamplingParams;
+import org.starflink.engine.model.Model;
+import org.starflink.engine.star.BlockLayout;
+import org.starflink.engine.star.EncodedContext;
+import org.starflink.engine.star.LongContextGenerator;
+import org.starflink.engine.star.StarSession;
+import org.starflink.kafka.EmbeddedKafka;
+import org.starflink.operators.cluster.LoopbackCluster;
+import org.starflink.operators.kafka.StrictAvroDecoder;
+import org.starflink.operators.model.ModelLocation;
+import org.starflink.pipeline.ClusterSettings;
+import org.starflink.pipeline.StarflinkJob;
+import org.starflink.pipeline.StarflinkOptions;
+import org.starflink.pipeline.client.FlinkRest;
+import org.starflink.pipeline.client.StarflinkClient;
+import org.starflink.schemas.AnswerToken;
+import org.starflink.schemas.Question;
+
+/**
+ * Concurrent questions on one document: C questions sent at once to the streaming job (embedded Kafka, local Flink
+ * cluster with RocksDB, the production topology) against the single-process engine answering the same C questions
+ * one after another over the same encoded blocks. Per (parallelism, C): time to first token (question record's
+ * Kafka timestamp -> its first answer record at the consumer), tokens/s per question, aggregate tokens/s (all
+ * answer tokens / first question sent -> last answer record), and whether every streamed answer equals the engine's
+ * Star answer token for token. Once per job, after the lone question, the query host's
+ * {@code layerRoundTripMicros} histogram (requests sent -> every block's partials back) through the REST API.
+ *
+ * <p>Uses only the job's and the client's public entry points, so the same harness also runs against an older
+ * build of the job ({@code bin/benchmark concurrency-vs GIT_REF}): before and after in one run.
+ *
+ * <p>Usage: ConcurrencyBenchmark [--model DIR or llama2.c .bin] [--tokens N (16384)] [--block-size B (1024)]
+ * [--concurrency 1,4,16] [--workers 1,2] [--max-new-tokens N (16)]
+ */
+public final class ConcurrencyBenchmark {
+    private static final String[] PROMPTS = {"Once upon a time", "Lily said", "The ball was", "Her mom said",
+        "Tim wanted to", "The sun was", "They went to", "The little dog"};
+
+    private ConcurrencyBenchmark() {
+    }
+
+    private record Settings(Path model, int tokens, int blockSize, List<Integer> concurrency, List<Integer> workers,
+                            int maxNewTokens) {
+    }
+
+    /** One question as the consumer saw it. */
+    private record Answer(String id, long ttftMs, List<Integer> tokens, long firstNanos, long lastNanos) {
+    }
+
+    private record Cell(String side, int workers, int questions, List<Answer> answers, double wallSeconds,
+                        boolean exact) {
+        int tokens() {
+            return answers.stream().mapToInt(a -> a.tokens().size()).sum();
+        }
+    }
+
+    public static void main(String[] args) throws Exception {
+        Settings settings = parse(args);
+        Path sibling = settings.model().resolveSibling("tok512.bin"); // llama2.c checkpoints keep it apart
+        ModelLocation location = new ModelLocation(settings.model().toString(),
+                settings.model().toString().endsWith(".bin") && Files.exists(sibling) ? sibling.toString() : null,
+                "cpu");
+        Model model = location.load();
+        // Not closed: the backend is the JVM's one for this model (ModelRegistry), which the job's operators share.
+        Backend backend = location.backend(Set.of());
+        LongContextGenerator generator = new LongContextGenerator(model, new Transformer(backend));
+        String story = Files.readString(Path.of(System.getProperty("starflink.shared.dir", "../shared"),
+                "models/stories260K/reference/greedy_t0_256steps_runc.txt"));
+        String text = StreamingBenchmark.document(generator, story, settings.tokens(), 3);
+        int[] context = generator.contextTokens(text);
+        BlockLayout layout = BlockLayout.of(settings.blockSize());
+        int blocks = layout.split(context).size();
+        int maxQuestions = Collections.max(settings.concurrency());
+        List<String> prompts = new ArrayList<>();
+        for (int q = 0; q < maxQuestions; q++) {
+            prompts.add(PROMPTS[q % PROMPTS.length] + (q < PROMPTS.length ? "" : " " + (q / PROMPTS.length)));
+        }
+        System.out.println("# " + Machine.describe());
+        System.out.printf("# model %s (%d layers); document of %d tokens in %d blocks of %d; greedy, %d new tokens"
+                        + " per question%n", settings.model().getFileName(), model.config().layers(), context.length,
+                blocks, settings.blockSize(), settings.maxNewTokens());
+
+        // The single-process baseline: phase 1 once, then the questions one after another (Star, same blocks).
+        List<Cell> cells = new ArrayList<>();
+        Map<String, List<Integer>> expected = new HashMap<>();
+        try (EncodedContext encoded = generator.encode(context, layout)) {
+            answerWithTheEngine(model, generator, encoded, prompts.subList(0, 1), settings, new HashMap<>()); // warm
+            for (int questions : settings.concurrency()) {
+                cells.add(answerWithTheEngine(model, generator, encoded, prompts.subList(0, questions), settings,
+                        expected));
+            }
+        }
+        Map<Integer, double[]> roundTrips = new HashMap<>();
+        try (EmbeddedKafka kafka = EmbeddedKafka.builder().brokerProperty("group.initial.rebalance.delay.ms", "0")
+                .start()) {
+            for (int workers : settings.workers()) {
+                cells.addAll(runJob(kafka, location, settings, workers, text, prompts, expected, roundTrips));
+            }
+        }
+
+        System.out.println();
+        System.out.println("| answered by | parallelism | concurrent questions | tokens | TTFT ms p50 / max "
+                + "| tok/s per question (p50) | aggregate tok/s | aggregate / one question's | equal to engine |");
+        System.out.println("|---|---:|---:|---:|---:|---:|---:|---:|---|");
+        Map<String, Double> lone = new HashMap<>();
+        for (Cell cell : cells) {
+            double aggregate = cell.tokens() / cell.wallSeconds();
+            String sideKey = cell.side() + "/" + cell.workers();
+            if (cell.questions() == 1) {
+                lone.put(sideKey, aggregate);
+            }
+            List<Long> ttft = new ArrayList<>();
+            List<Double> perQuestion = new ArrayList<>();
+            for (Answer a : cell.answers()) {
+                ttft.add(a.ttftMs());
+                if (a.tokens().size() > 1) {
+                    perQuestion.add((a.tokens().size() - 1) / ((a.lastNanos() - a.firstNanos()) / 1e9));
+                }
+            }
+            Collections.sort(ttft);
+            Collections.sort(perQuestion);
+            System.out.printf("| %s | %s | %d | %d | %d / %d | %.1f | %.1f | %.2f | %s |%n", cell.side(),
+                    cell.workers() == 0 ? "-" : String.valueOf(cell.workers()), cell.questions(), cell.tokens(),
+                    ttft.get(ttft.size() / 2), ttft.get(ttft.size() - 1),
+                    perQuestion.isEmpty() ? Double.NaN : perQuestion.get(perQuestion.size() / 2), aggregate,
+                    aggregate / lone.getOrDefault(sideKey, Double.NaN), cell.exact() ? "yes" : "NO");
+        }
+        System.out.println();
+        System.out.println("| parallelism | layerRoundTripMicros p50 | p95 | mean (lone question + warm-up) |");
+        System.out.println("|---:|---:|---:|---:|");
+        for (int workers : settings.workers()) {
+            double[] rt = roundTrips.getOrDefault(workers, new double[] {Double.NaN, Double.NaN, Double.NaN});
+            System.out.printf("| %d | %.0f | %.0f | %.0f |%n", workers, rt[0], rt[1], rt[2]);
+        }
+        System.out.println();
+        System.out.println("# engine: one process, phase 1 once, the questions one after another; TTFT = its"
+                + " question's pass after the previous question's answer. job: all C questions sent at once.");
+        System.exit(0); // DJL and Flink leave non-daemon threads behind
+    }
+
+    private static Cell answerWithTheEngine(Model model, LongContextGenerator generator, EncodedContext encoded,
+                                            List<String> prompts, Settings settings,
+                                            Map<String, List<Integer>> expected) {
+        List<Answer> answers = new ArrayList<>();
+        Generator sampler = new Generator(model.tokenizer(), model.config().eosIds());
+        long start = System.nanoTime();
+        for (String prompt : prompts) {
+            int[] question = generator.questionTokens(prompt);
+            long asked = System.nanoTime();
+            long[] first = {0};
+            GenerationResult result;
+            try (StarSession session = generator.session(encoded, question.length + settings.maxNewTokens())) {
+                result = sampler.generate(session, question, SamplingParams.greedy(settings.maxNewTokens()),
+                        token -> {
+                            if (first[0] == 0) {
+                                first[0] = System.nanoTime();
+                            }
+                        });
+            }
+            List<Integer> tokens = new ArrayList<>();
+            for (int t : result.tokens()) {
+                tokens.add(t);
+            }
+            expected.put(prompt, tokens);
+            answers.add(new Answer(prompt, (first[0] - asked) / 1_000_000, tokens, first[0], System.nanoTime()));
+        }
+        return new Cell("engine", 0, prompts.size(), answers, (System.nanoTime() - start) / 1e9, true);
+    }
+
+    /** One job at {@code workers} parallelism: the document, a warm-up question, then each concurrency level. */
+    private static List<Cell> runJob(EmbeddedKafka kafka, ModelLocation location, Settings settings, int workers,
+                                     String text, List<String> prompts, Map<String, List<Integer>> expected,
+                                     Map<Integer, double[]> roundTrips) throws Exception {
+        String suffix = UUID.randomUUID().toString().substring(0, 8);
+        BenchTopics topics = BenchTopics.create(kafka, suffix, 2);
+        int restPort = StreamingBenchmark.freePort();
+        Configuration conf = new Configuration();
+        conf.setString("rest.port", String.valueOf(restPort));
+        conf.setString("rest.bind-port", String.valueOf(restPort));
+        conf.setString("metrics.fetcher.update-interval", "500 ms");
+        conf.setString("taskmanager.numberOfTaskSlots", String.valueOf(workers));
+        LoopbackCluster.apply(conf);
+        ClusterSettings.apply(conf, Files.createTempDirectory("starflink-concurrency-checkpoints-"),
+                Duration.ofSeconds(10));
+        topics.applyTo(conf);
+        conf.set(StarflinkOptions.MODEL, location.model());
+        if (location.tokenizer() != null) {
+            conf.set(StarflinkOptions.TOKENIZER, location.tokenizer());
+        }
+        conf.set(StarflinkOptions.BLOCK_SIZE, settings.blockSize());
+        conf.set(StarflinkOptions.ALLOW_BEYOND_WINDOW, true);
+        StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
+        env.setParallelism(workers);
+        env.setMaxParallelism(StarflinkJob.DEFAULT_MAX_PARALLELISM);
+        StarflinkJob.defineKafkaJob(env, conf);
+        JobClient job = env.executeAsync("starflink-concurrency-" + workers + "w-" + suffix);
+        List<Cell> cells = new ArrayList<>();
+        String docId = "doc-" + suffix;
+        try (StarflinkClient client = new StarflinkClient(kafka.bootstrapServers(), topics.client());
+             Asker asker = new Asker(kafka.bootstrapServers(), topics.client(), docId, settings.maxNewTokens())) {
+            client.sendDocument(docId, 1, text, 4096, n -> { });
+            AnswerToken probe = client.awaitDocument(docId, Duration.ofMinutes(20));
+            if (probe.getError() != null) {
+                throw new IllegalStateException("the document probe failed: " + probe.getError());
+            }
+            asker.askAll(List.of(prompts.get(0)), "warm"); // warm-up on the encoded document
+            for (int questions : settings.concurrency()) {
+                List<String> asked = prompts.subList(0, questions);
+                long start = System.nanoTime();
+                List<Answer> answers = asker.askAll(asked, "c" + questions);
+                double wall = (System.nanoTime() - start) / 1e9;
+                boolean exact = answers.stream().allMatch(a -> a.tokens().equals(expected.get(a.id())));
+                cells.add(new Cell("job", workers, questions, answers, wall, exact));
+                System.err.printf("# parallelism %d, %d questions: %.1f s, equal to engine: %s%n", workers,
+                        questions, wall, exact);
+                if (questions == 1) {
+                    roundTrips.put(workers, roundTrip(restPort, job, workers));
+                }
+            }
+        } finally {
+            job.cancel().get(60, TimeUnit.SECONDS);
+        }
+        return cells;
+    }
+
+    /** Sends questions at once and reads every answer token back through one consumer. */
+    private static final class Asker implements AutoCloseable {
+        private final StarflinkClient.TopicNames topics;
+        private final String docId;
+        private final int maxNewTokens;
+        private final KafkaProducer<byte[], byte[]> producer;
+        private final KafkaConsumer<byte[], byte[]> consumer;
+        private final StrictAvroDecoder<AnswerToken> answers = new StrictAvroDecoder<>(AnswerToken.class);
+
+        Asker(String bootstrap, StarflinkClient.TopicNames topics, String docId, int maxNewTokens) {
+            this.topics = topics;
+            this.docId = docId;
+            this.maxNewTokens = maxNewTokens;
+            Properties producerProps = new Properties();
+            producerProps.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+            producerProps.put(ProducerConfig.LINGER_MS_CONFIG, "0");
+            producer = new KafkaProducer<>(producerProps, new ByteArraySerializer(), new ByteArraySerializer());
+            Properties consumerProps = new Properties();
+            consumerProps.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+            consumer = new KafkaConsumer<>(consumerProps, new ByteArrayDeserializer(), new ByteArrayDeserializer());
+            List<TopicPartition> partitions = consumer.partitionsFor(topics.answers()).stream()
+                    .map(p -> new TopicPartition(topics.answers(), p.partition())).toList();
+            consumer.assign(partitions);
+            consumer.seekToEnd(partitions);
+            partitions.forEach(consumer::position);
+        }
+
+        /** Answers keyed by prompt; question ids are {@code tag}-index. */
+        List<Answer> askAll(List<String> prompts, String tag) throws Exception {
+            Map<String, String> promptOf = new HashMap<>();
+            Map<String, Future<RecordMetadata>> sent = new HashMap<>();
+            for (int q = 0; q < prompts.size(); q++) {
+                String id = tag + "-" + q + "-" + UUID.randomUUID().toString().substring(0, 6);
+                promptOf.put(id, prompts.get(q));
+                Question question = Question.newBuilder().setQuestionId(id).setDocId(docId)
+                        .setText(prompts.get(q)).setMaxNewTokens(maxNewTokens).setTemperature(0f).setTopP(1f)
+                        .setSeed(0).setStop(List.of()).build();
+                sent.put(id, producer.send(new ProducerRecord<>(topics.questions(),
+                        id.getBytes(StandardCharsets.UTF_8), StarflinkClient.encode(question))));
+            }
+            producer.flush();
+            Map<String, List<Integer>> tokens = new HashMap<>();
+            Map<String, long[]> times = new HashMap<>(); // first ms, first nanos, last nanos
+            int finished = 0;
+            long deadline = System.nanoTime() + Duration.ofMinutes(20).toNanos();
+            while (finished < prompts.size()) {
+                if (System.nanoTime() > deadline) {
+                    throw new IllegalStateException(finished + " of " + prompts.size() + " answers in 20 minutes");
+                }
+                for (ConsumerRecord<byte[], byte[]> record : consumer.poll(Duration.ofMillis(5))) {
+                    AnswerToken token = answers.decode(record.value());
+                    String id = token.getQuestionId();
+                    if (!promptOf.containsKey(id)) {
+                        continue;
+                    }
+                    if (token.getError() != null) {
+                        throw new IllegalStateException("question " + id + " failed: " + token.getError());
+                    }
+                    long now = System.nanoTime();
+                    long[] t = times.computeIfAbsent(id, k -> new long[] {System.currentTimeMillis(), now, now});
+                    t[2] = now;
+                    tokens.computeIfAbsent(id, k -> new ArrayList<>()).add(token.getTokenId());
+                    if (token.getFinal$()) {
+                        finished++;
+                    }
+                }
+            }
+            List<Answer> answers = new ArrayList<>();
+            for (Map.Entry<String, String> e : promptOf.entrySet()) {
+                long[] t = times.get(e.getKey());
+                long sentMs = sent.get(e.getKey()).get().timestamp();
+                answers.add(new Answer(e.getValue(), t[0] - sentMs, tokens.get(e.getKey()), t[1], t[2]));
+            }
+            return answers;
+        }
+
+        @Override
+        public void close() {
+            producer.close();
+            consumer.close();
+        }
+    }
+
+    /** The query host's layerRoundTripMicros p50, p95, mean, over subtasks weighted by questions finished. */
+    private static double[] roundTrip(int port, JobClient job, int subtasks) throws Exception {
+        FlinkRest rest = new FlinkRest("http://localhost:" + port);
+        String jobId = job.getJobID().toString();
+        FlinkRest.Vertex vertex = rest.vertex(jobId, "Query host").orElseThrow();
+        Thread.sleep(1500); // the REST metric fetcher's interval is 500 ms
+        double finished = 0;
+        double[] sums = new double[3];
+        for (int s = 0; s < subtasks; s++) {
+            Map<String, Double> values = rest.subtaskMetrics(jobId, vertex, s,
+                    id -> id.contains("starflink.host.layerRoundTripMicros_")
+                            || id.endsWith("starflink.host.questionsFinished"));
+            double n = values.getOrDefault("questionsFinished", 0.0);
+            if (n > 0 && values.containsKey("layerRoundTripMicros_median")) {
+                finished += n;
+                sums[0] += n * values.get("layerRoundTripMicros_median");
+                sums[1] += n * values.get("layerRoundTripMicros_p95");
+                sums[2] += n * values.get("layerRoundTripMicros_mean");
+            }
+        }
+        return new double[] {sums[0] / finished, sums[1] / finished, sums[2] / finished};
+    }
+
+    private static Settings parse(String[] args) {
+        Path model = Path.of(BenchArgs.option(args, "--model", Path.of(System.getProperty("starflink.project.dir",
+                "."), "models/starflink-synth-14m").toString())).toAbsolutePath();
+        return new Settings(model, Integer.parseInt(BenchArgs.option(args, "--tokens", "16384")),
+                Integer.parseInt(BenchArgs.option(args, "--block-size", "1024")),
+                BenchArgs.ints(BenchArgs.option(args, "--concurrency", "1,4,16")),
+                BenchArgs.ints(BenchArgs.option(args, "--workers", "1,2")),
+                Integer.parseInt(BenchArgs.option(args, "--max-new-tokens", "16")));
+    }
+}

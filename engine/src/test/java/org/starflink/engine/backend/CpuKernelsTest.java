@@ -1,0 +1,56 @@
+package org.starflink.engine.backend;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+import org.starflink.engine.attention.AttentionPartial;
+import org.starflink.engine.forward.Transformer;
+import org.starflink.engine.model.ModelConfig;
+import org.starflink.engine.testing.RandomModels;
+
+/** The CPU backends' few-row attention: rows stacked from several questions get the numbers they get alone. */
+class CpuKernelsTest {
+    /** 6 query heads over 2 KV heads (groups of 3, so chains do not come in fours), head dim 8. */
+    private static final ModelConfig CONFIG = RandomModels.config(48, 2, 6, 2, 20);
+
+    @ParameterizedTest
+    @EnumSource(KvPrecision.class)
+    void stackedRowSetsGetBitForBitTheirAloneNumbers(KvPrecision precision) {
+        Random random = new Random(7);
+        Backend backend = new ReferenceBackend(CONFIG, RandomModels.weights(CONFIG, 1), precision);
+        int width = CONFIG.kvWidth();
+        KvCache cache = backend.newKvCache(4);
+        try (Arena arena = new Arena()) {
+            for (int layer = 0; layer < CONFIG.layers(); layer++) {
+                cache.append(layer, Transformer.range(0, 50),
+                        backend.upload(arena, RandomModels.vector(random, 50 * width), 50, CONFIG.kvHeads(),
+                                CONFIG.headDim()),
+                        backend.upload(arena, RandomModels.vector(random, 50 * width), 50, CONFIG.kvHeads(),
+                                CONFIG.headDim()));
+            }
+        }
+        HostKvCache kv = CpuKernels.hostCache(cache);
+        // A decode row after every key, a prompt whose rows see part of the keys, a row that sees none.
+        List<int[]> positions = List.of(new int[] {60}, new int[] {20, 21, 22, 23, 24}, new int[] {-1},
+                new int[] {49, 50});
+        int rowWidth = CONFIG.heads() * CONFIG.headDim();
+        List<float[]> qs = new ArrayList<>();
+        for (int[] p : positions) {
+            qs.add(RandomModels.vector(random, p.length * rowWidth));
+        }
+        List<AttentionPartial> stacked = CpuKernels.attendEach(CONFIG, qs, positions, kv, 1);
+        assertEquals(positions.size(), stacked.size());
+        for (int set = 0; set < positions.size(); set++) {
+            AttentionPartial alone = CpuKernels.attend(CONFIG, qs.get(set), positions.get(set), kv, 1);
+            assertArrayEquals(alone.output(), stacked.get(set).output(), "set " + set);
+            assertArrayEquals(alone.lse(), stacked.get(set).lse(), "set " + set);
+        }
+        assertEquals(Float.NEGATIVE_INFINITY, stacked.get(2).lse()[0]);
+        cache.close();
+    }
+}
