@@ -100,6 +100,7 @@ class StreamingQuestionsDeterminismITCase {
 
     /** The log: one document in chunks and the questions about it, with their Kafka timestamps. */
     static final class Log {
+        final LongContextGenerator engine;
         final String docId = "doc-" + UUID.randomUUID().toString().substring(0, 8);
         final String text = Corpus.document(5, 18);
         final List<DocumentEvent> chunks = Corpus.chunks(docId, 1, text, CHUNK_CHARS);
@@ -107,9 +108,11 @@ class StreamingQuestionsDeterminismITCase {
         final List<Asked> questions = new ArrayList<>();
         /** Blocks out after chunks 0..i, as the job's cutter forms them (the short last one with the last chunk). */
         final int[] blocksAfterChunk = new int[chunks.size()];
-        final int contextTokens = engine.contextTokens(text).length;
+        final int contextTokens;
 
-        Log() {
+        Log(Model model, LongContextGenerator engine) {
+            this.engine = engine;
+            this.contextTokens = engine.contextTokens(text).length;
             StableBlockCutter cutter = new StableBlockCutter(model.tokenizer(), model.config().bosId(),
                     new BlockLayout(BLOCK, ANCHOR), StableBlockCutter.DEFAULT_HOLD_BACK);
             StringBuilder prefix = new StringBuilder();
@@ -181,7 +184,7 @@ class StreamingQuestionsDeterminismITCase {
 
     @Test
     void questionsAskedWhileTheirDocumentStreamsInGetTheSameAnswersThroughAFailover() throws Exception {
-        Log log = new Log();
+        Log log = new Log(model, engine);
         Map<String, Answer> failureFree = run(log, false, false);
         assertAnswersFollowTheLog(log, failureFree);
         Map<String, Answer> throughFailover = run(log, true, false);
@@ -198,7 +201,7 @@ class StreamingQuestionsDeterminismITCase {
     @EnabledIfSystemProperty(named = StarflinkJobITCase.NEGATIVE_CONTROLS, matches = "true")
     void negativeControlQuestionsAdmittedOverTheBlocksThatExistWhenTheyArrive() {
         AssertionError failure = assertThrows(AssertionError.class, () -> {
-            Log log = new Log();
+            Log log = new Log(model, engine);
             assertAnswersFollowTheLog(log, run(log, true, true));
         });
         assertTrue(failure.getMessage().contains("coverage of the answers differs")
@@ -207,7 +210,8 @@ class StreamingQuestionsDeterminismITCase {
         StarflinkJobITCase.report("old admission rule", failure);
     }
 
-    void assertAnswersFollowTheLog(Log log, Map<String, Answer> answers) {
+    /** The answers' coverage and tokens are those the log gives each question (and at least 5 see part of it). */
+    static void assertAnswersFollowTheLog(Log log, Map<String, Answer> answers) {
         assertEquals(log.questions.stream().map(a -> a.question().getQuestionId()).sorted().toList(),
                 answers.keySet().stream().sorted().toList(), "the questions that got an answer");
         // Every coverage first, so that a failure names all questions whose catalog differs from the log's.
@@ -229,8 +233,8 @@ class StreamingQuestionsDeterminismITCase {
             String id = asked.question().getQuestionId();
             Coverage expected = log.expectedCoverage(asked);
             Answer answer = answers.get(id);
-            int[] context = Arrays.copyOf(engine.contextTokens(log.text), expected.getTokens());
-            int[] star = engine.generate(context, engine.questionTokens(asked.question().getText()),
+            int[] context = Arrays.copyOf(log.engine.contextTokens(log.text), expected.getTokens());
+            int[] star = log.engine.generate(context, log.engine.questionTokens(asked.question().getText()),
                     new BlockLayout(BLOCK, ANCHOR), new SamplingParams(MAX_NEW_TOKENS, 0f, 1f, 0, List.of()), false,
                     t -> { }).tokens();
             assertEquals(StarflinkJobITCase.toList(star), answer.tokens(), "answer to " + id);
@@ -311,32 +315,46 @@ class StreamingQuestionsDeterminismITCase {
             System.out.println("streaming questions: " + c + " chunks, blocks after each " + Arrays.toString(
                     log.blocksAfterChunk) + (failover ? ", checkpoint held from chunk " + first + ", failed after chunk " + failAfterChunk : "")
                     + ", " + records.size() + " answer records, " + replays + " replayed");
-            Map<String, List<AnswerToken>> byQuestion = new TreeMap<>();
-            for (AnswerToken token : records) {
-                byQuestion.computeIfAbsent(token.getQuestionId(), k -> new ArrayList<>()).add(token);
-            }
-            Map<String, Answer> answers = new LinkedHashMap<>();
-            for (var entry : byQuestion.entrySet()) {
-                List<AnswerToken> tokens = entry.getValue();
-                for (AnswerToken token : tokens) {
-                    assertEquals(tokens.get(0).getCoverage(), token.getCoverage(), entry.getKey()
-                            + ": every record of an answer, replays included, has the same coverage");
-                }
-                answers.put(entry.getKey(), new Answer(
-                        StarflinkJobITCase.tokensByIndex(entry.getKey(), tokens, failover), tokens.get(0).getCoverage()));
-            }
-            return answers;
+            return answers(records, failover);
         } finally {
             StarflinkJobITCase.cancelIfRunning(client);
         }
     }
 
+    /**
+     * Each question's answer from the answers topic's records: its tokens by index (a replay only where
+     * {@code replaysAllowed}, and then with the same token) and its coverage, the same on every record.
+     */
+    static Map<String, Answer> answers(List<AnswerToken> records, boolean replaysAllowed) {
+        Map<String, List<AnswerToken>> byQuestion = new TreeMap<>();
+        for (AnswerToken token : records) {
+            byQuestion.computeIfAbsent(token.getQuestionId(), k -> new ArrayList<>()).add(token);
+        }
+        Map<String, Answer> answers = new LinkedHashMap<>();
+        for (var entry : byQuestion.entrySet()) {
+            List<AnswerToken> tokens = entry.getValue();
+            for (AnswerToken token : tokens) {
+                assertEquals(tokens.get(0).getCoverage(), token.getCoverage(), entry.getKey()
+                        + ": every record of an answer, replays included, has the same coverage");
+            }
+            answers.put(entry.getKey(), new Answer(
+                    StarflinkJobITCase.tokensByIndex(entry.getKey(), tokens, replaysAllowed),
+                    tokens.get(0).getCoverage()));
+        }
+        return answers;
+    }
+
     static void awaitBlocks(BlockEventLog blockEvents, JobClient client, Log log, int blocks) throws Exception {
+        awaitBlocks(blockEvents, log, blocks, () -> StarflinkJobITCase.assertJobRunning(client));
+    }
+
+    static void awaitBlocks(BlockEventLog blockEvents, Log log, int blocks, BlockEventLog.Check check)
+            throws Exception {
         List<String> keys = new ArrayList<>();
         for (int b = 0; b < blocks; b++) {
             keys.add(BlockKeys.of(log.docId, 1, b));
         }
-        blockEvents.awaitEncoded(keys, Duration.ofMinutes(2), () -> StarflinkJobITCase.assertJobRunning(client));
+        blockEvents.awaitEncoded(keys, Duration.ofMinutes(2), check);
     }
 
     static long finals(List<AnswerToken> answers) {
