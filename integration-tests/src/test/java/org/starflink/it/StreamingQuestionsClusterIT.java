@@ -74,10 +74,11 @@ class StreamingQuestionsClusterIT {
             assertTrue(StarflinkClusterIT.rest.failureCount(run.jobId) >= 1, "the job failed over");
             long replays = run.watcher.duplicates();
             StarflinkClusterIT.record("streaming questions, kill -9 of a TaskManager after chunk " + killAfterChunk
-                    + " of " + c, "restarts " + run.restarts() + ", kill to all tasks running " + gapMs + " ms, "
+                    + " of " + c, "failures " + StarflinkClusterIT.rest.failureCount(run.jobId) + ", restarts "
+                    + run.restartsAfterAFailure() + ", kill to all tasks running " + gapMs + " ms, "
                     + answers.size() + " questions (coverage and tokens as the log gives them), "
-                    + run.watcher.tokens().size() + " answer records, " + replays + " replayed; blocks after each chunk "
-                    + Arrays.toString(log.blocksAfterChunk));
+                    + run.watcher.tokens().size() + " answer records, " + replays
+                    + " replayed; blocks after each chunk " + Arrays.toString(log.blocksAfterChunk));
             assertEquals(log.questions.size(), answers.size());
         } finally {
             run.cancel();

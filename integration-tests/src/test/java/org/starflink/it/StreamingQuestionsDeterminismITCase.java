@@ -221,8 +221,9 @@ class StreamingQuestionsDeterminismITCase {
             Coverage expected = log.expectedCoverage(asked);
             Coverage actual = answers.get(id).coverage();
             if (!expected.equals(actual)) {
-                wrong.add(id + " (timestamp after chunk " + log.lastChunkUpTo(asked.timestamp()) + ", sent after chunk "
-                        + asked.sentAfterChunk() + "): expected " + describe(expected) + " but was " + describe(actual));
+                wrong.add(id + " (timestamp after chunk " + log.lastChunkUpTo(asked.timestamp())
+                        + ", sent after chunk " + asked.sentAfterChunk() + "): expected " + describe(expected)
+                        + " but was " + describe(actual));
             }
         }
         assertEquals(List.of(), wrong, "coverage of the answers differs from the blocks of the chunks up to "
@@ -313,7 +314,9 @@ class StreamingQuestionsDeterminismITCase {
             long replays = records.size() - records.stream().map(t -> t.getQuestionId() + "#" + t.getIndex())
                     .distinct().count();
             System.out.println("streaming questions: " + c + " chunks, blocks after each " + Arrays.toString(
-                    log.blocksAfterChunk) + (failover ? ", checkpoint held from chunk " + first + ", failed after chunk " + failAfterChunk : "")
+                    log.blocksAfterChunk)
+                    + (failover ? ", checkpoint held from chunk " + first + ", failed after chunk "
+                    + failAfterChunk : "")
                     + ", " + records.size() + " answer records, " + replays + " replayed");
             return answers(records, failover);
         } finally {

@@ -49,8 +49,8 @@ import org.starflink.schemas.Question;
  * (version, blockCount, contextLength N, whether the document was complete), every answer record reports it as its
  * coverage, and later blocks are not part of the answer. While the document streams in and no record of it newer
  * than the question has arrived (or none at all), the question waits in {@link #WAITING}, at most the prefix wait;
- * then it is admitted over what it sees. A question is admitted at once otherwise, unless it asks to wait for the whole document
- * ({@code wait_complete_ms > 0}) and the document is not complete yet (or not there yet): then it waits in
+ * then it is admitted over what it sees. A question is admitted at once otherwise, unless it asks to wait for the
+ * whole document ({@code wait_complete_ms > 0}) and the document is not complete yet (or not there yet): then it waits in
  * {@link #WAITING} until the document is complete (or broken, or deleted) and is admitted then; if that takes
  * longer than it allowed, it gets an error answer saying how far the document got. A question that cannot be answered gets one final error record on {@link
  * #ANSWER_ERRORS}, never an exception: malformed sampling fields, an unknown document, a document without a
@@ -411,7 +411,10 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
         admit(question, problem, state, timestamp, receivedMs, ctx, out);
     }
 
-    /** @param timestamp the question's Kafka timestamp if it waits for the log to pass it; null: for the whole document */
+    /**
+     * @param timestamp the question's Kafka timestamp if it waits for the log to pass it; null if it waits for the
+     *                  whole document
+     */
     private void startWaiting(Question question, long receivedMs, Long timestamp, Context ctx) throws Exception {
         waiting.put(question.getQuestionId(), question);
         waitingSince.put(question.getQuestionId(), receivedMs);
