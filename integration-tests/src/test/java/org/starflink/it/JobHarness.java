@@ -56,6 +56,9 @@ final class JobHarness {
     /** The uid of the operator whose state the next {@link #start} leaves behind (null: it restores everything). */
     private String withoutStateOf;
 
+    /** Wraps the rejected records before their sink (e.g. to hold a checkpoint where no answer waits for it). */
+    private UnaryOperator<DataStream<RejectedRecord>> aroundRejected = UnaryOperator.identity();
+
     JobHarness(EmbeddedKafka kafka) {
         this.kafka = kafka;
         kafka.createTopics(Map.of(documents, 2, questions, 2, answers, 2, rejected, 1, blockEvents, 2));
@@ -75,6 +78,12 @@ final class JobHarness {
      */
     JobHarness startingWithoutStateOf(String uid) {
         this.withoutStateOf = uid;
+        return this;
+    }
+
+    /** The next {@link #start} wraps the rejected records (the stream before the rejected topic's sink). */
+    JobHarness wrappingRejected(UnaryOperator<DataStream<RejectedRecord>> around) {
+        this.aroundRejected = around;
         return this;
     }
 
@@ -98,6 +107,15 @@ final class JobHarness {
     /** @param exactlyOnce answers through the transactional sink, as {@code starflink.answers.exactly-once} */
     JobClient start(int parallelism, Path checkpoints, Configuration options,
                     UnaryOperator<DataStream<KafkaRawRecord>> aroundDocuments,
+                    UnaryOperator<DataStream<AnswerToken>> aroundAnswers, boolean exactlyOnce) throws Exception {
+        return start(parallelism, checkpoints, options, aroundDocuments, UnaryOperator.identity(), aroundAnswers,
+                exactlyOnce);
+    }
+
+    /** @param aroundQuestions wraps the question records between their source and the topology */
+    JobClient start(int parallelism, Path checkpoints, Configuration options,
+                    UnaryOperator<DataStream<KafkaRawRecord>> aroundDocuments,
+                    UnaryOperator<DataStream<KafkaRawRecord>> aroundQuestions,
                     UnaryOperator<DataStream<AnswerToken>> aroundAnswers, boolean exactlyOnce) throws Exception {
         // The production settings (any Kryo fallback fails the job), with frequent checkpoints.
         Configuration cluster = LoopbackCluster.apply(
@@ -124,9 +142,9 @@ final class JobHarness {
         DataStream<KafkaRawRecord> documentRecords = aroundDocuments.apply(env.fromSource(
                 AvroKafka.rawSource(bootstrap, documents, "it-" + suffix, OffsetsInitializer.earliest(), null),
                 WatermarkStrategy.noWatermarks(), "documents").uid("source-documents"));
-        DataStream<KafkaRawRecord> questionRecords = env.fromSource(
+        DataStream<KafkaRawRecord> questionRecords = aroundQuestions.apply(env.fromSource(
                 AvroKafka.rawSource(bootstrap, questions, "it-" + suffix, OffsetsInitializer.earliest(), null),
-                WatermarkStrategy.noWatermarks(), "questions").uid("source-questions");
+                WatermarkStrategy.noWatermarks(), "questions").uid("source-questions"));
         StarflinkJob.defineWorkflow(env, documentRecords, questionRecords, new JobSinks() {
             @Override
             public void answers(DataStream<AnswerToken> stream) {
@@ -138,7 +156,7 @@ final class JobHarness {
 
             @Override
             public void rejected(DataStream<RejectedRecord> stream) {
-                stream.sinkTo(AvroKafka.avroSink(bootstrap, rejected, RejectedRecord.class,
+                aroundRejected.apply(stream).sinkTo(AvroKafka.avroSink(bootstrap, rejected, RejectedRecord.class,
                         RejectedRecord::getSourceTopic, DeliveryGuarantee.AT_LEAST_ONCE, null)).uid("sink-rejected");
             }
 

@@ -45,6 +45,17 @@ final class KafkaClient implements AutoCloseable {
         return sendRaw(topic, key, StarflinkClient.encode(record));
     }
 
+    /** As {@link #send}, with the record's Kafka timestamp (CreateTime) set to {@code timestampMs}. */
+    <T extends SpecificRecord> org.apache.kafka.clients.producer.RecordMetadata sendAt(String topic, String key,
+                                                                                      T record, long timestampMs) {
+        try {
+            return producer.send(new ProducerRecord<>(topic, null, timestampMs, key.getBytes(),
+                    StarflinkClient.encode(record))).get();
+        } catch (InterruptedException | java.util.concurrent.ExecutionException e) {
+            throw new AssertionError("record to " + topic + " not confirmed", e);
+        }
+    }
+
     org.apache.kafka.clients.producer.RecordMetadata sendRaw(String topic, String key, byte[] value) {
         try {
             return producer.send(new ProducerRecord<>(topic, key == null ? null : key.getBytes(), value)).get();

@@ -74,7 +74,8 @@ public final class StarflinkJob {
                 .process(new DocumentOperator(model, new BlockLayout(blockSize, anchorSize),
                         options.get(StarflinkOptions.ALLOW_BEYOND_WINDOW),
                         options.getOptional(StarflinkOptions.DOCUMENT_TTL).orElse(null),
-                        options.get(StarflinkOptions.EXACT_CUTS)))
+                        options.get(StarflinkOptions.EXACT_CUTS),
+                        options.get(StarflinkOptions.QUESTION_PREFIX_WAIT)))
                 .uid("document-operator").name("Documents: chunks -> blocks, questions -> catalog");
         DataStream<BlockCommand> blockCommands = accepted.getSideOutput(DocumentOperator.BLOCK_COMMANDS);
 

@@ -5,6 +5,7 @@ import static org.apache.flink.configuration.ConfigOptions.key;
 import java.time.Duration;
 import java.util.Map;
 import org.apache.flink.configuration.ConfigOption;
+import org.starflink.operators.document.DocumentOperator;
 
 /**
  * The job's typed configuration. Set them in Flink's configuration (config.yaml, -D on the command line, or a
@@ -49,6 +50,13 @@ public final class StarflinkOptions {
                     + "exact cuts (a space between two letters), O(new text) per chunk, when the tokenizer has such a "
                     + "rule; false re-tokenizes the whole text on every chunk. Same blocks either way; applies to "
                     + "documents that start after the change.");
+    public static final ConfigOption<Duration> QUESTION_PREFIX_WAIT = key("starflink.document.prefix-wait")
+            .durationType().defaultValue(DocumentOperator.DEFAULT_PREFIX_WAIT)
+            .withDescription("A question sees the blocks of its document's chunks up to the question's Kafka "
+                    + "timestamp (docs/document-operator.md); while the document streams in, it waits until a chunk "
+                    + "newer than it arrives or the document is complete (also for a document not there yet), at "
+                    + "most this long; then it is admitted over what it sees by then (or gets 'unknown document'): "
+                    + "the one case in which the answer depends on when the job read the chunks.");
     public static final ConfigOption<Boolean> ALLOW_BEYOND_WINDOW = key("starflink.allow-beyond-window")
             .booleanType().defaultValue(false)
             .withDescription("Answer questions whose document exceeds the model's trained context window.");

@@ -24,6 +24,10 @@ public final class DocumentMetrics {
     public static final String QUESTIONS_REJECTED = "questionsRejected";
     /** Questions that waited for their document to be complete (then accepted, or rejected on their timeout). */
     public static final String QUESTIONS_WAITED = "questionsWaited";
+    /** Questions held until their document's log passed their timestamp (LogPrefixAdmission). */
+    public static final String QUESTIONS_HELD_FOR_PREFIX = "questionsHeldForPrefix";
+    /** Of those, the ones admitted when their prefix wait ran out: the answer may depend on the interleaving. */
+    public static final String QUESTIONS_PREFIX_WAIT_EXPIRED = "questionsPrefixWaitExpired";
 
     final Counter chunksApplied;
     final Counter chunksDuplicate;
@@ -36,6 +40,8 @@ public final class DocumentMetrics {
     final Counter questionsAccepted;
     final Counter questionsRejected;
     final Counter questionsWaited;
+    final Counter questionsHeldForPrefix;
+    final Counter questionsPrefixWaitExpired;
 
     DocumentMetrics(MetricGroup operatorGroup) {
         MetricGroup group = operatorGroup.addGroup(GROUP).addGroup(SUBGROUP);
@@ -50,5 +56,7 @@ public final class DocumentMetrics {
         questionsAccepted = group.counter(QUESTIONS_ACCEPTED);
         questionsRejected = group.counter(QUESTIONS_REJECTED);
         questionsWaited = group.counter(QUESTIONS_WAITED);
+        questionsHeldForPrefix = group.counter(QUESTIONS_HELD_FOR_PREFIX);
+        questionsPrefixWaitExpired = group.counter(QUESTIONS_PREFIX_WAIT_EXPIRED);
     }
 }

@@ -43,11 +43,14 @@ import org.starflink.schemas.Question;
  * lower version are ignored. A delete with version >= current drops every block and clears all state of the
  * document; one with a lower version is ignored.
  *
- * <p><b>Questions</b> (second input). A question is answered over the blocks that exist when it is admitted: the
- * {@link QuestionTask} carries that catalog (version, blockCount, contextLength N, whether the document was
- * complete), every answer record reports it as its coverage, and blocks that arrive later are not part of the
- * answer. A question is admitted when it arrives, unless it asks to wait for the whole document
- * ({@code wait_complete_ms > 0}) and the document is not complete yet (or not there yet): then it waits in
+ * <p><b>Questions</b> (second input). A question is answered over the blocks formed from its document's chunks up
+ * to the question's Kafka timestamp ({@link LogPrefixAdmission}: the rule, so that a question replayed after a
+ * failover sees the same blocks however the two sources interleave): the {@link QuestionTask} carries that catalog
+ * (version, blockCount, contextLength N, whether the document was complete), every answer record reports it as its
+ * coverage, and later blocks are not part of the answer. While the document streams in and no record of it newer
+ * than the question has arrived (or none at all), the question waits in {@link #WAITING}, at most the prefix wait;
+ * then it is admitted over what it sees. A question is admitted at once otherwise, unless it asks to wait for the
+ * whole document ({@code wait_complete_ms > 0}) and the document is not complete yet (or not there yet): then it waits in
  * {@link #WAITING} until the document is complete (or broken, or deleted) and is admitted then; if that takes
  * longer than it allowed, it gets an error answer saying how far the document got. A question that cannot be answered gets one final error record on {@link
  * #ANSWER_ERRORS}, never an exception: malformed sampling fields, an unknown document, a document without a
@@ -103,6 +106,15 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
     /** When each waiting question arrived (epoch millis): question_id -> received. */
     public static final MapStateDescriptor<String, Long> WAITING_SINCE = new MapStateDescriptor<>(
             "starflink-document-waiting-since", Types.STRING, Types.LONG);
+    /**
+     * The Kafka timestamp of each question that waits for its document's log to pass it ({@link LogPrefixAdmission}):
+     * question_id -> timestamp. Absent for questions that wait for the whole document.
+     */
+    public static final MapStateDescriptor<String, Long> WAITING_TIMESTAMP = new MapStateDescriptor<>(
+            "starflink-document-waiting-timestamp", Types.STRING, Types.LONG);
+
+    /** How long a question waits, by default, for its document's log to pass its timestamp. */
+    public static final Duration DEFAULT_PREFIX_WAIT = Duration.ofSeconds(10);
 
     private final ModelLocation modelLocation;
     private final int blockSize;
@@ -111,6 +123,7 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
     private final Duration idleStateTtl;
     private final int holdBack;
     private final boolean exactCuts;
+    private final long prefixWaitMs;
 
     private transient StableBlockCutter cutter;
     private transient Model model;
@@ -121,6 +134,7 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
     private transient MapState<Integer, String> pending;
     private transient MapState<String, Question> waiting;
     private transient MapState<String, Long> waitingSince;
+    private transient MapState<String, Long> waitingTimestamp;
 
     /**
      * @param modelLocation     the model whose tokenizer and window apply (loaded once per JVM in open())
@@ -132,15 +146,29 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
      */
     public DocumentOperator(ModelLocation modelLocation, BlockLayout layout, boolean allowBeyondWindow,
                             Duration idleStateTtl, boolean exactCuts) {
-        this(modelLocation, layout, allowBeyondWindow, idleStateTtl, exactCuts, StableBlockCutter.DEFAULT_HOLD_BACK);
+        this(modelLocation, layout, allowBeyondWindow, idleStateTtl, exactCuts, DEFAULT_PREFIX_WAIT);
+    }
+
+    /**
+     * @param prefixWait how long a question waits at most for its document's log to pass its timestamp
+     *                   ({@link LogPrefixAdmission}); then it is admitted over what it sees of the catalog by then
+     */
+    public DocumentOperator(ModelLocation modelLocation, BlockLayout layout, boolean allowBeyondWindow,
+                            Duration idleStateTtl, boolean exactCuts, Duration prefixWait) {
+        this(modelLocation, layout, allowBeyondWindow, idleStateTtl, exactCuts, prefixWait,
+                StableBlockCutter.DEFAULT_HOLD_BACK);
     }
 
     /** With another hold-back for the whole-text way: only tests use it (0 provokes a broken document). */
     DocumentOperator(ModelLocation modelLocation, BlockLayout layout, boolean allowBeyondWindow,
-                     Duration idleStateTtl, boolean exactCuts, int holdBack) {
+                     Duration idleStateTtl, boolean exactCuts, Duration prefixWait, int holdBack) {
         if (idleStateTtl != null && (idleStateTtl.isZero() || idleStateTtl.isNegative())) {
             throw new IllegalArgumentException("idle state TTL must be positive, got " + idleStateTtl);
         }
+        if (prefixWait.isNegative()) {
+            throw new IllegalArgumentException("prefix wait must be >= 0, got " + prefixWait);
+        }
+        this.prefixWaitMs = prefixWait.toMillis();
         this.modelLocation = modelLocation;
         this.blockSize = layout.blockSize();
         this.anchorSize = layout.anchorSize();
@@ -167,6 +195,7 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
         pending = getRuntimeContext().getMapState(pendingDescriptor);
         waiting = getRuntimeContext().getMapState(WAITING);
         waitingSince = getRuntimeContext().getMapState(WAITING_SINCE);
+        waitingTimestamp = getRuntimeContext().getMapState(WAITING_TIMESTAMP);
     }
 
     /** The counters (for tests). */
@@ -183,7 +212,7 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
         if (event.getBody() instanceof DocumentDelete) {
             onDelete(docId, event.getVersion(), state, ctx);
         } else if (event.getBody() instanceof DocumentChunk chunk) {
-            onChunk(docId, event.getVersion(), chunk, state, ctx);
+            onChunk(docId, event.getVersion(), chunk, LogPrefixAdmission.timestampOf(ctx.timestamp()), state, ctx);
         } else {
             throw new IllegalStateException("unknown document event body " + event.getBody());
         }
@@ -208,8 +237,9 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
         LOG.info("document {} deleted (version {})", docId, version);
     }
 
-    private void onChunk(String docId, long version, DocumentChunk chunk, DocumentState state, Context ctx)
-            throws Exception {
+    /** @param timestamp the chunk's Kafka record timestamp ({@link LogPrefixAdmission#UNTIMED} if none) */
+    private void onChunk(String docId, long version, DocumentChunk chunk, long timestamp, DocumentState state,
+                         Context ctx) throws Exception {
         int seq = chunk.getSeq();
         if (state != null && version < state.version) {
             metrics.chunksStaleVersion.inc();
@@ -221,16 +251,20 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
                 dropEmittedBlocks(docId, state, ctx);
             }
             clearAll(); // also leftovers whose TTL outlived the catalog's
-            state = DocumentState.start(version, exactCuts && cutter.hasExactCuts());
+            state = DocumentState.start(version, exactCuts && cutter.hasExactCuts(), timestamp);
         }
+        // Every record of the version counts, whatever becomes of it: it decides questions older than it.
+        LogPrefixAdmission.recordArrived(state, timestamp);
         if (seq < state.nextSeq || pending.contains(seq)) {
             metrics.chunksDuplicate.inc();
+            document.update(state);
             return;
         }
         if (state.broken || (state.lastSeq >= 0 && seq > state.lastSeq)) {
             metrics.chunksDropped.inc();
             LOG.warn("document {} version {}: chunk {} dropped ({})", docId, version, seq,
                     state.broken ? "document is broken" : "beyond the last chunk " + state.lastSeq);
+            document.update(state);
             return;
         }
         if (chunk.getLast()) {
@@ -306,6 +340,7 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
                     block.tokens(), block.anchor()));
             metrics.blocksEmitted.inc();
         }
+        LogPrefixAdmission.blocksEmitted(state, result.blocks().size(), state.complete);
         state.setProgress(result.progress());
         if (state.complete) {
             // Everything is emitted: the text and any chunk beyond the last one are no longer needed.
@@ -360,13 +395,37 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
         String problem = QuestionChecks.problem(question);
         DocumentState state = document.value();
         if (problem == null && question.getWaitCompleteMs() > 0 && !readyForWaiters(state)) {
-            waiting.put(question.getQuestionId(), question);
-            waitingSince.put(question.getQuestionId(), receivedMs);
-            ctx.timerService().registerProcessingTimeTimer(receivedMs + question.getWaitCompleteMs());
+            startWaiting(question, receivedMs, null, ctx);
             metrics.questionsWaited.inc();
             return;
         }
-        admit(question, problem, state, receivedMs, ctx, out);
+        long timestamp = question.getWaitCompleteMs() > 0 ? LogPrefixAdmission.UNTIMED
+                : LogPrefixAdmission.timestampOf(ctx.timestamp());
+        if (problem == null && !LogPrefixAdmission.decided(state, timestamp)) {
+            // The document is streaming in (or not there yet) and no record of it newer than the question has
+            // arrived yet.
+            startWaiting(question, receivedMs, timestamp, ctx);
+            metrics.questionsHeldForPrefix.inc();
+            return;
+        }
+        admit(question, problem, state, timestamp, receivedMs, ctx, out);
+    }
+
+    /**
+     * @param timestamp the question's Kafka timestamp if it waits for the log to pass it; null if it waits for the
+     *                  whole document
+     */
+    private void startWaiting(Question question, long receivedMs, Long timestamp, Context ctx) throws Exception {
+        waiting.put(question.getQuestionId(), question);
+        waitingSince.put(question.getQuestionId(), receivedMs);
+        if (timestamp != null) {
+            waitingTimestamp.put(question.getQuestionId(), timestamp);
+        }
+        ctx.timerService().registerProcessingTimeTimer(receivedMs + maxWaitMs(question, timestamp != null));
+    }
+
+    private long maxWaitMs(Question question, boolean forPrefix) {
+        return forPrefix ? prefixWaitMs : question.getWaitCompleteMs();
     }
 
     /** Complete, broken or empty: nothing more is coming for a question that waits for the whole document. */
@@ -374,22 +433,34 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
         return state != null && (state.complete || state.broken);
     }
 
-    /** After a document event: admits every waiting question once the document is complete, broken or gone. */
+    /**
+     * After a document event: admits every waiting question that can be decided now: those waiting for the whole
+     * document once it is complete, broken or gone; those waiting for the log to pass their timestamp once it did
+     * (or the document is complete, broken or gone).
+     */
     private void admitWaitingIfReady(String docId, Context ctx, Collector<QuestionTask> out) throws Exception {
         DocumentState state = document.value();
-        if (state != null && !readyForWaiters(state)) {
-            return; // still streaming (a newer version starts over: its waiters wait for it)
-        }
         for (String questionId : waitingQuestionIds()) {
+            Long timestamp = waitingTimestamp.get(questionId);
+            // No state after a document event: it was a delete. Nothing more is coming for any waiter.
+            boolean ready = state == null || (timestamp == null ? readyForWaiters(state)
+                    : LogPrefixAdmission.decided(state, timestamp));
+            if (!ready) {
+                continue; // still streaming (a newer version starts over: its waiters wait for it)
+            }
             Question question = waiting.get(questionId);
             long receivedMs = waitingSince.get(questionId);
             stopWaiting(questionId);
             admit(question, state == null ? "document " + docId + " was deleted while the question waited" : null,
-                    state, receivedMs, ctx, out);
+                    state, timestamp == null ? LogPrefixAdmission.UNTIMED : timestamp, receivedMs, ctx, out);
         }
     }
 
-    /** A waiting question's time is up: an error answer that says how far the document got. */
+    /**
+     * A waiting question's time is up. One that waited for the whole document gets an error answer that says how
+     * far the document got; one that waited for the log to pass its timestamp is admitted over what it sees of the
+     * catalog now: the one case in which its answer depends on when the job read the document's records.
+     */
     @Override
     public void onTimer(long timestamp, OnTimerContext ctx, Collector<QuestionTask> out) throws Exception {
         String docId = ctx.getCurrentKey();
@@ -397,10 +468,18 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
         for (String questionId : waitingQuestionIds()) {
             Question question = waiting.get(questionId);
             long receivedMs = waitingSince.get(questionId);
-            if (receivedMs + question.getWaitCompleteMs() > timestamp) {
+            Long questionTimestamp = waitingTimestamp.get(questionId);
+            if (receivedMs + maxWaitMs(question, questionTimestamp != null) > timestamp) {
                 continue; // another question's timer
             }
             stopWaiting(questionId);
+            if (questionTimestamp != null) {
+                metrics.questionsPrefixWaitExpired.inc();
+                LOG.warn("question {} about document {}: no record of it newer than the question arrived within {} "
+                        + "ms; admitted over what it sees now", questionId, docId, prefixWaitMs);
+                admit(question, null, state, questionTimestamp, receivedMs, ctx, out);
+                continue;
+            }
             String progress = state == null ? "no chunk of it has arrived"
                     : "version " + state.version + " has " + state.blockCount + " blocks (" + state.emittedTokens
                     + " tokens) so far, its last chunk has not arrived";
@@ -420,14 +499,19 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
     private void stopWaiting(String questionId) throws Exception {
         waiting.remove(questionId);
         waitingSince.remove(questionId);
+        waitingTimestamp.remove(questionId);
     }
 
-    /** Answers the question now (over the blocks that exist) or with an error answer. */
-    private void admit(Question question, String problem, DocumentState state, long receivedMs, Context ctx,
-                       Collector<QuestionTask> out) throws Exception {
+    /**
+     * Answers the question now, over what a question of {@code timestamp} sees of the catalog
+     * ({@link LogPrefixAdmission#view}), or with an error answer.
+     */
+    private void admit(Question question, String problem, DocumentState state, long timestamp, long receivedMs,
+                       Context ctx, Collector<QuestionTask> out) throws Exception {
         String docId = question.getDocId();
+        LogPrefixAdmission.View view = state == null ? null : LogPrefixAdmission.view(state, timestamp, blockSize);
         if (problem == null) {
-            problem = documentProblem(docId, state);
+            problem = documentProblem(docId, state, view);
         }
         // Tokenized here, once: the window check needs the count and the query host the tokens.
         int[] questionTokens = problem == null ? model.tokenizer().encode(question.getText()) : null;
@@ -435,7 +519,7 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
             problem = "the question has no tokens";
         }
         if (problem == null) {
-            problem = windowProblem(questionTokens.length, question, state);
+            problem = windowProblem(questionTokens.length, question, view);
         }
         if (problem != null) {
             metrics.questionsRejected.inc();
@@ -443,12 +527,12 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
             return;
         }
         metrics.questionsAccepted.inc();
-        out.collect(task(question, questionTokens, docId, state, receivedMs));
+        out.collect(task(question, questionTokens, docId, state, view, receivedMs));
     }
 
-    private static String documentProblem(String docId, DocumentState state) {
-        if (state == null) {
-            return "unknown document " + docId;
+    private static String documentProblem(String docId, DocumentState state, LogPrefixAdmission.View view) {
+        if (state == null || view == null) {
+            return "unknown document " + docId; // or its version began after the question
         }
         if (state.broken) {
             return "document " + docId + " (version " + state.version + ") is broken: its tokenization was "
@@ -457,20 +541,20 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
         if (state.isEmpty()) {
             return "document " + docId + " is empty";
         }
-        if (state.blockCount == 0) {
+        if (view.blockCount() == 0) {
             return "document " + docId + " has no complete block yet";
         }
         return null;
     }
 
-    private String windowProblem(int questionTokens, Question question, DocumentState state) {
+    private String windowProblem(int questionTokens, Question question, LogPrefixAdmission.View view) {
         if (allowBeyondWindow) {
             return null;
         }
         int window = model.config().maxPositions();
-        long total = (long) questionTokens + state.emittedTokens + question.getMaxNewTokens();
+        long total = (long) questionTokens + view.contextLength() + question.getMaxNewTokens();
         if (total > window) {
-            return "question of " + questionTokens + " tokens + context of " + state.emittedTokens + " tokens + "
+            return "question of " + questionTokens + " tokens + context of " + view.contextLength() + " tokens + "
                     + question.getMaxNewTokens() + " new tokens = " + total
                     + " exceeds the model's context window of " + window;
         }
@@ -478,7 +562,7 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
     }
 
     private static QuestionTask task(Question question, int[] tokens, String docId, DocumentState state,
-                                     long receivedMs) {
+                                     LogPrefixAdmission.View view, long receivedMs) {
         QuestionTask task = new QuestionTask();
         task.questionId = question.getQuestionId();
         task.tokens = tokens;
@@ -491,9 +575,9 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
         task.seed = question.getSeed();
         List<String> stop = question.getStop();
         task.stop = stop == null ? new String[0] : stop.toArray(String[]::new);
-        task.contextLength = state.emittedTokens;
-        task.blockCount = state.blockCount;
-        task.documentComplete = state.complete;
+        task.contextLength = view.contextLength();
+        task.blockCount = view.blockCount();
+        task.documentComplete = view.complete();
         task.receivedMs = receivedMs;
         return task;
     }

@@ -32,14 +32,29 @@ public class DocumentState {
      * state was written before exact cuts existed (the field absent, so false) finishes the way it started.
      */
     public boolean exactCuts;
+    /**
+     * Per emitted block, the Kafka timestamp from which questions see it ({@link LogPrefixAdmission}): the highest
+     * record timestamp of this version up to the record whose arrival emitted the block; non-decreasing. Null for a
+     * version whose state was written before questions were admitted by timestamp (the field absent): its
+     * questions see the catalog as it is when they arrive, as they did then.
+     */
+    public long[] blockVisibleFrom;
+    /** The highest Kafka timestamp among this version's document records so far; Long.MIN_VALUE before any. */
+    public long latestTimestamp = Long.MIN_VALUE;
+    /** Once complete: the Kafka timestamp from which questions see the version complete. */
+    public long completeVisibleFrom = Long.MIN_VALUE;
+    /** The Kafka timestamp of this version's first record: questions older than it do not see the version. */
+    public long firstTimestamp = Long.MIN_VALUE;
 
     public DocumentState() {
     }
 
-    static DocumentState start(long version, boolean exactCuts) {
+    static DocumentState start(long version, boolean exactCuts, long firstTimestamp) {
         DocumentState state = new DocumentState();
         state.version = version;
+        state.firstTimestamp = firstTimestamp;
         state.exactCuts = exactCuts;
+        state.blockVisibleFrom = new long[0];
         return state;
     }
 

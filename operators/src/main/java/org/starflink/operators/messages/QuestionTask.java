@@ -3,9 +3,9 @@ package org.starflink.operators.messages;
 import org.starflink.schemas.Coverage;
 
 /**
- * A question that the document operator accepted, with the document's catalog at the moment it was admitted: the
- * question is answered over exactly the blocks that existed then ({@link #blockCount} blocks, {@link
- * #contextLength} tokens), on the version it saw. Enters the per-layer loop keyed by {@link #questionId}.
+ * A question that the document operator accepted, with the part of the document's catalog it sees (the blocks of
+ * the chunks up to the question's Kafka timestamp, {@code LogPrefixAdmission}): the question is answered over
+ * exactly those blocks ({@link #blockCount} blocks, {@link #contextLength} tokens), on the version it saw. Enters the per-layer loop keyed by {@link #questionId}.
  */
 public class QuestionTask {
     public String questionId;

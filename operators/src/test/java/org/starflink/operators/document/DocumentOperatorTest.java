@@ -244,7 +244,11 @@ class DocumentOperatorTest {
         assertTrue(drops.stream().allMatch(c -> c.kind == BlockCommand.Kind.DROP && c.version == 3));
         assertEquals(0, harness.numKeyedStateEntries(), "every state of the document is empty");
 
+        // A question with a timestamp waits for a record of its document (one older than it may still come) ...
         harness.processElement2(question("q", DOC, "Who is Lily?"), 0);
+        assertNull(harness.getSideOutput(DocumentOperator.ANSWER_ERRORS));
+        // ... until its prefix wait runs out.
+        harness.setProcessingTime(DocumentOperator.DEFAULT_PREFIX_WAIT.toMillis());
         assertEquals("unknown document " + DOC, onlyError().getError());
     }
 
@@ -263,22 +267,24 @@ class DocumentOperatorTest {
     // ------------------------------------------------------------------------------------------ questions
 
     @Test
-    void aQuestionIsAnsweredOverTheBlocksThatExistWhenItArrives() throws Exception {
+    void aQuestionIsAnsweredOverTheBlocksOfTheChunksUpToItsTimestamp() throws Exception {
         open(newOperator());
         List<String> chunks = cutIntoSmallPieces(story);
         int half = chunks.size() / 2;
         for (int seq = 0; seq < half; seq++) {
-            harness.processElement1(chunk(DOC, 1, seq, chunks.get(seq), false), 0);
+            harness.processElement1(chunk(DOC, 1, seq, chunks.get(seq), false), 10L * seq);
         }
         int partialBlocks = blockCommands().size();
         assertTrue(partialBlocks > 0);
         harness.setProcessingTime(1234);
+        // Produced after chunk half-1 and before chunk half: it waits until a chunk newer than it arrives.
         harness.processElement2(Question.newBuilder(question("early", DOC, "Who is Lily?")).setMaxNewTokens(7)
-                .setTemperature(0.5f).setTopP(0.9f).setSeed(99).setStop(List.of("\n")).build(), 0);
+                .setTemperature(0.5f).setTopP(0.9f).setSeed(99).setStop(List.of("\n")).build(), 10L * half - 5);
+        assertEquals(0, harness.extractOutputValues().size(), "no chunk newer than the question has arrived yet");
         for (int seq = half; seq < chunks.size(); seq++) {
-            harness.processElement1(chunk(DOC, 1, seq, chunks.get(seq), seq == chunks.size() - 1), 0);
+            harness.processElement1(chunk(DOC, 1, seq, chunks.get(seq), seq == chunks.size() - 1), 10L * seq);
         }
-        harness.processElement2(question("late", DOC, "Who is Lily?"), 0);
+        harness.processElement2(question("late", DOC, "Who is Lily?"), 10L * chunks.size());
 
         List<QuestionTask> tasks = harness.extractOutputValues();
         assertEquals(2, tasks.size());
@@ -302,6 +308,7 @@ class DocumentOperatorTest {
         assertTrue(late.documentComplete);
         assertEquals(new Coverage(1L, late.blockCount, late.contextLength, true), late.coverage());
         assertEquals(2, operator.metrics().questionsAccepted.getCount());
+        assertEquals(1, operator.metrics().questionsHeldForPrefix.getCount(), "the early question waited");
     }
 
     @Test
@@ -415,7 +422,8 @@ class DocumentOperatorTest {
     void anInconsistentTokenizationMarksTheDocumentBrokenAndTheJobGoesOn() throws Exception {
         // Without a hold-back and with 1-token blocks, the partial word "ti" goes out as a block, and "time"
         // then tokenizes differently: exactly the case the hold-back exists for.
-        operator = new DocumentOperator(location, new BlockLayout(1, 1), false, null, false, 0);
+        operator = new DocumentOperator(location, new BlockLayout(1, 1), false, null, false,
+                DocumentOperator.DEFAULT_PREFIX_WAIT, 0);
         open(operator);
         harness.processElement1(chunk(DOC, 1, 0, "Once upon a ti", false), 0);
         harness.processElement1(chunk(DOC, 1, 1, "me, there was", false), 0);
@@ -442,7 +450,7 @@ class DocumentOperatorTest {
         harness.processElement2(question("q1", DOC, "Who is Lily?"), 0);
         assertEquals(1, harness.extractOutputValues().size());
         harness.setStateTtlProcessingTime(Duration.ofMinutes(11).toMillis());
-        harness.processElement2(question("q2", DOC, "Who is Lily?"), 0);
+        harness.processElement2(new StreamRecord<>(question("q2", DOC, "Who is Lily?"))); // untimed: at once
         assertEquals("unknown document " + DOC, onlyError().getError());
     }
 
@@ -464,7 +472,7 @@ class DocumentOperatorTest {
         harness = newHarness(newOperator());
         harness.initializeState(snapshot);
         harness.open();
-        harness.processElement2(question("q", DOC, "Who is Lily?"), 0);
+        harness.processElement2(new StreamRecord<>(question("q", DOC, "Who is Lily?"))); // untimed: what exists
         assertEquals(before.size(), harness.extractOutputValues().get(0).blockCount);
         for (int seq = half; seq < chunks.size(); seq++) {
             if (seq != half + 1) {
@@ -514,6 +522,167 @@ class DocumentOperatorTest {
         assertEquals("starflink-document-tail", DocumentOperator.TAIL.getName());
         assertEquals("starflink-document-pending-chunks", DocumentOperator.PENDING_CHUNKS.getName());
         assertFalse(DocumentOperator.DOCUMENT.getTtlConfig().isEnabled(), "the shared constant carries no TTL");
+    }
+
+    // ------------------------------------------------------------------------------------------ admission by timestamp
+
+    /** A record of either input with its Kafka timestamp. */
+    private record Timed(Object record, long timestamp) {
+    }
+
+    /**
+     * The same log (chunk i at timestamp 10 i, questions between, before and after them, one at a chunk's own
+     * timestamp) read in three interleavings: each question as soon as it is produced, every chunk before every
+     * question (a replay whose documents source got ahead), every question before every chunk. Each question gets
+     * the same catalog in all three: the blocks of the chunks up to its timestamp.
+     */
+    @Test
+    void theCatalogAQuestionSeesDependsOnTheLogNotOnTheInterleaving() throws Exception {
+        List<String> chunks = cutIntoSmallPieces(story);
+        List<Timed> chunkRecords = new ArrayList<>();
+        for (int seq = 0; seq < chunks.size(); seq++) {
+            chunkRecords.add(new Timed(chunk(DOC, 1, seq, chunks.get(seq), seq == chunks.size() - 1), 10L * seq));
+        }
+        long[] questionTimes = {-1 + 10, 10L * (chunks.size() / 3) + 5, 10L * (chunks.size() / 2),
+                10L * (chunks.size() - 1) - 1, 10L * chunks.size()};
+        List<Timed> questionRecords = new ArrayList<>();
+        for (int i = 0; i < questionTimes.length; i++) {
+            questionRecords.add(new Timed(question("q" + i, DOC, "Who is Lily?"), questionTimes[i]));
+        }
+        // As produced: by timestamp, a question after the chunks of its own timestamp.
+        List<Timed> asProduced = new ArrayList<>(chunkRecords);
+        for (Timed question : questionRecords) {
+            int at = 0;
+            while (at < asProduced.size() && asProduced.get(at).timestamp() <= question.timestamp()) {
+                at++;
+            }
+            asProduced.add(at, question);
+        }
+        List<Timed> documentsFirst = new ArrayList<>(chunkRecords);
+        documentsFirst.addAll(questionRecords);
+        List<Timed> questionsFirst = new ArrayList<>(questionRecords);
+        questionsFirst.addAll(chunkRecords);
+
+        // What each question must see, from the blocks out after each chunk (one pass, chunks alone).
+        open(newOperator());
+        List<Integer> blocksAfterChunk = new ArrayList<>();
+        for (Timed chunk : chunkRecords) {
+            harness.processElement1((DocumentEvent) chunk.record(), chunk.timestamp());
+            blocksAfterChunk.add(blockCommands().size());
+        }
+        int allBlocks = blocksAfterChunk.get(blocksAfterChunk.size() - 1);
+        int n = reference.contextTokens(story).length;
+        harness.close();
+        List<String> expected = new ArrayList<>();
+        for (int i = 0; i < questionTimes.length; i++) {
+            int lastChunk = (int) Math.min(chunks.size() - 1, questionTimes[i] / 10); // chunk seq at 10 seq <= t
+            int blocks = blocksAfterChunk.get(lastChunk);
+            boolean complete = lastChunk == chunks.size() - 1;
+            expected.add("q" + i + ": " + (blocks == 0 ? "document " + DOC + " has no complete block yet"
+                    : blocks + " blocks, " + (blocks == allBlocks ? n : blocks * B) + " tokens, "
+                    + (complete ? "complete" : "incomplete")));
+        }
+        assertTrue(expected.stream().map(e -> e.split(" ")[1]).distinct().count() >= 4, "the questions see "
+                + "different prefixes: " + expected);
+
+        assertEquals(expected, catalogsSeen(asProduced), "read as produced");
+        assertEquals(expected, catalogsSeen(documentsFirst), "documents first");
+        assertEquals(expected, catalogsSeen(questionsFirst), "questions first");
+    }
+
+    /** Reads the records in this order into a fresh operator; the catalog each question saw, by question id. */
+    private List<String> catalogsSeen(List<Timed> records) throws Exception {
+        open(newOperator());
+        for (Timed timed : records) {
+            if (timed.record() instanceof DocumentEvent event) {
+                harness.processElement1(event, timed.timestamp());
+            } else {
+                harness.processElement2((Question) timed.record(), timed.timestamp());
+            }
+        }
+        List<String> seen = harness.extractOutputValues().stream()
+                .sorted(java.util.Comparator.comparing((QuestionTask t) -> t.questionId))
+                .map(t -> t.questionId + ": " + t.blockCount + " blocks, " + t.contextLength + " tokens, "
+                        + (t.documentComplete ? "complete" : "incomplete"))
+                .collect(java.util.stream.Collectors.toCollection(ArrayList::new));
+        var errors = harness.getSideOutput(DocumentOperator.ANSWER_ERRORS);
+        if (errors != null) {
+            errors.forEach(e -> seen.add(e.getValue().getQuestionId() + ": " + e.getValue().getError()));
+        }
+        seen.sort(null);
+        harness.close();
+        harness = null;
+        return seen;
+    }
+
+    @Test
+    void aQuestionWhosePrefixWaitRunsOutIsAdmittedOverWhatItSeesThen() throws Exception {
+        open(new DocumentOperator(location, LAYOUT, false, null, true, Duration.ofSeconds(2)));
+        List<String> chunks = cutIntoSmallPieces(story);
+        int half = chunks.size() / 2;
+        for (int seq = 0; seq < half; seq++) {
+            harness.processElement1(chunk(DOC, 1, seq, chunks.get(seq), false), 10L * seq);
+        }
+        int partialBlocks = blockCommands().size();
+        harness.setProcessingTime(1000);
+        harness.processElement2(question("stalled", DOC, "Who is Lily?"), 10L * half);
+        harness.setProcessingTime(2999);
+        assertEquals(0, harness.extractOutputValues().size(), "waits for a newer chunk up to 2 s");
+        harness.setProcessingTime(3000);
+        List<QuestionTask> tasks = harness.extractOutputValues();
+        assertEquals(1, tasks.size());
+        assertEquals(partialBlocks, tasks.get(0).blockCount);
+        assertFalse(tasks.get(0).documentComplete);
+        assertEquals(1, operator.metrics().questionsPrefixWaitExpired.getCount());
+    }
+
+    @Test
+    void aQuestionHeldForItsPrefixGetsAnErrorWhenTheDocumentIsDeleted() throws Exception {
+        open(newOperator());
+        harness.processElement1(chunk(DOC, 1, 0, story.substring(0, 400), false), 10);
+        harness.processElement2(question("held", DOC, "Who is Lily?"), 20);
+        assertNull(harness.getSideOutput(DocumentOperator.ANSWER_ERRORS));
+        harness.processElement1(delete(DOC, 1), 15); // an older record than the question: still deleted now
+        assertEquals("document " + DOC + " was deleted while the question waited", onlyError().getError());
+        assertEquals(0, harness.extractOutputValues().size());
+    }
+
+    /**
+     * State written before questions were admitted by timestamp restores, and its document finishes by the old rule.
+     * {@code document-operator/state-79d0ae4.snapshot} was written by the DocumentOperator of commit 79d0ae4 (this
+     * test class's helpers there: the first 61 of the story's {@link #cutIntoSmallPieces} chunks of {@link #DOC}
+     * version 1, exact cuts, 3 blocks out, then question "waiter" with wait_complete_ms 60000; written with
+     * {@code OperatorSnapshotUtil.writeStateHandle(harness.snapshot(1, 1), path)}).
+     */
+    @Test
+    void stateFromBeforeTheTimestampRuleRestoresAndItsDocumentIsAdmittedByTheOldRule() throws Exception {
+        OperatorSubtaskState snapshot = org.apache.flink.streaming.util.OperatorSnapshotUtil.readStateHandle(
+                Path.of("src/test/resources/document-operator/state-79d0ae4.snapshot").toString());
+        harness = newHarness(newOperator());
+        harness.initializeState(snapshot);
+        harness.open();
+        List<String> chunks = cutIntoSmallPieces(story);
+        // Its catalog has no visibility times: a question with a timestamp is admitted at once over what exists.
+        harness.processElement2(question("restored", DOC, "Who is Lily?"), 5);
+        assertEquals(1, harness.extractOutputValues().size(), "admitted at once, as before");
+        assertEquals(3, harness.extractOutputValues().get(0).blockCount);
+        for (int seq = 61; seq < chunks.size(); seq++) {
+            harness.processElement1(chunk(DOC, 1, seq, chunks.get(seq), seq == chunks.size() - 1), 1000L + seq);
+        }
+        List<QuestionTask> tasks = harness.extractOutputValues();
+        assertEquals(2, tasks.size(), "the restored waiting question is admitted once the document is complete");
+        assertEquals("waiter", tasks.get(1).questionId);
+        assertTrue(tasks.get(1).documentComplete);
+        int[] expected = reference.contextTokens(story);
+        assertEquals(expected.length, tasks.get(1).contextLength);
+        // Still the old rule for this version: an old question sees the whole document.
+        harness.processElement2(question("old", DOC, "Who is Lily?"), 0);
+        assertEquals(tasks.get(1).blockCount, harness.extractOutputValues().get(2).blockCount);
+        // Its next version is timed.
+        harness.processElement1(chunk(DOC, 2, 0, story.substring(0, 200), false), 5000);
+        harness.processElement2(question("v2", DOC, "Who is Lily?"), 6000);
+        assertEquals(3, harness.extractOutputValues().size(), "waits for a record of version 2 newer than it");
+        assertEquals(1, operator.metrics().questionsHeldForPrefix.getCount());
     }
 
     // ------------------------------------------------------------------------------------------ helpers
@@ -572,7 +741,7 @@ class DocumentOperatorTest {
 
     private void assertRejected(Question question, String message) throws Exception {
         int accepted = harness.extractOutputValues().size();
-        harness.processElement2(question, 0);
+        harness.processElement2(new StreamRecord<>(question)); // untimed: over the catalog as it is
         AnswerToken error = onlyError();
         assertTrue(error.getError().startsWith(message), "'" + error.getError() + "' starts with '" + message + "'");
         assertEquals(question.getQuestionId(), error.getQuestionId());
