@@ -1,7 +1,6 @@
 package org.starflink.engine.backend;
 
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.function.BiFunction;
 import java.util.function.Function;
@@ -13,8 +12,8 @@ import org.starflink.engine.model.ModelConfig;
  * What the CPU backends share, in plain Java: float32 attention with output and log-sum-exp for few query
  * rows (decode steps, phase-2 layer requests), and the host-side merge. For few rows the work is one pass over the
  * keys, O(S * Hkv * hd), and handing the keys to a native library would first copy all of them: this loop reads
- * them in place, one key row per KV head widened once and shared by the head's whole query group. Same mask and
- * semantics as {@link Backend#attend}.
+ * them in place, each KV head's keys and values widened once per call and shared by the head's whole query group.
+ * Same mask and semantics as {@link Backend#attend}.
  */
 public final class CpuKernels {
     private CpuKernels() {
@@ -43,64 +42,83 @@ public final class CpuKernels {
         float scale = (float) (1.0 / Math.sqrt(hd));
         float[] output = new float[rows * heads * hd];
         float[] lse = new float[rows * heads];
-        float[][] scores = new float[group][keyCount];
-        float[] max = new float[group];
-        float[] sum = new float[group];
-        float[] row = new float[hd];
-        for (int t = 0; t < rows; t++) {
-            int queryPosition = queryPositions[t];
-            for (int kvHead = 0; kvHead < kvHeads; kvHead++) {
-                int firstHead = kvHead * group;
-                Arrays.fill(max, Float.NEGATIVE_INFINITY);
-                for (int s = 0; s < keyCount; s++) {
-                    if (keyPositions[s] > queryPosition) {
-                        for (int g = 0; g < group; g++) {
-                            scores[g][s] = Float.NEGATIVE_INFINITY;
+        Scratch scratch = Scratch.get(keyCount, hd);
+        float[] keys = scratch.keys;
+        float[] values = scratch.values;
+        float[] scores = scratch.scores;
+        for (int kvHead = 0; kvHead < kvHeads; kvHead++) {
+            // the head's keys and values widened once, shared by its whole query group and every row
+            kv.keyHead(layer, kvHead, keys);
+            kv.valueHead(layer, kvHead, values);
+            for (int t = 0; t < rows; t++) {
+                int queryPosition = queryPositions[t];
+                for (int h = kvHead * group; h < (kvHead + 1) * group; h++) {
+                    int qBase = (t * heads + h) * hd;
+                    float max = Float.NEGATIVE_INFINITY;
+                    for (int s = 0; s < keyCount; s++) {
+                        if (keyPositions[s] > queryPosition) {
+                            scores[s] = Float.NEGATIVE_INFINITY;
+                            continue;
                         }
-                        continue;
-                    }
-                    kv.keyRow(layer, s, kvHead, row);
-                    for (int g = 0; g < group; g++) {
-                        int qBase = (t * heads + firstHead + g) * hd;
+                        int kBase = s * hd;
                         float dot = 0f;
                         for (int i = 0; i < hd; i++) {
-                            dot += q[qBase + i] * row[i];
+                            dot += q[qBase + i] * keys[kBase + i];
                         }
-                        scores[g][s] = dot * scale;
-                        max[g] = Math.max(max[g], scores[g][s]);
+                        scores[s] = dot * scale;
+                        max = Math.max(max, scores[s]);
                     }
-                }
-                Arrays.fill(sum, 0f);
-                for (int s = 0; s < keyCount; s++) {
-                    if (keyPositions[s] > queryPosition) {
-                        continue;
-                    }
-                    kv.valueRow(layer, s, kvHead, row);
-                    for (int g = 0; g < group; g++) {
-                        float p = (float) Math.exp(scores[g][s] - max[g]);
-                        sum[g] += p;
-                        int oBase = (t * heads + firstHead + g) * hd;
-                        for (int i = 0; i < hd; i++) {
-                            output[oBase + i] += p * row[i];
-                        }
-                    }
-                }
-                for (int g = 0; g < group; g++) {
-                    int h = firstHead + g;
-                    if (max[g] == Float.NEGATIVE_INFINITY) {
+                    if (max == Float.NEGATIVE_INFINITY) {
                         lse[t * heads + h] = Float.NEGATIVE_INFINITY; // no visible key: zero output
                         continue;
                     }
-                    float inverse = 1f / sum[g];
-                    int oBase = (t * heads + h) * hd;
-                    for (int i = 0; i < hd; i++) {
-                        output[oBase + i] *= inverse;
+                    float sum = 0f;
+                    for (int s = 0; s < keyCount; s++) {
+                        if (keyPositions[s] > queryPosition) {
+                            continue;
+                        }
+                        float p = (float) Math.exp(scores[s] - max);
+                        sum += p;
+                        int vBase = s * hd;
+                        for (int i = 0; i < hd; i++) {
+                            output[qBase + i] += p * values[vBase + i];
+                        }
                     }
-                    lse[t * heads + h] = max[g] + (float) Math.log(sum[g]);
+                    float inverse = 1f / sum;
+                    for (int i = 0; i < hd; i++) {
+                        output[qBase + i] *= inverse;
+                    }
+                    lse[t * heads + h] = max + (float) Math.log(sum);
                 }
             }
         }
         return new AttentionPartial(rows, heads, output, lse);
+    }
+
+    /**
+     * Per-thread working arrays of the few-row attention loops (CPU backends are shared by a TaskManager's threads):
+     * one KV head's keys and values [S, hd] widened to float32, and one head's scores [S]. Reused across calls, so a
+     * decode step allocates only its results; they grow to the largest cache seen (S * hd * 8 + S * 8 bytes).
+     */
+    static final class Scratch {
+        private static final ThreadLocal<Scratch> PER_THREAD = ThreadLocal.withInitial(Scratch::new);
+
+        float[] keys = new float[0];
+        float[] values = new float[0];
+        float[] scores = new float[0];
+        double[] scoresF64 = new double[0];
+
+        static Scratch get(int keyCount, int headDim) {
+            Scratch scratch = PER_THREAD.get();
+            if (scratch.scores.length < keyCount || scratch.keys.length < keyCount * headDim) {
+                int capacity = Math.max(keyCount, scratch.scores.length * 2);
+                scratch.keys = new float[capacity * headDim];
+                scratch.values = new float[capacity * headDim];
+                scratch.scores = new float[capacity];
+                scratch.scoresF64 = new double[capacity];
+            }
+            return scratch;
+        }
     }
 
     /**
