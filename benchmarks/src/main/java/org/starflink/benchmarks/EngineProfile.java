@@ -42,7 +42,7 @@ import org.starflink.engine.model.RandomWeights;
  * interface's {@code ProfiledBackend} from {@code benchmarks/profile/4cbe055/}.
  *
  * <p>Usage: {@code bin/benchmark engine-profile [--cases stories-ref,stories-djl,synth-ref,synth-djl]
- * [--reps N] [--kv bf16|f32] [--jfr DIR] [--no-ops] [--torch-threads N|default]}
+ * [--reps N] [--warmups N] [--per-rep] [--kv bf16|f32] [--jfr DIR] [--no-ops] [--torch-threads N|default]}
  */
 public final class EngineProfile {
     private record Case(String name, String model, BackendKind kind, int prompt, int decode, int reps) {
@@ -94,15 +94,16 @@ public final class EngineProfile {
                 model = synthetic != null ? synthetic : (synthetic = EngineBenchmark.synthetic100M());
             }
             int reps = Integer.parseInt(options.getOrDefault("reps", String.valueOf(c.reps())));
-            runCase(c, model, kv, timed, reps, jfrDir);
+            int warmups = Integer.parseInt(options.getOrDefault("warmups", "3"));
+            runCase(c, model, kv, timed, warmups, reps, jfrDir, options.containsKey("per-rep"));
         }
     }
 
-    private static void runCase(Case c, Model model, String kv, boolean timed, int reps, Path jfrDir)
-            throws IOException, java.text.ParseException {
+    private static void runCase(Case c, Model model, String kv, boolean timed, int warmups, int reps, Path jfrDir,
+                                boolean perRep) throws IOException, java.text.ParseException {
         Backend backend = ProfiledBackend.create(c.kind(), model, kv, timed);
         Transformer transformer = new Transformer(backend);
-        for (int i = 0; i < 3; i++) { // first-call costs (libtorch threads, JIT) stay out of the numbers
+        for (int i = 0; i < warmups; i++) { // first-call costs (libtorch threads, JIT) stay out of the numbers
             generate(c, transformer, 1000 + i, null);
         }
         ProfiledBackend.drain();
@@ -129,6 +130,14 @@ public final class EngineProfile {
                 "main cpu", "alloc B/tok");
         report("prefill", prefill, c.prompt());
         report("decode", decode, c.decode());
+        if (perRep) { // how the JIT warms up: EngineBenchmark measures the generation right after one warm-up
+            System.out.print("  per repetition, main-thread CPU us/token, prefill | decode:");
+            for (int i = 0; i < reps; i++) {
+                System.out.printf(" %.0f|%.0f", prefill.get(i).threadCpuNanos() / 1e3 / c.prompt(),
+                        decode.get(i).threadCpuNanos() / 1e3 / c.decode());
+            }
+            System.out.println();
+        }
         if (timed) {
             reportOps("prefill", prefill, c.prompt());
             reportOps("decode", decode, c.decode());
