@@ -24,6 +24,11 @@ public abstract class AbstractTensor implements Tensor {
         return shape[axis];
     }
 
+    @Override
+    public final int rank() {
+        return shape.length;
+    }
+
     /** Number of elements. */
     public final long elements() {
         long n = 1;

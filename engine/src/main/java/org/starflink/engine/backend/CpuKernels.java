@@ -13,8 +13,8 @@ import org.starflink.engine.model.ModelConfig;
  * What the CPU backends share, in plain Java: float32 attention with output and log-sum-exp for few query
  * rows (decode steps, phase-2 layer requests), and the host-side merge. For few rows the work is one pass over the
  * keys, O(S * Hkv * hd), and handing the keys to a native library would first copy all of them: this loop reads
- * them in place, one key row per KV head widened once and shared by the head's whole query group. Same mask and
- * semantics as {@link Backend#attend}.
+ * them in place, each KV head's keys and values widened once per call and shared by the head's whole query group.
+ * Same mask and semantics as {@link Backend#attend}.
  */
 public final class CpuKernels {
     private CpuKernels() {
@@ -29,12 +29,8 @@ public final class CpuKernels {
     }
 
     /**
-     * Keys outermost: one key row, widened once, serves every query row and every query head of its KV head, so that
-     * a batch of rows (several questions' requests stacked, {@link #attendEach}) shares one pass over the keys. Each
-     * (row, head) pair is a chain of its own whose arithmetic (dot over i in order, max, then exp and sums over the
-     * keys in order) never depends on the other rows: a row's numbers are the same whether it is attended alone or
-     * stacked with others. Dot products run four chains at a time so that the CPU overlaps their latencies; each
-     * chain still sums in its own order, so this changes no bit either.
+     * Each (row, query head) pair is computed on its own: a row's numbers are the same whether it is attended alone
+     * or stacked with other questions' rows ({@link #attendEach}), which then share the widened keys and values.
      *
      * @param q [T, H, hd] query rows
      * @return output [T, H, hd] and lse [T, H]
@@ -50,88 +46,57 @@ public final class CpuKernels {
         float scale = (float) (1.0 / Math.sqrt(hd));
         float[] output = new float[rows * heads * hd];
         float[] lse = new float[rows * heads];
-        int chains = rows * group; // chain c: row c / group, query head firstHead + c % group
-        float[][] scores = new float[chains][keyCount];
-        float[] max = new float[chains];
-        float[] sum = new float[chains];
-        int[] base = new int[chains]; // where chain c's q row and output row start
-        float[] row = new float[hd];
+        Scratch scratch = Scratch.get(keyCount, hd);
+        float[] keys = scratch.keys;
+        float[] values = scratch.values;
+        float[] scores = scratch.scores;
         for (int kvHead = 0; kvHead < kvHeads; kvHead++) {
-            int firstHead = kvHead * group;
-            for (int c = 0; c < chains; c++) {
-                base[c] = ((c / group) * heads + firstHead + c % group) * hd;
-            }
-            Arrays.fill(max, Float.NEGATIVE_INFINITY);
-            for (int s = 0; s < keyCount; s++) {
-                kv.keyRow(layer, s, kvHead, row);
-                int c = 0;
-                for (; c + 4 <= chains; c += 4) {
-                    int b0 = base[c];
-                    int b1 = base[c + 1];
-                    int b2 = base[c + 2];
-                    int b3 = base[c + 3];
-                    float d0 = 0f;
-                    float d1 = 0f;
-                    float d2 = 0f;
-                    float d3 = 0f;
-                    for (int i = 0; i < hd; i++) {
-                        float k = row[i];
-                        d0 += q[b0 + i] * k;
-                        d1 += q[b1 + i] * k;
-                        d2 += q[b2 + i] * k;
-                        d3 += q[b3 + i] * k;
+            // the head's keys and values widened once, shared by its whole query group and every row
+            kv.keyHead(layer, kvHead, keys);
+            kv.valueHead(layer, kvHead, values);
+            for (int t = 0; t < rows; t++) {
+                int queryPosition = queryPositions[t];
+                for (int h = kvHead * group; h < (kvHead + 1) * group; h++) {
+                    int qBase = (t * heads + h) * hd;
+                    float max = Float.NEGATIVE_INFINITY;
+                    for (int s = 0; s < keyCount; s++) {
+                        if (keyPositions[s] > queryPosition) {
+                            scores[s] = Float.NEGATIVE_INFINITY;
+                            continue;
+                        }
+                        int kBase = s * hd;
+                        float dot = 0f;
+                        for (int i = 0; i < hd; i++) {
+                            dot += q[qBase + i] * keys[kBase + i];
+                        }
+                        scores[s] = dot * scale;
+                        max = Math.max(max, scores[s]);
                     }
-                    score(scores, max, c, s, d0, scale, keyPositions[s] > queryPositions[c / group]);
-                    score(scores, max, c + 1, s, d1, scale, keyPositions[s] > queryPositions[(c + 1) / group]);
-                    score(scores, max, c + 2, s, d2, scale, keyPositions[s] > queryPositions[(c + 2) / group]);
-                    score(scores, max, c + 3, s, d3, scale, keyPositions[s] > queryPositions[(c + 3) / group]);
-                }
-                for (; c < chains; c++) {
-                    int b = base[c];
-                    float dot = 0f;
-                    for (int i = 0; i < hd; i++) {
-                        dot += q[b + i] * row[i];
-                    }
-                    score(scores, max, c, s, dot, scale, keyPositions[s] > queryPositions[c / group]);
-                }
-            }
-            Arrays.fill(sum, 0f);
-            for (int s = 0; s < keyCount; s++) {
-                kv.valueRow(layer, s, kvHead, row);
-                for (int c = 0; c < chains; c++) {
-                    if (keyPositions[s] > queryPositions[c / group]) {
+                    if (max == Float.NEGATIVE_INFINITY) {
+                        lse[t * heads + h] = Float.NEGATIVE_INFINITY; // no visible key: zero output
                         continue;
                     }
-                    float p = (float) Math.exp(scores[c][s] - max[c]);
-                    sum[c] += p;
-                    int b = base[c];
-                    for (int i = 0; i < hd; i++) {
-                        output[b + i] += p * row[i];
+                    float sum = 0f;
+                    for (int s = 0; s < keyCount; s++) {
+                        if (keyPositions[s] > queryPosition) {
+                            continue;
+                        }
+                        float p = (float) Math.exp(scores[s] - max);
+                        sum += p;
+                        int vBase = s * hd;
+                        for (int i = 0; i < hd; i++) {
+                            output[qBase + i] += p * values[vBase + i];
+                        }
                     }
+                    float inverse = 1f / sum;
+                    for (int i = 0; i < hd; i++) {
+                        output[qBase + i] *= inverse;
+                    }
+                    lse[t * heads + h] = max + (float) Math.log(sum);
                 }
-            }
-            for (int c = 0; c < chains; c++) {
-                int h = (c / group) * heads + firstHead + c % group;
-                if (max[c] == Float.NEGATIVE_INFINITY) {
-                    lse[h] = Float.NEGATIVE_INFINITY; // no visible key: zero output
-                    continue;
-                }
-                float inverse = 1f / sum[c];
-                int b = base[c];
-                for (int i = 0; i < hd; i++) {
-                    output[b + i] *= inverse;
-                }
-                lse[h] = max[c] + (float) Math.log(sum[c]);
             }
         }
         return new AttentionPartial(rows, heads, output, lse);
-    }
-
-    private static void score(float[][] scores, float[] max, int chain, int key, float dot, float scale,
-                              boolean masked) {
-        float score = masked ? Float.NEGATIVE_INFINITY : dot * scale;
-        scores[chain][key] = score;
-        max[chain] = Math.max(max[chain], score);
     }
 
     /**
@@ -166,6 +131,32 @@ public final class CpuKernels {
             at += p.length;
         }
         return partials;
+    }
+
+    /**
+     * Per-thread working arrays of the few-row attention loops (CPU backends are shared by a TaskManager's threads):
+     * one KV head's keys and values [S, hd] widened to float32, and one head's scores [S]. Reused across calls, so a
+     * decode step allocates only its results; they grow to the largest cache seen (S * hd * 8 + S * 8 bytes).
+     */
+    static final class Scratch {
+        private static final ThreadLocal<Scratch> PER_THREAD = ThreadLocal.withInitial(Scratch::new);
+
+        float[] keys = new float[0];
+        float[] values = new float[0];
+        float[] scores = new float[0];
+        double[] scoresF64 = new double[0];
+
+        static Scratch get(int keyCount, int headDim) {
+            Scratch scratch = PER_THREAD.get();
+            if (scratch.scores.length < keyCount || scratch.keys.length < keyCount * headDim) {
+                int capacity = Math.max(keyCount, scratch.scores.length * 2);
+                scratch.keys = new float[capacity * headDim];
+                scratch.values = new float[capacity * headDim];
+                scratch.scores = new float[capacity];
+                scratch.scoresF64 = new double[capacity];
+            }
+            return scratch;
+        }
     }
 
     /**

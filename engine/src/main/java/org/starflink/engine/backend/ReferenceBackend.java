@@ -99,61 +99,53 @@ public final class ReferenceBackend implements Backend {
         double scale = 1.0 / Math.sqrt(hd);
         float[] output = new float[rows * heads * hd];
         float[] lse = new float[rows * heads];
-        double[][] scores = new double[group][keyCount];
-        double[][] acc = new double[group][hd];
-        double[] max = new double[group];
-        double[] sum = new double[group];
-        float[] row = new float[hd];
-        for (int t = 0; t < rows; t++) {
-            for (int kvHead = 0; kvHead < kvHeads; kvHead++) {
-                // The group's query heads h = kvHead * G + g all read KV head kvHead: widen each key row once.
-                java.util.Arrays.fill(max, Double.NEGATIVE_INFINITY);
-                for (int s = 0; s < keyCount; s++) {
-                    boolean visible = keyPositions[s] <= queryPositions[t];
-                    if (visible) {
-                        kv.keyRow(layer, s, kvHead, row);
-                    }
-                    for (int g = 0; g < group; g++) {
-                        if (!visible) {
-                            scores[g][s] = Double.NEGATIVE_INFINITY;
+        CpuKernels.Scratch scratch = CpuKernels.Scratch.get(keyCount, hd);
+        float[] keys = scratch.keys;
+        float[] values = scratch.values;
+        double[] scores = scratch.scoresF64;
+        double[] acc = new double[hd];
+        for (int kvHead = 0; kvHead < kvHeads; kvHead++) {
+            // The group's query heads h = kvHead * G + g all read KV head kvHead: widen its keys and values once.
+            kv.keyHead(layer, kvHead, keys);
+            kv.valueHead(layer, kvHead, values);
+            for (int t = 0; t < rows; t++) {
+                for (int h = kvHead * group; h < (kvHead + 1) * group; h++) {
+                    int qBase = (t * heads + h) * hd;
+                    double max = Double.NEGATIVE_INFINITY;
+                    for (int s = 0; s < keyCount; s++) {
+                        if (keyPositions[s] > queryPositions[t]) {
+                            scores[s] = Double.NEGATIVE_INFINITY;
                             continue;
                         }
-                        int qBase = (t * heads + kvHead * group + g) * hd;
+                        int kBase = s * hd;
                         double dot = 0;
                         for (int i = 0; i < hd; i++) {
-                            dot += (double) q[qBase + i] * row[i];
+                            dot += (double) q[qBase + i] * keys[kBase + i];
                         }
-                        scores[g][s] = dot * scale;
-                        max[g] = Math.max(max[g], scores[g][s]);
+                        scores[s] = dot * scale;
+                        max = Math.max(max, scores[s]);
                     }
-                }
-                java.util.Arrays.fill(sum, 0);
-                for (double[] a : acc) {
-                    java.util.Arrays.fill(a, 0);
-                }
-                for (int s = 0; s < keyCount; s++) {
-                    if (keyPositions[s] > queryPositions[t]) {
-                        continue;
-                    }
-                    kv.valueRow(layer, s, kvHead, row);
-                    for (int g = 0; g < group; g++) {
-                        double p = Math.exp(scores[g][s] - max[g]);
-                        sum[g] += p;
-                        for (int i = 0; i < hd; i++) {
-                            acc[g][i] += p * row[i];
-                        }
-                    }
-                }
-                for (int g = 0; g < group; g++) {
-                    int h = kvHead * group + g;
-                    if (max[g] == Double.NEGATIVE_INFINITY) {
+                    if (max == Double.NEGATIVE_INFINITY) {
                         lse[t * heads + h] = Float.NEGATIVE_INFINITY; // no visible key: zero output
                         continue;
                     }
-                    for (int i = 0; i < hd; i++) {
-                        output[(t * heads + h) * hd + i] = (float) (acc[g][i] / sum[g]);
+                    double sum = 0;
+                    java.util.Arrays.fill(acc, 0);
+                    for (int s = 0; s < keyCount; s++) {
+                        if (keyPositions[s] > queryPositions[t]) {
+                            continue;
+                        }
+                        double p = Math.exp(scores[s] - max);
+                        sum += p;
+                        int vBase = s * hd;
+                        for (int i = 0; i < hd; i++) {
+                            acc[i] += p * values[vBase + i];
+                        }
                     }
-                    lse[t * heads + h] = (float) (max[g] + Math.log(sum[g]));
+                    for (int i = 0; i < hd; i++) {
+                        output[qBase + i] = (float) (acc[i] / sum);
+                    }
+                    lse[t * heads + h] = (float) (max + Math.log(sum));
                 }
             }
         }

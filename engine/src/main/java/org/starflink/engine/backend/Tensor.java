@@ -19,6 +19,11 @@ public interface Tensor extends AutoCloseable {
     /** Size of dimension {@code axis}. */
     int dim(int axis);
 
+    /** Number of dimensions. */
+    default int rank() {
+        return shape().length;
+    }
+
     boolean isOpen();
 
     /** Frees the tensor's memory now; idempotent. */
@@ -30,7 +35,11 @@ public interface Tensor extends AutoCloseable {
         if (!tensor.isOpen()) {
             throw new IllegalStateException(what + ": tensor used after it was closed");
         }
-        if (!Arrays.equals(tensor.shape(), dims)) {
+        boolean equal = tensor.rank() == dims.length; // dimension by dimension: no shape copy per check
+        for (int i = 0; equal && i < dims.length; i++) {
+            equal = tensor.dim(i) == dims[i];
+        }
+        if (!equal) {
             throw new IllegalArgumentException(what + " has shape " + Arrays.toString(tensor.shape())
                     + ", expected " + Arrays.toString(dims));
         }

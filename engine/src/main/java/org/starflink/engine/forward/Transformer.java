@@ -68,6 +68,9 @@ public final class Transformer {
     /** Logits [vocab] of the last row of x [T, dim]. */
     public float[] lastRowLogits(Tensor x) {
         int rows = x.dim(0);
+        if (rows == 1) { // a decode step: x is its own last row, no slice (a native copy in DJL, 25-150 us)
+            return backend.logits(x);
+        }
         try (Arena scope = new Arena()) {
             return backend.logits(backend.rows(scope, x, rows - 1, rows));
         }

@@ -148,7 +148,8 @@ public final class DjlBackend implements Backend {
     public Tensor rows(Arena arena, Tensor x, int from, int to) {
         if (x instanceof DjlTensor) {
             try (NDManager scope = manager.newSubManager()) {
-                NDArray slice = array(scope, x).get(new NDIndex(from + ":" + to)).duplicate();
+                // a slice index built directly: the string form ("from:to") is formatted and parsed on every call
+                NDArray slice = array(scope, x).get(new NDIndex().addSliceDim(from, to)).duplicate();
                 slice.attach(manager); // outlives the scope: freed when its arena closes
                 return arena.own(new DjlTensor(ledger, slice));
             }
