@@ -377,11 +377,15 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
         for (String key : pageKeys) {
             ownKv.remove(key);
         }
-        QueryHost host = liveHosts.getOrDefault(hostKey, Map.of()).remove(questionId);
+        Map<String, QueryHost> hosts = liveHosts.get(hostKey);
+        QueryHost host = hosts == null ? null : hosts.remove(questionId);
         if (host != null) {
             host.close();
         }
-        liveAnswers.getOrDefault(hostKey, new HashMap<>()).remove(questionId);
+        Map<String, AnswerBuilder> answers = liveAnswers.get(hostKey);
+        if (answers != null) {
+            answers.remove(questionId);
+        }
     }
 
     /** A KV page's state key: question id, then the page's own key (an int: the last '/' separates them). */

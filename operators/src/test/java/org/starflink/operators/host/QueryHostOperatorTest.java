@@ -131,6 +131,20 @@ class QueryHostOperatorTest {
                 PhaseTwoCodec.partialsToBytes(partials));
     }
 
+    /** Snapshot, throw the operator away, restore it; the requests in flight stay in flight. */
+    private void restartFromASnapshot(long checkpointId) {
+        try {
+            List<BlockRequest> pending = new ArrayList<>();
+            collectOutputs(pending);
+            OperatorSubtaskState snapshot = harness.snapshot(checkpointId, checkpointId);
+            harness.close();
+            harness = harness(snapshot);
+            pending.forEach(r -> harness.getOutput().add(new StreamRecord<>(r)));
+        } catch (Exception e) {
+            throw new RuntimeException(e);
+        }
+    }
+
     private void collectOutputs(List<BlockRequest> requests) {
         for (Object record : harness.getOutput()) {
             requests.add(((StreamRecord<BlockRequest>) record).getValue());
@@ -192,16 +206,7 @@ class QueryHostOperatorTest {
         int[] layersSeen = {0};
         playBlocks(new Random(2), () -> {
             if (++layersSeen[0] % 7 == 0) { // now and then: snapshot, throw the operator away, restore
-                try {
-                    List<BlockRequest> pending = new ArrayList<>();
-                    collectOutputs(pending);
-                    OperatorSubtaskState snapshot = harness.snapshot(layersSeen[0], layersSeen[0]);
-                    harness.close();
-                    harness = harness(snapshot);
-                    pending.forEach(r -> harness.getOutput().add(new StreamRecord<>(r)));
-                } catch (Exception e) {
-                    throw new RuntimeException(e);
-                }
+                restartFromASnapshot(layersSeen[0]);
             }
         });
         collectOutputs(new ArrayList<>());
@@ -251,13 +256,8 @@ class QueryHostOperatorTest {
                 if (++laps[0] == 3) { // mid-pass: joins at the pass's end
                     harness.processElement(new StreamRecord<>(HostMessage.question(task("late", "Tom saw"))));
                 }
-                if (laps[0] == 12) { // mid-batch: snapshot, throw the operator away, restore
-                    List<BlockRequest> pending = new ArrayList<>();
-                    collectOutputs(pending);
-                    OperatorSubtaskState snapshot = harness.snapshot(1, 1);
-                    harness.close();
-                    harness = harness(snapshot);
-                    pending.forEach(r -> harness.getOutput().add(new StreamRecord<>(r)));
+                if (laps[0] == 12) { // mid-batch
+                    restartFromASnapshot(1);
                 }
             } catch (Exception e) {
                 throw new RuntimeException(e);
