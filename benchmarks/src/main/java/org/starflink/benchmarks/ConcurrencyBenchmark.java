@@ -44,7 +44,6 @@ import org.starflink.operators.model.ModelLocation;
 import org.starflink.pipeline.ClusterSettings;
 import org.starflink.pipeline.StarflinkJob;
 import org.starflink.pipeline.StarflinkOptions;
-import org.starflink.pipeline.client.FlinkRest;
 import org.starflink.pipeline.client.StarflinkClient;
 import org.starflink.schemas.AnswerToken;
 import org.starflink.schemas.Question;
@@ -122,7 +121,7 @@ public final class ConcurrencyBenchmark {
                         expected));
             }
         }
-        Map<Integer, double[]> roundTrips = new HashMap<>();
+        Map<Integer, StreamingBenchmark.RoundTrip> roundTrips = new HashMap<>();
         try (EmbeddedKafka kafka = EmbeddedKafka.builder().brokerProperty("group.initial.rebalance.delay.ms", "0")
                 .start()) {
             for (int workers : settings.workers()) {
@@ -161,8 +160,8 @@ public final class ConcurrencyBenchmark {
         System.out.println("| parallelism | layerRoundTripMicros p50 | p95 | mean (lone question + warm-up) |");
         System.out.println("|---:|---:|---:|---:|");
         for (int workers : settings.workers()) {
-            double[] rt = roundTrips.getOrDefault(workers, new double[] {Double.NaN, Double.NaN, Double.NaN});
-            System.out.printf("| %d | %.0f | %.0f | %.0f |%n", workers, rt[0], rt[1], rt[2]);
+            StreamingBenchmark.RoundTrip rt = roundTrips.getOrDefault(workers, StreamingBenchmark.RoundTrip.NONE);
+            System.out.printf("| %d | %.0f | %.0f | %.0f |%n", workers, rt.p50(), rt.p95(), rt.mean());
         }
         System.out.println();
         System.out.println("# engine: one process, phase 1 once, the questions one after another; TTFT = its"
@@ -202,7 +201,7 @@ public final class ConcurrencyBenchmark {
     /** One job at {@code workers} parallelism: the document, a warm-up question, then each concurrency level. */
     private static List<Cell> runJob(EmbeddedKafka kafka, ModelLocation location, Settings settings, int workers,
                                      String text, List<String> prompts, Map<String, List<Integer>> expected,
-                                     Map<Integer, double[]> roundTrips) throws Exception {
+                                     Map<Integer, StreamingBenchmark.RoundTrip> roundTrips) throws Exception {
         String suffix = UUID.randomUUID().toString().substring(0, 8);
         BenchTopics topics = BenchTopics.create(kafka, suffix, 2);
         int restPort = StreamingBenchmark.freePort();
@@ -245,8 +244,9 @@ public final class ConcurrencyBenchmark {
                 cells.add(new Cell("job", workers, questions, answers, wall, exact));
                 System.err.printf("# parallelism %d, %d questions: %.1f s, equal to engine: %s%n", workers,
                         questions, wall, exact);
-                if (questions == 1) {
-                    roundTrips.put(workers, roundTrip(restPort, job, workers));
+                if (questions == 1) { // the warm-up and this one have finished: 2 questions, samples not counted
+                    roundTrips.put(workers, StreamingBenchmark.readRoundTrip(restPort, job.getJobID(), workers, 2,
+                            0));
                 }
             }
         } finally {
@@ -336,29 +336,6 @@ public final class ConcurrencyBenchmark {
             producer.close();
             consumer.close();
         }
-    }
-
-    /** The query host's layerRoundTripMicros p50, p95, mean, over subtasks weighted by questions finished. */
-    private static double[] roundTrip(int port, JobClient job, int subtasks) throws Exception {
-        FlinkRest rest = new FlinkRest("http://localhost:" + port);
-        String jobId = job.getJobID().toString();
-        FlinkRest.Vertex vertex = rest.vertex(jobId, "Query host").orElseThrow();
-        Thread.sleep(1500); // the REST metric fetcher's interval is 500 ms
-        double finished = 0;
-        double[] sums = new double[3];
-        for (int s = 0; s < subtasks; s++) {
-            Map<String, Double> values = rest.subtaskMetrics(jobId, vertex, s,
-                    id -> id.contains("starflink.host.layerRoundTripMicros_")
-                            || id.endsWith("starflink.host.questionsFinished"));
-            double n = values.getOrDefault("questionsFinished", 0.0);
-            if (n > 0 && values.containsKey("layerRoundTripMicros_median")) {
-                finished += n;
-                sums[0] += n * values.get("layerRoundTripMicros_median");
-                sums[1] += n * values.get("layerRoundTripMicros_p95");
-                sums[2] += n * values.get("layerRoundTripMicros_mean");
-            }
-        }
-        return new double[] {sums[0] / finished, sums[1] / finished, sums[2] / finished};
     }
 
     private static Settings parse(String[] args) {

@@ -70,7 +70,7 @@ public final class StreamingBenchmark {
      * The query host's layerRoundTripMicros histogram (over subtasks weighted by their finished questions);
      * count = layer round trips the cell's questions made (the histogram itself reports no count over REST).
      */
-    private record RoundTrip(long count, double mean, double p50, double p95) {
+    record RoundTrip(long count, double mean, double p50, double p95) {
         static final RoundTrip NONE = new RoundTrip(0, Double.NaN, Double.NaN, Double.NaN);
     }
 
@@ -306,7 +306,7 @@ public final class StreamingBenchmark {
      * weighted by their questionsFinished counter, and the read waits until those add up to {@code questions} (the
      * REST metric fetcher lags behind the job), or 20 s.
      */
-    private static RoundTrip readRoundTrip(int port, JobID jobId, int subtasks, int questions, int samples) {
+    static RoundTrip readRoundTrip(int port, JobID jobId, int subtasks, int questions, int samples) {
         try {
             FlinkRest rest = new FlinkRest("http://localhost:" + port);
             String job = jobId.toString();

@@ -131,7 +131,7 @@ class StarScalingCpuIT {
                     "--starflink.topic.block-events", events,
                     "--starflink.model", MODEL.toString(),
                     "--starflink.block-size", Integer.toString(BLOCK)), workers, null);
-            await(cluster, "job " + jobId + " running", Duration.ofMinutes(3),
+            StarflinkClusterIT.await(cluster, DIR, "job " + jobId + " running", Duration.ofMinutes(3),
                     () -> rest.allTasksRunning(jobId));
 
             String docId = "doc-" + suffix;
@@ -148,7 +148,7 @@ class StarScalingCpuIT {
             try (AnswerWatcher watcher = new AnswerWatcher(broker.bootstrapServers(), answers)) {
                 Question ask = Corpus.question("q-" + suffix, docId, prompt, NEW_TOKENS);
                 long asked = kafka.send(questions, ask.getQuestionId(), ask).timestamp();
-                await(cluster, "the answer of " + ask.getQuestionId(), Duration.ofMinutes(5),
+                StarflinkClusterIT.await(cluster, DIR, "the answer of " + ask.getQuestionId(), Duration.ofMinutes(5),
                         () -> watcher.finals() >= 1);
                 List<AnswerWatcher.Received> received = watcher.received();
                 List<Integer> answer = received.stream().map(r -> r.token().getTokenId()).toList();
@@ -169,19 +169,6 @@ class StarScalingCpuIT {
         long start = System.nanoTime();
         try (EncodedContext ignored = engine.encode(context, layout)) {
             return (System.nanoTime() - start) / 1e9;
-        }
-    }
-
-    /** Until {@code done}, failing fast if the JobManager died. */
-    private static void await(FlinkSessionCluster cluster, String what, Duration timeout,
-                              java.util.function.BooleanSupplier done) {
-        long deadline = System.nanoTime() + timeout.toNanos();
-        while (!done.getAsBoolean()) {
-            cluster.jobManager().assertAlive();
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError(what + ": not after " + timeout + " (logs: " + DIR + ")");
-            }
-            KafkaBrokerProcess.sleep(100);
         }
     }
 

@@ -319,6 +319,11 @@ class StarflinkClusterIT {
     }
 
     static void await(String what, Duration timeout, BooleanSupplier done) {
+        await(cluster, logs, what, timeout, done);
+    }
+
+    /** Until {@code done}, failing at once if {@code cluster}'s JobManager died; a timeout names {@code logs}. */
+    static void await(FlinkSessionCluster cluster, Path logs, String what, Duration timeout, BooleanSupplier done) {
         long deadline = System.nanoTime() + timeout.toNanos();
         while (!done.getAsBoolean()) {
             cluster.jobManager().assertAlive();

@@ -52,8 +52,8 @@ import org.starflink.schemas.AnswerToken;
  * <p>Only this operator holds the questions' and generated tokens' KV: as pages in {@link #OWN_KV}, of which each
  * layer rewrites only the last one(s) it appended to, next to a small pass state per member (the rows of the pass in
  * progress) in {@link #PASS_STATE}; bytes written per generated token are the {@code stateBytesPerToken} metric.
- * Operator-local maps keep the live host and answer objects, so that neither a layer nor a token deserializes or
- * replays anything (only a restore does).
+ * An operator-local map keeps each running question's task, engine host and answer in progress, so that a layer
+ * reads no state for its questions and a token replays nothing (only a restore does).
  */
 public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage, BlockRequest> {
     public static final OutputTag<AnswerToken> ANSWERS = new OutputTag<>("answers") { };
@@ -92,10 +92,8 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
     private transient MapState<Integer, byte[]> partials;
     private transient Model model;
     private transient Transformer transformer;
-    /** Live engine hosts per host key and question id: rebuilt from state only after a restore. */
-    private transient Map<String, Map<String, QueryHost>> liveHosts;
-    /** The answers being built, live: rebuilt from {@code HostProgress.tokens} only after a restore. */
-    private transient Map<String, Map<String, AnswerBuilder>> liveAnswers;
+    /** The running questions' live objects per host key and question id: rebuilt from state only after a restore. */
+    private transient Map<String, Map<String, LiveQuestion>> live;
     private transient HostMetrics metrics;
 
     public QueryHostOperator(ModelLocation model) {
@@ -112,8 +110,7 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
         partials = getRuntimeContext().getMapState(PARTIALS);
         model = modelLocation.load();
         transformer = new Transformer(modelLocation.backend(getRuntimeContext()));
-        liveHosts = new HashMap<>();
-        liveAnswers = new HashMap<>();
+        live = new HashMap<>();
         metrics = new HostMetrics(getRuntimeContext().getMetricGroup());
     }
 
@@ -168,51 +165,51 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
         }
         metrics.layerRoundTrip(System.nanoTime() - current.layerSentNanos);
         String hostKey = ctx.getCurrentKey();
-        List<QuestionTask> members = tasks(current.members);
+        List<LiveQuestion> members = live(hostKey, current.members);
         List<List<AttentionPartial>> byBlock = new ArrayList<>(current.blocks);
         for (int block = 0; block < current.blocks; block++) {
             byBlock.add(PhaseTwoCodec.partialsFromBytes(partials.get(block)));
         }
         partials.clear();
-        Map<String, QueryHost> hosts = hosts(hostKey, current.members);
         List<LayerRequest> next = new ArrayList<>(members.size());
         for (int member = 0; member < members.size(); member++) {
-            QuestionTask question = members.get(member);
+            LiveQuestion question = members.get(member);
             // This member's partial from each of its blocks, merged in block order: never arrival order.
-            List<AttentionPartial> ordered = new ArrayList<>(question.blockCount);
-            for (int block = 0; block < question.blockCount; block++) {
+            List<AttentionPartial> ordered = new ArrayList<>(question.task.blockCount);
+            for (int block = 0; block < question.task.blockCount; block++) {
                 ordered.add(byBlock.get(block).get(rowIndex(members, member, block)));
             }
-            next.add(hosts.get(question.questionId).complete(ordered));
+            next.add(question.host.complete(ordered));
         }
         if (next.get(0) != null) { // members share the layer: all continue or all finish the pass
             current.layer++;
             send(hostKey, current, members, next, out);
             return;
         }
-        finishPass(hostKey, current, members, hosts, ctx, out);
+        finishPass(hostKey, current, members, ctx, out);
     }
 
     /** After the last layer: every member samples and emits; the rest and the newcomers start the next pass. */
-    private void finishPass(String hostKey, HostBatch current, List<QuestionTask> members,
-                            Map<String, QueryHost> hosts, Context ctx, Collector<BlockRequest> out) throws Exception {
+    private void finishPass(String hostKey, HostBatch current, List<LiveQuestion> members, Context ctx,
+                            Collector<BlockRequest> out) throws Exception {
         List<String> continuing = new ArrayList<>();
         long now = System.currentTimeMillis();
-        for (QuestionTask question : members) {
+        for (LiveQuestion member : members) {
+            QuestionTask question = member.task;
             HostProgress state = progress.get(question.questionId);
             SamplingParams params = samplingParams(question);
             int step = state.tokens.length;
-            int token = new Sampler(params).next(hosts.get(question.questionId).logits(), step);
-            AnswerBuilder answer = liveAnswers.computeIfAbsent(hostKey, k -> new HashMap<>()).computeIfAbsent(
-                    question.questionId, id -> AnswerBuilder.resume(model.tokenizer(), model.config().eosIds(),
-                            params, state.tokens));
-            AnswerBuilder.Step outcome = answer.add(token);
+            int token = new Sampler(params).next(member.host.logits(), step);
+            if (member.answer == null) { // after a restore
+                member.answer = AnswerBuilder.resume(model.tokenizer(), model.config().eosIds(), params, state.tokens);
+            }
+            AnswerBuilder.Step outcome = member.answer.add(token);
             if (step == 0) {
                 state.prefillMs = now - question.receivedMs;
                 metrics.firstToken(state.prefillMs);
             } else {
-                metrics.outputToken(System.nanoTime() - state.passStartedNanos);
-                metrics.stateBytesPerToken(state.stateBytesThisPass);
+                metrics.outputToken(System.nanoTime() - member.passStartedNanos);
+                metrics.stateBytesPerToken(member.stateBytesThisPass);
             }
             ctx.output(ANSWERS, answerToken(question, step, token, outcome, state.prefillMs, now));
             if (outcome.finish() != null) {
@@ -223,7 +220,6 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
             }
             state.tokens = Arrays.copyOf(state.tokens, step + 1);
             state.tokens[step] = token;
-            state.stateBytesThisPass = 0;
             progress.put(question.questionId, state);
             continuing.add(question.questionId);
         }
@@ -237,49 +233,47 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
      * members, after them). With no member left the host is idle and keeps no batch.
      */
     private void startPass(String hostKey, HostBatch next, Collector<BlockRequest> out) throws Exception {
-        Map<String, QueryHost> hosts = hosts(hostKey, next.members);
+        List<LiveQuestion> members = new ArrayList<>(live(hostKey, next.members));
         List<LayerRequest> requests = new ArrayList<>();
-        for (String member : next.members) {
-            int[] tokens = progress.get(member).tokens;
-            requests.add(hosts.get(member).start(new int[] {tokens[tokens.length - 1]}));
+        for (LiveQuestion member : members) {
+            int[] tokens = progress.get(member.task.questionId).tokens;
+            requests.add(member.host.start(new int[] {tokens[tokens.length - 1]}));
         }
+        Map<String, LiveQuestion> byId = live.get(hostKey);
         for (String newcomer : next.waiting) {
             QuestionTask question = questions.get(newcomer);
-            QueryHost host = new QueryHost(transformer, question.contextLength,
-                    question.tokens.length + Math.min(question.maxNewTokens, 1024));
-            hosts.put(newcomer, host);
-            requests.add(host.start(question.tokens));
+            LiveQuestion joining = new LiveQuestion(question, new QueryHost(transformer, question.contextLength,
+                    question.tokens.length + Math.min(question.maxNewTokens, 1024)));
+            byId.put(newcomer, joining);
+            members.add(joining);
+            requests.add(joining.host.start(question.tokens));
         }
         next.members = append(next.members, next.waiting);
         next.waiting = new String[0];
-        if (next.members.length == 0) {
+        if (members.isEmpty()) {
             batch.clear();
-            liveHosts.remove(hostKey);
-            liveAnswers.remove(hostKey);
+            live.remove(hostKey);
             return;
         }
         long now = System.nanoTime();
-        for (String member : next.members) {
-            HostProgress state = progress.get(member);
-            state.passStartedNanos = now;
-            progress.put(member, state);
+        for (LiveQuestion member : members) {
+            member.passStartedNanos = now;
+            member.stateBytesThisPass = 0;
         }
         next.layer = 0;
-        send(hostKey, next, tasks(next.members), requests, out);
+        send(hostKey, next, members, requests, out);
     }
 
     /**
      * Saves what this layer changed and fans the members' requests out: block b gets the rows of the members that
      * cover it (block count > b), in member order.
      */
-    private void send(String hostKey, HostBatch current, List<QuestionTask> members, List<LayerRequest> requests,
+    private void send(String hostKey, HostBatch current, List<LiveQuestion> members, List<LayerRequest> requests,
                       Collector<BlockRequest> out) throws Exception {
-        Map<String, QueryHost> hosts = hosts(hostKey, current.members);
         int blocks = 0;
-        for (int member = 0; member < members.size(); member++) {
-            String id = members.get(member).questionId;
-            saveLayer(id, hosts.get(id));
-            blocks = Math.max(blocks, members.get(member).blockCount);
+        for (LiveQuestion member : members) {
+            saveLayer(member);
+            blocks = Math.max(blocks, member.task.blockCount);
         }
         current.blocks = blocks;
         current.partialsReceived = 0;
@@ -292,7 +286,7 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
         for (int block = blocks - 1; block >= 0; block--) {
             List<LayerRequest> covering = new ArrayList<>(members.size());
             for (int member = 0; member < members.size(); member++) {
-                if (members.get(member).blockCount > block) {
+                if (members.get(member).task.blockCount > block) {
                     covering.add(requests.get(member));
                 }
             }
@@ -300,68 +294,65 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
                 body = PhaseTwoCodec.requestsToBytes(covering);
                 bodyRows = covering.size();
             }
-            QuestionTask any = members.get(0);
+            QuestionTask any = members.get(0).task;
             out.collect(new BlockRequest(BlockKeys.of(any.docId, any.version, block), hostKey, block,
                     current.pass, current.layer, body));
         }
     }
 
     /** What this layer changed for one member, and no more: its pass's rows (small) and its last KV page(s). */
-    private void saveLayer(String questionId, QueryHost host) throws Exception {
-        byte[] rows = host.passState().toBytes();
+    private void saveLayer(LiveQuestion member) throws Exception {
+        String questionId = member.task.questionId;
+        byte[] rows = member.host.passState().toBytes();
         long written = rows.length;
         passState.put(questionId, rows);
-        for (KvPage page : host.changedKvPages(OWN_PAGE_TOKENS)) {
+        for (KvPage page : member.host.changedKvPages(OWN_PAGE_TOKENS)) {
             byte[] bytes = page.toBytes();
             ownKv.put(pageKey(questionId, KvPages.stateKey(page)), bytes);
             written += bytes.length;
         }
-        HostProgress state = progress.get(questionId);
-        state.stateBytesThisPass += written;
-        progress.put(questionId, state);
+        member.stateBytesThisPass += written;
     }
 
     /**
      * Where member {@code member}'s partial sits in block {@code block}'s partial batch: among the members that
      * cover the block, in member order.
      */
-    private static int rowIndex(List<QuestionTask> members, int member, int block) {
+    private static int rowIndex(List<LiveQuestion> members, int member, int block) {
         int index = 0;
         for (int other = 0; other < member; other++) {
-            if (members.get(other).blockCount > block) {
+            if (members.get(other).task.blockCount > block) {
                 index++;
             }
         }
         return index;
     }
 
-    private List<QuestionTask> tasks(String[] ids) throws Exception {
-        List<QuestionTask> tasks = new ArrayList<>(ids.length);
-        for (String id : ids) {
-            tasks.add(questions.get(id));
-        }
-        return tasks;
-    }
-
-    /** The live engine hosts of {@code members}; after a restore, rebuilt from their pass states and KV pages. */
-    private Map<String, QueryHost> hosts(String hostKey, String[] members) throws Exception {
-        Map<String, QueryHost> hosts = liveHosts.computeIfAbsent(hostKey, k -> new HashMap<>());
-        if (Arrays.stream(members).allMatch(hosts::containsKey)) {
-            return hosts;
-        }
-        Map<String, List<KvPage>> pages = new HashMap<>();
-        for (Map.Entry<String, byte[]> entry : ownKv.entries()) {
-            pages.computeIfAbsent(questionOf(entry.getKey()), id -> new ArrayList<>())
-                    .add(KvPage.fromBytes(entry.getValue()));
-        }
-        for (String member : members) {
-            if (!hosts.containsKey(member)) {
-                HostState state = HostState.fromBytes(passState.get(member))
-                        .withPages(pages.getOrDefault(member, List.of()));
-                hosts.put(member, QueryHost.restore(transformer, state));
+    /**
+     * The live questions {@code members}, in order; after a restore, rebuilt from their tasks, pass states and KV
+     * pages.
+     */
+    private List<LiveQuestion> live(String hostKey, String[] members) throws Exception {
+        Map<String, LiveQuestion> byId = live.computeIfAbsent(hostKey, k -> new HashMap<>());
+        if (!Arrays.stream(members).allMatch(byId::containsKey)) {
+            Map<String, List<KvPage>> pages = new HashMap<>();
+            for (Map.Entry<String, byte[]> entry : ownKv.entries()) {
+                pages.computeIfAbsent(questionOf(entry.getKey()), id -> new ArrayList<>())
+                        .add(KvPage.fromBytes(entry.getValue()));
+            }
+            for (String member : members) {
+                if (!byId.containsKey(member)) {
+                    HostState state = HostState.fromBytes(passState.get(member))
+                            .withPages(pages.getOrDefault(member, List.of()));
+                    byId.put(member, new LiveQuestion(questions.get(member), QueryHost.restore(transformer, state)));
+                }
             }
         }
-        return hosts;
+        List<LiveQuestion> ordered = new ArrayList<>(members.length);
+        for (String member : members) {
+            ordered.add(byId.get(member));
+        }
+        return ordered;
     }
 
     private void clear(String hostKey, String questionId) throws Exception {
@@ -377,14 +368,10 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
         for (String key : pageKeys) {
             ownKv.remove(key);
         }
-        Map<String, QueryHost> hosts = liveHosts.get(hostKey);
-        QueryHost host = hosts == null ? null : hosts.remove(questionId);
-        if (host != null) {
-            host.close();
-        }
-        Map<String, AnswerBuilder> answers = liveAnswers.get(hostKey);
-        if (answers != null) {
-            answers.remove(questionId);
+        Map<String, LiveQuestion> byId = live.get(hostKey);
+        LiveQuestion finished = byId == null ? null : byId.remove(questionId);
+        if (finished != null) {
+            finished.host.close();
         }
     }
 
@@ -405,11 +392,30 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
 
     @Override
     public void close() throws Exception {
-        if (liveHosts != null) {
-            liveHosts.values().forEach(hosts -> hosts.values().forEach(QueryHost::close));
-            liveHosts.clear();
+        if (live != null) {
+            live.values().forEach(byId -> byId.values().forEach(question -> question.host.close()));
+            live.clear();
         }
         super.close();
+    }
+
+    /**
+     * What the operator keeps of a running question next to its keyed state, so that a layer reads no state for it:
+     * its task (never changes), its engine host and its answer in progress. The two meters are for the metrics only
+     * and start again after a restore.
+     */
+    private static final class LiveQuestion {
+        final QuestionTask task;
+        final QueryHost host;
+        /** Null after a restore until the next token: rebuilt from {@code HostProgress.tokens}. */
+        AnswerBuilder answer;
+        long passStartedNanos;
+        long stateBytesThisPass;
+
+        LiveQuestion(QuestionTask task, QueryHost host) {
+            this.task = task;
+            this.host = host;
+        }
     }
 
     static SamplingParams samplingParams(QuestionTask question) {
