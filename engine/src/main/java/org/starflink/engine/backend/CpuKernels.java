@@ -47,7 +47,7 @@ public final class CpuKernels {
         float[] output = new float[rows * heads * hd];
         float[] lse = new float[rows * heads];
         // keys that every row sees (remote blocks, decode steps): the stacked loop nest, faster from one pair on
-        boolean stacked = allKeysVisible(kv.positionsView(layer), kv.length(layer), queryPositions);
+        boolean stacked = seesEveryKey(queryPositions, kv, layer);
         for (int kvHead = 0; kvHead < kvHeads; kvHead++) {
             if (stacked) {
                 StackedAttention.attendHead(q, rows, heads, kvHead * group, group, hd, kv, layer, kvHead, scale,
@@ -118,8 +118,10 @@ public final class CpuKernels {
         }
     }
 
-    /** True when every key's position is at most every row's: no key is masked for any row. */
-    private static boolean allKeysVisible(int[] keyPositions, int keyCount, int[] queryPositions) {
+    /** True when every key of the layer is at or before every row's position: no key is masked for any row. */
+    public static boolean seesEveryKey(int[] queryPositions, HostKvCache kv, int layer) {
+        int[] keyPositions = kv.positionsView(layer);
+        int keyCount = kv.length(layer);
         int latestKey = Integer.MIN_VALUE;
         for (int s = 0; s < keyCount; s++) {
             latestKey = Math.max(latestKey, keyPositions[s]);
