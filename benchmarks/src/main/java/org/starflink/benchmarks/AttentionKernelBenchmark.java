@@ -1,5 +1,7 @@
 package org.starflink.benchmarks;
 
+import java.nio.file.Path;
+import java.util.List;
 import java.util.Random;
 import org.starflink.engine.attention.AttentionPartial;
 import org.starflink.engine.backend.CpuKernels;
@@ -7,25 +9,35 @@ import org.starflink.engine.backend.HandleLedger;
 import org.starflink.engine.backend.HostKvCache;
 import org.starflink.engine.backend.HostTensor;
 import org.starflink.engine.backend.KvPrecision;
+import org.starflink.engine.checkpoint.HfConfig;
 import org.starflink.engine.model.ModelConfig;
 
 /**
- * The few-row attention loop alone: one decode row over S keys of stories260K's shape (8 heads, 4 KV heads, hd 8),
- * {@link CpuKernels#attend} over a BF16 and an F32 cache, and the loop as it was before the Backend redesign
- * (4cbe055's JavaAttention over float32 keys read in place, copied in {@link #before}), alternately, five rounds
- * of 20,000 calls. Usage: bin/benchmark attention-kernel [S, default 320]
+ * The few-row attention loop alone: R query rows (one decode row per question of a batch) over S keys, {@link
+ * CpuKernels#attend} over a BF16 and an F32 cache, next to the per-pair loop as it was before the stacked loop nest
+ * (4cbe055's JavaAttention over float32 keys read in place, copied in {@link #before}; CpuKernels kept that loop for
+ * masked keys), alternately, five rounds. Every key is visible to every row, as at a remote context block, so
+ * CpuKernels takes its stacked loop nest ({@code StackedAttention}); the R rows go through it in one call, the
+ * per-pair loop takes one call per row (it does not share anything between rows).
+ *
+ * <p>Usage: bin/benchmark attention-kernel [--keys S (320)] [--model stories260K|synth-14m] [--rows 1,4,16]
  */
 public final class AttentionKernelBenchmark {
-    private static final int CALLS = 20_000;
+    /** About this many key-row products per measured loop, whatever S and R. */
+    private static final long WORK = 2_000_000_000L;
 
     public static void main(String[] args) {
-        ModelConfig c = Stories260K.load().config();
-        int keyCount = Integer.parseInt(args.length > 0 ? args[0] : "320");
+        ModelConfig c = BenchArgs.option(args, "--model", "stories260K").equals("synth-14m")
+                ? HfConfig.read(Path.of(System.getProperty("starflink.project.dir", "."),
+                        "models/starflink-synth-14m"))
+                : Stories260K.load().config();
+        int keyCount = Integer.parseInt(BenchArgs.option(args, "--keys", "320"));
+        List<Integer> rowCounts = BenchArgs.ints(BenchArgs.option(args, "--rows", "1"));
         int width = c.kvWidth();
         int hd = c.headDim();
         System.out.println("# machine: " + Machine.describe() + ", load average " + EngineProfile.loadAverage());
-        System.out.printf("# %d heads, %d KV heads, hd %d, %d keys, one query row%n", c.heads(), c.kvHeads(), hd,
-                keyCount);
+        System.out.printf("# %d heads, %d KV heads, hd %d, %d keys, every key visible to every row%n", c.heads(),
+                c.kvHeads(), hd, keyCount);
         Random random = new Random(1);
         float[] keys = new float[keyCount * width];
         float[] values = new float[keyCount * width];
@@ -37,10 +49,6 @@ public final class AttentionKernelBenchmark {
         for (int i = 0; i < keyCount; i++) {
             positions[i] = i;
         }
-        float[] q = new float[c.heads() * hd];
-        for (int i = 0; i < q.length; i++) {
-            q[i] = (float) random.nextGaussian();
-        }
         HandleLedger ledger = new HandleLedger();
         KvPrecision[] precisions = {KvPrecision.BF16, KvPrecision.F32};
         HostKvCache[] caches = new HostKvCache[precisions.length];
@@ -50,25 +58,42 @@ public final class AttentionKernelBenchmark {
             caches[p].append(0, positions, new HostTensor(ledger, keys, keyCount, c.kvHeads(), hd),
                     new HostTensor(ledger, values, keyCount, c.kvHeads(), hd));
         }
-        int[] queryPosition = {keyCount};
         double sink = 0;
+        System.out.println("| round | rows | loop | KV | us per call | us per row |");
+        System.out.println("|---:|---:|---|---|---:|---:|");
         for (int round = 1; round <= 5; round++) {
-            for (int p = 0; p < precisions.length; p++) {
-                long start = System.nanoTime();
-                for (int i = 0; i < CALLS; i++) {
-                    sink += CpuKernels.attend(c, q, queryPosition, caches[p], 0).lse()[0];
+            for (int rows : rowCounts) {
+                int rowWidth = c.heads() * hd;
+                float[] q = new float[rows * rowWidth];
+                for (int i = 0; i < q.length; i++) {
+                    q[i] = (float) random.nextGaussian();
                 }
-                System.out.printf("round %d  CpuKernels.attend, %s KV      %7.2f us/call%n", round, precisions[p],
-                        (System.nanoTime() - start) / 1e3 / CALLS);
+                int[] queryPositions = new int[rows];
+                java.util.Arrays.fill(queryPositions, keyCount);
+                long calls = Math.max(1, WORK / ((long) keyCount * c.heads() * rows * 64));
+                for (int p = 0; p < precisions.length; p++) {
+                    long start = System.nanoTime();
+                    for (long i = 0; i < calls; i++) {
+                        sink += CpuKernels.attend(c, q, queryPositions, caches[p], 0).lse()[0];
+                    }
+                    print(round, rows, "CpuKernels.attend (stacked)", precisions[p].toString(), start, calls);
+                }
+                long start = System.nanoTime();
+                for (long i = 0; i < calls; i++) {
+                    for (int t = 0; t < rows; t++) {
+                        float[] row = java.util.Arrays.copyOfRange(q, t * rowWidth, (t + 1) * rowWidth);
+                        sink += before(c, row, new int[] {keyCount}, positions, keys, values, keyCount).lse()[0];
+                    }
+                }
+                print(round, rows, "per pair (4cbe055), a call per row", "F32 in place", start, calls);
             }
-            long start = System.nanoTime();
-            for (int i = 0; i < CALLS; i++) {
-                sink += before(c, q, queryPosition, positions, keys, values, keyCount).lse()[0];
-            }
-            System.out.printf("round %d  before (4cbe055), F32 KV      %7.2f us/call%n", round,
-                    (System.nanoTime() - start) / 1e3 / CALLS);
         }
         System.out.println(sink == 42 ? "" : "# done");
+    }
+
+    private static void print(int round, int rows, String loop, String kv, long start, long calls) {
+        double perCall = (System.nanoTime() - start) / 1e3 / calls;
+        System.out.printf("| %d | %d | %s | %s | %.1f | %.1f |%n", round, rows, loop, kv, perCall, perCall / rows);
     }
 
     /** 4cbe055's JavaAttention.attend, its KvSpan unpacked into arrays. */
