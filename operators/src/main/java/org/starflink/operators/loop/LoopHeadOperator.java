@@ -67,9 +67,12 @@ public final class LoopHeadOperator<T, K> extends AbstractStreamOperator<T>
     public static final String METRIC_RESTORED_IN_FLIGHT = "loopRestoredRecordsInFlight";
     /** The most records in flight at once since this task (attempt) started: at most {@code maxInFlight}. */
     public static final String METRIC_PEAK_IN_FLIGHT = "loopRecordsInFlightPeak";
-    /** Input records that had to wait at the cap before entering the loop (backpressure on the input). */
+    /**
+     * Input records the head held at the cap: each stopped its input until a record left the loop (the records
+     * behind it wait in the input's buffers, uncounted). Exits often come in batches, so fewer than queued.
+     */
     public static final String METRIC_ADMISSIONS_DELAYED = "loopAdmissionsDelayed";
-    /** Milliseconds input records waited at the cap, summed. */
+    /** Milliseconds the head's input was stopped at the cap, summed: the backpressure the cap exerts. */
     public static final String METRIC_ADMISSION_WAIT_MS = "loopAdmissionWaitMs";
 
     private final String loopId;
