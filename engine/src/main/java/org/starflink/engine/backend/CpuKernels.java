@@ -30,7 +30,9 @@ public final class CpuKernels {
 
     /**
      * Each (row, query head) pair is computed on its own: a row's numbers are the same whether it is attended alone
-     * or stacked with other questions' rows ({@link #attendEach}), which then share the widened keys and values.
+     * or stacked with other questions' rows ({@link #attendEach}), which then share the widened keys and values. Two
+     * loop nests compute those same numbers: {@link StackedAttention} when every row sees every key, else the loop per
+     * pair below, which skips masked keys.
      *
      * @param q [T, H, hd] query rows
      * @return output [T, H, hd] and lse [T, H]
@@ -41,62 +43,95 @@ public final class CpuKernels {
         int kvHeads = config.kvHeads();
         int group = config.groupSize();
         int hd = config.headDim();
-        int keyCount = kv.length(layer);
-        int[] keyPositions = kv.positionsView(layer);
         float scale = (float) (1.0 / Math.sqrt(hd));
         float[] output = new float[rows * heads * hd];
         float[] lse = new float[rows * heads];
+        // keys that every row sees (remote blocks, decode steps): the stacked loop nest, faster from one pair on
+        boolean stacked = seesEveryKey(queryPositions, kv, layer);
+        for (int kvHead = 0; kvHead < kvHeads; kvHead++) {
+            if (stacked) {
+                StackedAttention.attendHead(q, rows, heads, kvHead * group, group, hd, kv, layer, kvHead, scale,
+                        output, lse);
+            } else {
+                attendHeadPerPair(q, queryPositions, heads, kvHead * group, group, hd, kv, layer, kvHead, scale,
+                        output, lse);
+            }
+        }
+        return new AttentionPartial(rows, heads, output, lse);
+    }
+
+    /**
+     * The pairs (row t, query head h), h in {@code [firstHead, firstHead + group)}, over KV head {@code kvHead}, one
+     * pair at a time, skipping the keys a row does not see; writes their rows of output [T, H, hd] and lse [T, H].
+     */
+    static void attendHeadPerPair(float[] q, int[] queryPositions, int heads, int firstHead, int group, int hd,
+                                  HostKvCache kv, int layer, int kvHead, float scale, float[] output, float[] lse) {
+        int keyCount = kv.length(layer);
+        int[] keyPositions = kv.positionsView(layer);
         Scratch scratch = Scratch.get(keyCount, hd);
         float[] keys = scratch.keys;
         float[] values = scratch.values;
         float[] scores = scratch.scores;
-        for (int kvHead = 0; kvHead < kvHeads; kvHead++) {
-            // the head's keys and values widened once, shared by its whole query group and every row
-            kv.keyHead(layer, kvHead, keys);
-            kv.valueHead(layer, kvHead, values);
-            for (int t = 0; t < rows; t++) {
-                int queryPosition = queryPositions[t];
-                for (int h = kvHead * group; h < (kvHead + 1) * group; h++) {
-                    int qBase = (t * heads + h) * hd;
-                    float max = Float.NEGATIVE_INFINITY;
-                    for (int s = 0; s < keyCount; s++) {
-                        if (keyPositions[s] > queryPosition) {
-                            scores[s] = Float.NEGATIVE_INFINITY;
-                            continue;
-                        }
-                        int kBase = s * hd;
-                        float dot = 0f;
-                        for (int i = 0; i < hd; i++) {
-                            dot += q[qBase + i] * keys[kBase + i];
-                        }
-                        scores[s] = dot * scale;
-                        max = Math.max(max, scores[s]);
-                    }
-                    if (max == Float.NEGATIVE_INFINITY) {
-                        lse[t * heads + h] = Float.NEGATIVE_INFINITY; // no visible key: zero output
+        // the head's keys and values widened once, shared by its whole query group and every row
+        kv.keyHead(layer, kvHead, keys);
+        kv.valueHead(layer, kvHead, values);
+        for (int t = 0; t < queryPositions.length; t++) {
+            int queryPosition = queryPositions[t];
+            for (int h = firstHead; h < firstHead + group; h++) {
+                int qBase = (t * heads + h) * hd;
+                float max = Float.NEGATIVE_INFINITY;
+                for (int s = 0; s < keyCount; s++) {
+                    if (keyPositions[s] > queryPosition) {
+                        scores[s] = Float.NEGATIVE_INFINITY;
                         continue;
                     }
-                    float sum = 0f;
-                    for (int s = 0; s < keyCount; s++) {
-                        if (keyPositions[s] > queryPosition) {
-                            continue;
-                        }
-                        float p = (float) Math.exp(scores[s] - max);
-                        sum += p;
-                        int vBase = s * hd;
-                        for (int i = 0; i < hd; i++) {
-                            output[qBase + i] += p * values[vBase + i];
-                        }
-                    }
-                    float inverse = 1f / sum;
+                    int kBase = s * hd;
+                    float dot = 0f;
                     for (int i = 0; i < hd; i++) {
-                        output[qBase + i] *= inverse;
+                        dot += q[qBase + i] * keys[kBase + i];
                     }
-                    lse[t * heads + h] = max + (float) Math.log(sum);
+                    scores[s] = dot * scale;
+                    max = Math.max(max, scores[s]);
                 }
+                if (max == Float.NEGATIVE_INFINITY) {
+                    lse[t * heads + h] = Float.NEGATIVE_INFINITY; // no visible key: zero output
+                    continue;
+                }
+                float sum = 0f;
+                for (int s = 0; s < keyCount; s++) {
+                    if (keyPositions[s] > queryPosition) {
+                        continue;
+                    }
+                    float p = (float) Math.exp(scores[s] - max);
+                    sum += p;
+                    int vBase = s * hd;
+                    for (int i = 0; i < hd; i++) {
+                        output[qBase + i] += p * values[vBase + i];
+                    }
+                }
+                float inverse = 1f / sum;
+                for (int i = 0; i < hd; i++) {
+                    output[qBase + i] *= inverse;
+                }
+                lse[t * heads + h] = max + (float) Math.log(sum);
             }
         }
-        return new AttentionPartial(rows, heads, output, lse);
+    }
+
+    /** True when every key of the layer is at or before every row's position: no key is masked for any row. */
+    public static boolean seesEveryKey(int[] queryPositions, HostKvCache kv, int layer) {
+        int[] keyPositions = kv.positionsView(layer);
+        int keyCount = kv.length(layer);
+        int latestKey = Integer.MIN_VALUE;
+        for (int s = 0; s < keyCount; s++) {
+            latestKey = Math.max(latestKey, keyPositions[s]);
+        }
+        for (int position : queryPositions) {
+            if (position < latestKey) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /**

@@ -135,6 +135,20 @@ public final class HostKvCache implements KvCache {
         values[layer].widenColumns(kvHead * headDim, width, headDim, positions.length(layer), target);
     }
 
+    /**
+     * Keys of KV head {@code kvHead} of one layer widened and transposed: {@code target[i][s]} = element i of token
+     * s's key, for every token (rows at least {@link #length(int)} long): the layout in which a score per key is a
+     * contiguous run of products ({@link StackedAttention}).
+     */
+    void keyHeadTransposed(int layer, int kvHead, float[][] target) {
+        keys[layer].widenTransposed(kvHead * headDim, width, headDim, positions.length(layer), target);
+    }
+
+    /** Values of KV head {@code kvHead} of one layer widened, one array per token: {@code target[s][i]}. */
+    void valueHeadRows(int layer, int kvHead, float[][] target) {
+        values[layer].widenRows(kvHead * headDim, width, headDim, positions.length(layer), target);
+    }
+
     /** Every key of one layer as float32 [length, Hkv, headDim] (a new array). */
     public float[] keysF32(int layer) {
         float[] out = new float[positions.length(layer) * width];
@@ -198,6 +212,12 @@ public final class HostKvCache implements KvCache {
         /** Elements [at + r * stride, + count) of rows r < rows, widened into target[r * count, + count). */
         abstract void widenColumns(int at, int stride, int count, int rows, float[] target);
 
+        /** The same elements, row r into target[r][0, count). */
+        abstract void widenRows(int at, int stride, int count, int rows, float[][] target);
+
+        /** The same elements transposed: element i of row r into target[i][r]. */
+        abstract void widenTransposed(int at, int stride, int count, int rows, float[][] target);
+
         abstract void read(int at, int count, ByteBuffer target);
 
         abstract void write(int at, int count, KvPrecision from, ByteBuffer source);
@@ -234,6 +254,23 @@ public final class HostKvCache implements KvCache {
         void widenColumns(int at, int stride, int count, int rows, float[] target) {
             for (int r = 0; r < rows; r++) {
                 System.arraycopy(data, at + r * stride, target, r * count, count);
+            }
+        }
+
+        @Override
+        void widenRows(int at, int stride, int count, int rows, float[][] target) {
+            for (int r = 0; r < rows; r++) {
+                System.arraycopy(data, at + r * stride, target[r], 0, count);
+            }
+        }
+
+        @Override
+        void widenTransposed(int at, int stride, int count, int rows, float[][] target) {
+            for (int r = 0; r < rows; r++) {
+                int from = at + r * stride;
+                for (int i = 0; i < count; i++) {
+                    target[i][r] = data[from + i];
+                }
             }
         }
 
@@ -294,6 +331,27 @@ public final class HostKvCache implements KvCache {
                 int to = r * count;
                 for (int i = 0; i < count; i++) {
                     target[to + i] = Float.intBitsToFloat((data[from + i] & 0xffff) << 16); // Bf16.toFloat
+                }
+            }
+        }
+
+        @Override
+        void widenRows(int at, int stride, int count, int rows, float[][] target) {
+            for (int r = 0; r < rows; r++) {
+                int from = at + r * stride;
+                float[] row = target[r];
+                for (int i = 0; i < count; i++) {
+                    row[i] = Float.intBitsToFloat((data[from + i] & 0xffff) << 16); // Bf16.toFloat
+                }
+            }
+        }
+
+        @Override
+        void widenTransposed(int at, int stride, int count, int rows, float[][] target) {
+            for (int r = 0; r < rows; r++) {
+                int from = at + r * stride;
+                for (int i = 0; i < count; i++) {
+                    target[i][r] = Float.intBitsToFloat((data[from + i] & 0xffff) << 16); // Bf16.toFloat
                 }
             }
         }

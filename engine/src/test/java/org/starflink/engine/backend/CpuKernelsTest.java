@@ -53,4 +53,50 @@ class CpuKernelsTest {
         assertEquals(Float.NEGATIVE_INFINITY, stacked.get(2).lse()[0]);
         cache.close();
     }
+
+    /**
+     * The two loop nests of {@link CpuKernels#attend} over keys that every row sees: the stacked one returns bit for
+     * bit the per-pair loop's numbers, through the tails of its unrolled loops (a head size that is not a multiple
+     * of 4, key counts around its chunk size and not multiples of 4) and for one to many rows.
+     */
+    @ParameterizedTest
+    @EnumSource(KvPrecision.class)
+    void stackedLoopNestGivesThePerPairLoopsNumbersBitForBit(KvPrecision precision) {
+        Random random = new Random(11);
+        for (int headDim : new int[] {6, 8, 64}) {
+            int heads = 6;
+            int kvHeads = 2;
+            int width = kvHeads * headDim;
+            for (int keyCount : new int[] {1, 3, 255, 257, 1030}) {
+                HostKvCache kv = new HostKvCache(1, width, headDim, precision, keyCount, new HandleLedger(),
+                        t -> ((HostTensor) t).data());
+                HandleLedger ledger = new HandleLedger();
+                kv.append(0, Transformer.range(0, keyCount),
+                        new HostTensor(ledger, RandomModels.vector(random, keyCount * width), keyCount, kvHeads,
+                                headDim),
+                        new HostTensor(ledger, RandomModels.vector(random, keyCount * width), keyCount, kvHeads,
+                                headDim));
+                for (int rows : new int[] {1, 3, 16}) {
+                    float[] q = RandomModels.vector(random, rows * heads * headDim);
+                    int[] positions = new int[rows];
+                    java.util.Arrays.fill(positions, keyCount + 2);
+                    float scale = (float) (1.0 / Math.sqrt(headDim));
+                    float[] stackedOut = new float[q.length];
+                    float[] stackedLse = new float[rows * heads];
+                    float[] perPairOut = new float[q.length];
+                    float[] perPairLse = new float[rows * heads];
+                    for (int kvHead = 0; kvHead < kvHeads; kvHead++) {
+                        StackedAttention.attendHead(q, rows, heads, kvHead * 3, 3, headDim, kv, 0, kvHead, scale,
+                                stackedOut, stackedLse);
+                        CpuKernels.attendHeadPerPair(q, positions, heads, kvHead * 3, 3, headDim, kv, 0, kvHead,
+                                scale, perPairOut, perPairLse);
+                    }
+                    String shape = "hd " + headDim + ", " + keyCount + " keys, " + rows + " rows";
+                    assertArrayEquals(perPairOut, stackedOut, shape);
+                    assertArrayEquals(perPairLse, stackedLse, shape);
+                }
+                kv.close();
+            }
+        }
+    }
 }
