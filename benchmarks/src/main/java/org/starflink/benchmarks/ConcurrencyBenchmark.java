@@ -1,6 +1,5 @@
 package org.starflink.benchmarks;
 
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -9,24 +8,11 @@ import java.util.Collections;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Properties;
 import java.util.Set;
 import java.util.UUID;
-import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import org.apache.flink.configuration.Configuration;
 import org.apache.flink.core.execution.JobClient;
-import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
-import org.apache.kafka.clients.consumer.ConsumerConfig;
-import org.apache.kafka.clients.consumer.ConsumerRecord;
-import org.apache.kafka.clients.consumer.KafkaConsumer;
-import org.apache.kafka.clients.producer.KafkaProducer;
-import org.apache.kafka.clients.producer.ProducerConfig;
-import org.apache.kafka.clients.producer.ProducerRecord;
-import org.apache.kafka.clients.producer.RecordMetadata;
-import org.apache.kafka.common.TopicPartition;
-import org.apache.kafka.common.serialization.ByteArrayDeserializer;
-import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.starflink.benchmarks.Asker.Answer;
 import org.starflink.engine.backend.Backend;
 import org.starflink.engine.forward.Transformer;
 import org.starflink.engine.generate.GenerationResult;
@@ -38,15 +24,9 @@ import org.starflink.engine.star.EncodedContext;
 import org.starflink.engine.star.LongContextGenerator;
 import org.starflink.engine.star.StarSession;
 import org.starflink.kafka.EmbeddedKafka;
-import org.starflink.operators.cluster.LoopbackCluster;
-import org.starflink.operators.kafka.StrictAvroDecoder;
 import org.starflink.operators.model.ModelLocation;
-import org.starflink.pipeline.ClusterSettings;
-import org.starflink.pipeline.StarflinkJob;
-import org.starflink.pipeline.StarflinkOptions;
 import org.starflink.pipeline.client.StarflinkClient;
 import org.starflink.schemas.AnswerToken;
-import org.starflink.schemas.Question;
 
 /**
  * Concurrent questions on one document: C questions sent at once to the streaming job (embedded Kafka, local Flink
@@ -74,10 +54,6 @@ public final class ConcurrencyBenchmark {
                             int maxNewTokens) {
     }
 
-    /** One question as the consumer saw it. */
-    private record Answer(String id, long ttftMs, List<Integer> tokens, long firstNanos, long lastNanos) {
-    }
-
     private record Cell(String side, int workers, int questions, List<Answer> answers, double wallSeconds,
                         boolean exact) {
         int tokens() {
@@ -87,10 +63,7 @@ public final class ConcurrencyBenchmark {
 
     public static void main(String[] args) throws Exception {
         Settings settings = parse(args);
-        Path sibling = settings.model().resolveSibling("tok512.bin"); // llama2.c checkpoints keep it apart
-        ModelLocation location = new ModelLocation(settings.model().toString(),
-                settings.model().toString().endsWith(".bin") && Files.exists(sibling) ? sibling.toString() : null,
-                "cpu");
+        ModelLocation location = LocalJobs.cpuModel(settings.model());
         Model model = location.load();
         // Not closed: the backend is the JVM's one for this model (ModelRegistry), which the job's operators share.
         Backend backend = location.backend(Set.of());
@@ -205,40 +178,22 @@ public final class ConcurrencyBenchmark {
         String suffix = UUID.randomUUID().toString().substring(0, 8);
         BenchTopics topics = BenchTopics.create(kafka, suffix, 2);
         int restPort = StreamingBenchmark.freePort();
-        Configuration conf = new Configuration();
-        conf.setString("rest.port", String.valueOf(restPort));
-        conf.setString("rest.bind-port", String.valueOf(restPort));
-        conf.setString("metrics.fetcher.update-interval", "500 ms");
-        conf.setString("taskmanager.numberOfTaskSlots", String.valueOf(workers));
-        LoopbackCluster.apply(conf);
-        ClusterSettings.apply(conf, Files.createTempDirectory("starflink-concurrency-checkpoints-"),
-                Duration.ofSeconds(10));
-        topics.applyTo(conf);
-        conf.set(StarflinkOptions.MODEL, location.model());
-        if (location.tokenizer() != null) {
-            conf.set(StarflinkOptions.TOKENIZER, location.tokenizer());
-        }
-        conf.set(StarflinkOptions.BLOCK_SIZE, settings.blockSize());
-        conf.set(StarflinkOptions.ALLOW_BEYOND_WINDOW, true);
-        StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
-        env.setParallelism(workers);
-        env.setMaxParallelism(StarflinkJob.DEFAULT_MAX_PARALLELISM);
-        StarflinkJob.defineKafkaJob(env, conf);
-        JobClient job = env.executeAsync("starflink-concurrency-" + workers + "w-" + suffix);
+        JobClient job = LocalJobs.start(LocalJobs.configuration(topics, workers, restPort, location,
+                settings.blockSize()), workers, "starflink-concurrency-" + workers + "w-" + suffix);
         List<Cell> cells = new ArrayList<>();
         String docId = "doc-" + suffix;
         try (StarflinkClient client = new StarflinkClient(kafka.bootstrapServers(), topics.client());
-             Asker asker = new Asker(kafka.bootstrapServers(), topics.client(), docId, settings.maxNewTokens())) {
+             Asker asker = new Asker(kafka.bootstrapServers(), topics.client(), settings.maxNewTokens())) {
             client.sendDocument(docId, 1, text, 4096, n -> { });
             AnswerToken probe = client.awaitDocument(docId, Duration.ofMinutes(20));
             if (probe.getError() != null) {
                 throw new IllegalStateException("the document probe failed: " + probe.getError());
             }
-            asker.askAll(List.of(prompts.get(0)), "warm"); // warm-up on the encoded document
+            asker.askAll(docId, List.of(prompts.get(0)), "warm"); // warm-up on the encoded document
             for (int questions : settings.concurrency()) {
                 List<String> asked = prompts.subList(0, questions);
                 long start = System.nanoTime();
-                List<Answer> answers = asker.askAll(asked, "c" + questions);
+                List<Answer> answers = asker.askAll(docId, asked, "c" + questions);
                 double wall = (System.nanoTime() - start) / 1e9;
                 boolean exact = answers.stream().allMatch(a -> a.tokens().equals(expected.get(a.id())));
                 cells.add(new Cell("job", workers, questions, answers, wall, exact));
@@ -253,89 +208,6 @@ public final class ConcurrencyBenchmark {
             job.cancel().get(60, TimeUnit.SECONDS);
         }
         return cells;
-    }
-
-    /** Sends questions at once and reads every answer token back through one consumer. */
-    private static final class Asker implements AutoCloseable {
-        private final StarflinkClient.TopicNames topics;
-        private final String docId;
-        private final int maxNewTokens;
-        private final KafkaProducer<byte[], byte[]> producer;
-        private final KafkaConsumer<byte[], byte[]> consumer;
-        private final StrictAvroDecoder<AnswerToken> answers = new StrictAvroDecoder<>(AnswerToken.class);
-
-        Asker(String bootstrap, StarflinkClient.TopicNames topics, String docId, int maxNewTokens) {
-            this.topics = topics;
-            this.docId = docId;
-            this.maxNewTokens = maxNewTokens;
-            Properties producerProps = new Properties();
-            producerProps.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
-            producerProps.put(ProducerConfig.LINGER_MS_CONFIG, "0");
-            producer = new KafkaProducer<>(producerProps, new ByteArraySerializer(), new ByteArraySerializer());
-            Properties consumerProps = new Properties();
-            consumerProps.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
-            consumer = new KafkaConsumer<>(consumerProps, new ByteArrayDeserializer(), new ByteArrayDeserializer());
-            List<TopicPartition> partitions = consumer.partitionsFor(topics.answers()).stream()
-                    .map(p -> new TopicPartition(topics.answers(), p.partition())).toList();
-            consumer.assign(partitions);
-            consumer.seekToEnd(partitions);
-            partitions.forEach(consumer::position);
-        }
-
-        /** Answers keyed by prompt; question ids are {@code tag}-index. */
-        List<Answer> askAll(List<String> prompts, String tag) throws Exception {
-            Map<String, String> promptOf = new HashMap<>();
-            Map<String, Future<RecordMetadata>> sent = new HashMap<>();
-            for (int q = 0; q < prompts.size(); q++) {
-                String id = tag + "-" + q + "-" + UUID.randomUUID().toString().substring(0, 6);
-                promptOf.put(id, prompts.get(q));
-                Question question = Question.newBuilder().setQuestionId(id).setDocId(docId)
-                        .setText(prompts.get(q)).setMaxNewTokens(maxNewTokens).setTemperature(0f).setTopP(1f)
-                        .setSeed(0).setStop(List.of()).build();
-                sent.put(id, producer.send(new ProducerRecord<>(topics.questions(),
-                        id.getBytes(StandardCharsets.UTF_8), StarflinkClient.encode(question))));
-            }
-            producer.flush();
-            Map<String, List<Integer>> tokens = new HashMap<>();
-            Map<String, long[]> times = new HashMap<>(); // first ms, first nanos, last nanos
-            int finished = 0;
-            long deadline = System.nanoTime() + Duration.ofMinutes(20).toNanos();
-            while (finished < prompts.size()) {
-                if (System.nanoTime() > deadline) {
-                    throw new IllegalStateException(finished + " of " + prompts.size() + " answers in 20 minutes");
-                }
-                for (ConsumerRecord<byte[], byte[]> record : consumer.poll(Duration.ofMillis(5))) {
-                    AnswerToken token = answers.decode(record.value());
-                    String id = token.getQuestionId();
-                    if (!promptOf.containsKey(id)) {
-                        continue;
-                    }
-                    if (token.getError() != null) {
-                        throw new IllegalStateException("question " + id + " failed: " + token.getError());
-                    }
-                    long now = System.nanoTime();
-                    long[] t = times.computeIfAbsent(id, k -> new long[] {System.currentTimeMillis(), now, now});
-                    t[2] = now;
-                    tokens.computeIfAbsent(id, k -> new ArrayList<>()).add(token.getTokenId());
-                    if (token.getFinal$()) {
-                        finished++;
-                    }
-                }
-            }
-            List<Answer> answers = new ArrayList<>();
-            for (Map.Entry<String, String> e : promptOf.entrySet()) {
-                long[] t = times.get(e.getKey());
-                long sentMs = sent.get(e.getKey()).get().timestamp();
-                answers.add(new Answer(e.getValue(), t[0] - sentMs, tokens.get(e.getKey()), t[1], t[2]));
-            }
-            return answers;
-        }
-
-        @Override
-        public void close() {
-            producer.close();
-            consumer.close();
-        }
     }
 
     private static Settings parse(String[] args) {

@@ -158,9 +158,16 @@ class StarflinkClusterIT {
             return new ArrayList<>(texts.keySet());
         }
 
+        /** The job's settings (StarflinkOptions keys) on top of the topics and model: a test may change them. */
+        final Map<String, String> options = new LinkedHashMap<>(Map.of(
+                "starflink.block-size", Integer.toString(BLOCK),
+                "starflink.anchor-size", Integer.toString(ANCHOR),
+                "starflink.kv-page-tokens", "16",
+                "starflink.max-questions-in-flight", "8"));
+
         /** Submits the job jar (its main on the JobManager), as the Web UI or {@code flink run} would. */
         String submit(int parallelism, String savepoint) {
-            List<String> args = List.of(
+            List<String> args = new ArrayList<>(List.of(
                     "--starflink.kafka.bootstrap-servers", broker.bootstrapServers(),
                     "--starflink.kafka.group-id", group,
                     "--starflink.topic.documents", documents,
@@ -168,11 +175,8 @@ class StarflinkClusterIT {
                     "--starflink.topic.answers", answers,
                     "--starflink.topic.rejected", "rejected-" + suffix,
                     "--starflink.topic.block-events", "block-events-" + suffix,
-                    "--starflink.model", SharedModels.stories260KDir().resolve("stories260K.bin").toString(),
-                    "--starflink.block-size", Integer.toString(BLOCK),
-                    "--starflink.anchor-size", Integer.toString(ANCHOR),
-                    "--starflink.kv-page-tokens", "16",
-                    "--starflink.max-questions-in-flight", "8");
+                    "--starflink.model", SharedModels.stories260KDir().resolve("stories260K.bin").toString()));
+            options.forEach((key, value) -> args.addAll(List.of("--" + key, value)));
             long t0 = System.nanoTime();
             jobId = rest.runJar(jarId, args, parallelism, savepoint);
             awaitRunning(Duration.ofMinutes(3));
@@ -219,19 +223,30 @@ class StarflinkClusterIT {
          * have (the references are computed first, so that the job's generation is not raced by the test's).
          */
         int askAll(int count) {
+            return ask(questionsWithReferences(count));
+        }
+
+        /** {@code count} questions over the documents, round-robin, each with its reference computed. */
+        List<Question> questionsWithReferences(int count) {
             String[] prompts = {"Lily said", "The ball was", "Once upon a time", "Lily was sad", "Her mom said"};
-            List<Question> asked = new ArrayList<>();
-            int total = 0;
+            List<Question> prepared = new ArrayList<>();
             for (int n = 0; n < count; n++) {
                 Question question = Corpus.question("q" + n + "-" + suffix, docIds().get(n % texts.size()),
                         prompts[n % prompts.length], MAX_NEW_TOKENS);
                 question.setTemperature(0.8f);
                 question.setTopP(0.9f);
                 question.setSeed(1000 + n);
-                total += reference(question).size();
-                asked.add(question);
+                reference(question);
+                prepared.add(question);
             }
+            return prepared;
+        }
+
+        /** Sends the questions, one after another; returns the number of tokens their answers have. */
+        int ask(List<Question> asked) {
+            int total = 0;
             for (Question question : asked) {
+                total += reference(question).size();
                 questions.put(question.getQuestionId(), question);
                 kafka.send(questionsTopic, question.getQuestionId(), question);
             }

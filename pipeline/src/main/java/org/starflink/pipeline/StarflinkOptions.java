@@ -44,7 +44,11 @@ public final class StarflinkOptions {
             .defaultValue(256L << 20)
             .withDescription("Decoded KV kept on the heap per block-operator subtask (beyond it: read from state).");
     public static final ConfigOption<Duration> DOCUMENT_TTL = key("starflink.document.state-ttl").durationType()
-            .noDefaultValue().withDescription("Idle documents (no chunk, no question) expire after this.");
+            .noDefaultValue().withDescription("Idle documents expire: a document's catalog this long after its last "
+                    + "chunk (a question about it then gets 'unknown document'), each block this long after its last "
+                    + "use (a layer request, or the admission of a question over it). Set it above the longest time a "
+                    + "question may wait at starflink.max-questions-in-flight: one that waits longer finds its blocks "
+                    + "gone and is never answered (docs/reliability.md, scenario 5).");
     public static final ConfigOption<Boolean> EXACT_CUTS = key("starflink.document.exact-cuts").booleanType()
             .defaultValue(true).withDescription("Tokenize a streaming document piece by piece at the tokenizer's "
                     + "exact cuts (a space between two letters), O(new text) per chunk, when the tokenizer has such a "

@@ -116,6 +116,25 @@ public final class FlinkRest {
     public long operatorMetricSum(String jobId, String metric) {
         long sum = 0;
         boolean found = false;
+        for (double value : operatorMetric(jobId, metric, "sum")) {
+            sum += (long) value;
+            found = true;
+        }
+        return found ? sum : -1;
+    }
+
+    /** An operator metric's largest value over the subtasks of the vertices that have it; -1 where none reports it. */
+    public long operatorMetricMax(String jobId, String metric) {
+        long max = -1;
+        for (double value : operatorMetric(jobId, metric, "max")) {
+            max = Math.max(max, (long) value);
+        }
+        return max;
+    }
+
+    /** The metric aggregated ({@code agg}: sum, max, min, avg) over each vertex's subtasks, per vertex having it. */
+    private List<Double> operatorMetric(String jobId, String metric, String agg) {
+        List<Double> values = new ArrayList<>();
         for (JsonNode vertex : job(jobId).path("vertices")) {
             String prefix = "/jobs/" + jobId + "/vertices/" + vertex.path("id").asText() + "/subtasks/metrics";
             List<String> ids = new ArrayList<>();
@@ -128,12 +147,27 @@ public final class FlinkRest {
             if (ids.isEmpty()) {
                 continue;
             }
-            for (JsonNode m : get(prefix + "?agg=sum&get=" + enc(String.join(",", ids)))) {
-                sum += (long) m.path("sum").asDouble();
-                found = true;
+            for (JsonNode m : get(prefix + "?agg=" + agg + "&get=" + enc(String.join(",", ids)))) {
+                values.add(m.path(agg).asDouble());
             }
         }
-        return found ? sum : -1;
+        return values;
+    }
+
+    /** A TaskManager's metric (Status.JVM.Memory.Heap.Used, ...), or -1 if it has none yet. */
+    public long taskManagerMetric(String taskManagerId, String metric) {
+        for (JsonNode m : get("/taskmanagers/" + taskManagerId + "/metrics?get=" + enc(metric))) {
+            if (metric.equals(m.path("id").asText())) {
+                return (long) Double.parseDouble(m.path("value").asText());
+            }
+        }
+        return -1;
+    }
+
+    /** GET /jobs/:id/checkpoints: the full state size of the latest completed checkpoint (bytes), -1 if none. */
+    public long latestCheckpointStateSize(String jobId) {
+        JsonNode latest = get("/jobs/" + jobId + "/checkpoints").path("latest").path("completed");
+        return latest.isObject() ? latest.path("state_size").asLong(-1) : -1;
     }
 
     /** GET /jobs/:id/checkpoints: the number of completed checkpoints. */

@@ -15,6 +15,8 @@ final class BlockMetrics {
     static final String BLOCKS_ENCODED = "blocksEncoded";
     static final String ENCODES_SKIPPED = "encodesSkipped";
     static final String PHASE1_MILLIS = "phase1Millis";
+    /** Blocks whose KV was assembled from their state pages for a request: not (or no longer) in the local cache. */
+    static final String KV_LOADS_FROM_STATE = "kvLoadsFromState";
     private static final int WINDOW = 1000;
 
     private final Counter blocksEncoded;
@@ -25,6 +27,7 @@ final class BlockMetrics {
     private final Counter blocksRetired;
     private final Counter partialsServed;
     private final Counter kvBytesEncoded;
+    private final Counter kvLoadsFromState;
 
     BlockMetrics(MetricGroup parent, KvCacheLru decoded) {
         MetricGroup group = parent.addGroup("starflink").addGroup(GROUP);
@@ -36,6 +39,7 @@ final class BlockMetrics {
         blocksRetired = group.counter("blocksRetired");
         partialsServed = group.counter("partialsServed");
         kvBytesEncoded = group.counter("kvBytesEncoded");
+        kvLoadsFromState = group.counter(KV_LOADS_FROM_STATE);
         group.gauge("phase1TokensPerSecond", () -> phase1Nanos.getCount() == 0 ? 0.0
                 : phase1Tokens.getCount() * 1e9 / phase1Nanos.getCount());
         group.gauge("kvBytesCached", decoded::bytes);
@@ -55,6 +59,10 @@ final class BlockMetrics {
 
     void answered() {
         partialsServed.inc();
+    }
+
+    void loadedFromState() {
+        kvLoadsFromState.inc();
     }
 
     void dropped() {

@@ -51,7 +51,9 @@ import org.starflink.schemas.BlockEventKind;
  *
  * <p>A DROP (new document version, delete) does not clear the block at once: questions that started on this
  * version keep sending requests, so the block retires once no request has arrived for the grace period. With
- * an idle TTL (the documents' state TTL) a block nobody asked about for that long is cleared too.
+ * an idle TTL (the documents' state TTL) a block nobody asked about for that long is cleared too; a question admitted
+ * over it counts as a use from its admission (a TOUCH from the document operator), since it may wait at the loop's
+ * cap before its first request.
  *
  * <p>What phase 1 did goes to the side output {@link #BLOCK_EVENTS} (encoded, skipped, retired) and to the
  * metrics ({@link BlockMetrics}).
@@ -135,6 +137,14 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
             }
             return;
         }
+        if (command.kind == BlockCommand.Kind.TOUCH) {
+            // A question was admitted over the block; it may wait at the loop's cap before its first request.
+            if (current != null && (current.retiring || idleTtl != null)) {
+                current.lastUsedMs = ctx.timerService().currentProcessingTime();
+                meta.update(current);
+            }
+            return;
+        }
         if (current != null) {
             // Already encoded (a command replayed after a restore): the state survived, so no re-encoding.
             metrics.skipped();
@@ -200,6 +210,7 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
             }
             kv = KvPages.assemble(backend, stored);
             decoded.put(key, kv);
+            metrics.loadedFromState();
         }
         return kv;
     }

@@ -527,6 +527,12 @@ public class DocumentOperator extends KeyedCoProcessFunction<String, DocumentEve
             return;
         }
         metrics.questionsAccepted.inc();
+        if (idleStateTtl != null) {
+            // The blocks' idle TTL starts again now: the question may wait at the loop's cap before it asks them.
+            for (int b = 0; b < view.blockCount(); b++) {
+                ctx.output(BLOCK_COMMANDS, BlockCommand.touch(docId, state.version, b));
+            }
+        }
         out.collect(task(question, questionTokens, docId, state, view, receivedMs));
     }
 

@@ -65,6 +65,15 @@ public final class LoopHeadOperator<T, K> extends AbstractStreamOperator<T>
     public static final String METRIC_LOGGED = "loopLoggedFeedbackRecords";
     public static final String METRIC_REPLAYED = "loopReplayedFeedbackRecords";
     public static final String METRIC_RESTORED_IN_FLIGHT = "loopRestoredRecordsInFlight";
+    /** The most records in flight at once since this task (attempt) started: at most {@code maxInFlight}. */
+    public static final String METRIC_PEAK_IN_FLIGHT = "loopRecordsInFlightPeak";
+    /**
+     * Input records the head held at the cap: each stopped its input until a record left the loop (the records
+     * behind it wait in the input's buffers, uncounted). Exits often come in batches, so fewer than queued.
+     */
+    public static final String METRIC_ADMISSIONS_DELAYED = "loopAdmissionsDelayed";
+    /** Milliseconds the head's input was stopped at the cap, summed: the backpressure the cap exerts. */
+    public static final String METRIC_ADMISSION_WAIT_MS = "loopAdmissionWaitMs";
 
     private final String loopId;
     private final int maxInFlight;
@@ -80,6 +89,7 @@ public final class LoopHeadOperator<T, K> extends AbstractStreamOperator<T>
     /** In-flight records per owned key group, indexed by {@code keyGroup - keyGroups.getStartKeyGroup()}. */
     private transient long[] inFlight;
     private transient long totalInFlight;
+    private transient long peakInFlight;
     /** Logs of checkpoints whose sentinel has not been drained yet, by checkpoint id. */
     private transient TreeMap<Long, PendingLog> pendingLogs;
     /** Feedback records restored from a checkpoint, emitted in {@link #open()}. */
@@ -88,6 +98,8 @@ public final class LoopHeadOperator<T, K> extends AbstractStreamOperator<T>
     private transient Counter feedbackCounter;
     private transient Counter loggedCounter;
     private transient Counter replayedCounter;
+    private transient Counter admissionsDelayed;
+    private transient Counter admissionWaitMs;
 
     LoopHeadOperator(StreamOperatorParameters<T> parameters, String loopId, int maxInFlight,
             KeySelector<T, K> keySelector, TypeSerializer<T> serializer, boolean checkpointFeedback) {
@@ -160,6 +172,10 @@ public final class LoopHeadOperator<T, K> extends AbstractStreamOperator<T>
         loggedCounter = getMetricGroup().counter(METRIC_LOGGED);
         replayedCounter = getMetricGroup().counter(METRIC_REPLAYED);
         getMetricGroup().counter(METRIC_RESTORED_IN_FLIGHT).inc(totalInFlight);
+        peakInFlight = totalInFlight;
+        getMetricGroup().gauge(METRIC_PEAK_IN_FLIGHT, () -> peakInFlight);
+        admissionsDelayed = getMetricGroup().counter(METRIC_ADMISSIONS_DELAYED);
+        admissionWaitMs = getMetricGroup().counter(METRIC_ADMISSION_WAIT_MS);
 
         // Replayed records were on the feedback edge at the checkpoint; they go out before anything new.
         for (T record : toReplay) {
@@ -176,12 +192,18 @@ public final class LoopHeadOperator<T, K> extends AbstractStreamOperator<T>
     @Override
     public void processElement(StreamRecord<T> element) throws Exception {
         // Backpressure: while at the cap, run other mails (feedback drains bring exits) instead of taking input.
-        while (totalInFlight >= maxInFlight) {
-            mailbox.yield();
+        if (totalInFlight >= maxInFlight) {
+            long waitingSince = System.nanoTime();
+            while (totalInFlight >= maxInFlight) {
+                mailbox.yield();
+            }
+            admissionsDelayed.inc();
+            admissionWaitMs.inc((System.nanoTime() - waitingSince) / 1_000_000);
         }
         int index = keyGroupIndex(keySelector.getKey(element.getValue()));
         inFlight[index]++;
         totalInFlight++;
+        peakInFlight = Math.max(peakInFlight, totalInFlight);
         output.collect(element);
     }
 

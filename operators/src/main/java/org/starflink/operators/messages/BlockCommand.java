@@ -1,11 +1,11 @@
 package org.starflink.operators.messages;
 
 /**
- * From the document operator to a block operator (keyed by {@link #blockKey}): encode a complete block, or drop
- * one. A Flink POJO: public fields, a no-argument constructor, arrays rather than collections (no Kryo).
+ * From the document operator to a block operator (keyed by {@link #blockKey}): encode a complete block, drop one,
+ * or touch one (a question was admitted over it: its idle TTL starts again). A Flink POJO: public fields, a no-argument constructor, arrays rather than collections (no Kryo).
  */
 public class BlockCommand {
-    public enum Kind { ENCODE, DROP }
+    public enum Kind { ENCODE, DROP, TOUCH }
 
     public Kind kind;
     public String docId;
@@ -36,8 +36,17 @@ public class BlockCommand {
     }
 
     public static BlockCommand drop(String docId, long version, int block) {
+        return withoutTokens(Kind.DROP, docId, version, block);
+    }
+
+    /** A question was admitted over the block: it is in use from now on, though its first request may come later. */
+    public static BlockCommand touch(String docId, long version, int block) {
+        return withoutTokens(Kind.TOUCH, docId, version, block);
+    }
+
+    private static BlockCommand withoutTokens(Kind kind, String docId, long version, int block) {
         BlockCommand c = new BlockCommand();
-        c.kind = Kind.DROP;
+        c.kind = kind;
         c.docId = docId;
         c.version = version;
         c.block = block;

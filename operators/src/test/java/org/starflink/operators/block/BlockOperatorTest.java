@@ -248,4 +248,19 @@ class BlockOperatorTest {
         harness.setProcessingTime(111_000);
         assertEquals(0, harness.numKeyedStateEntries(), "an idle block must expire");
     }
+
+    @Test
+    void aTouchFromAnAdmittedQuestionRestartsTheIdleTtl() throws Exception {
+        harness = harness(null, Duration.ofMinutes(1));
+        harness.setProcessingTime(0);
+        harness.processElement1(new StreamRecord<>(encodeBlock("d6", 1)));
+        harness.setProcessingTime(50_000);
+        harness.processElement1(new StreamRecord<>(BlockCommand.touch("d6", 1, 1))); // admitted, waits at the cap
+        harness.setProcessingTime(100_000);
+        assertTrue(harness.numKeyedStateEntries() > 0, "expired 50 s after a question was admitted over it");
+        harness.processElement2(new StreamRecord<>(toBlock("d6", 1, request(1))));
+        assertEquals(1, harness.extractOutputValues().size(), "the late question's request is answered");
+        harness.setProcessingTime(161_000);
+        assertEquals(0, harness.numKeyedStateEntries(), "an idle block must expire");
+    }
 }

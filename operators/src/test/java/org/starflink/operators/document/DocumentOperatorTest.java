@@ -454,6 +454,25 @@ class DocumentOperatorTest {
         assertEquals("unknown document " + DOC, onlyError().getError());
     }
 
+    @Test
+    void anAdmittedQuestionTouchesEveryBlockItCoversWhenBlocksExpire() throws Exception {
+        open(new DocumentOperator(location, LAYOUT, false, Duration.ofMinutes(10), true));
+        sendWhole(DOC, 1, story);
+        List<BlockCommand> encodes = blockCommands();
+        harness.processElement2(question("q1", DOC, "Who is Lily?"), 0);
+        List<BlockCommand> touches = blockCommands().subList(encodes.size(), blockCommands().size());
+        assertEquals(encodes.stream().map(BlockCommand::blockKey).toList(),
+                touches.stream().map(BlockCommand::blockKey).toList(), "one TOUCH per block of the catalog");
+        assertTrue(touches.stream().allMatch(c -> c.kind == BlockCommand.Kind.TOUCH), touches.toString());
+
+        harness.close();
+        open(newOperator()); // without a TTL nothing expires: no TOUCH
+        sendWhole(DOC, 1, story);
+        int commands = blockCommands().size();
+        harness.processElement2(question("q2", DOC, "Who is Lily?"), 0);
+        assertEquals(commands, blockCommands().size());
+    }
+
     // ------------------------------------------------------------------------------------------ checkpoints
 
     @Test

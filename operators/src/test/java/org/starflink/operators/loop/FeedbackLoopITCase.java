@@ -28,6 +28,7 @@ import org.apache.flink.connector.datagen.source.DataGeneratorSource;
 import org.apache.flink.core.execution.JobClient;
 import org.apache.flink.core.execution.SavepointFormatType;
 import org.apache.flink.metrics.Counter;
+import org.apache.flink.metrics.Gauge;
 import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.runtime.jobgraph.JobGraph;
 import org.apache.flink.runtime.jobgraph.JobVertex;
@@ -142,6 +143,17 @@ class FeedbackLoopITCase {
             }
         }
         return sum;
+    }
+
+    /** A loop-head gauge's value per subtask (and attempt) of a job. */
+    static List<Long> loopHeadGauges(JobID job, String metric) {
+        List<Long> values = new ArrayList<>();
+        for (MetricGroup group : METRICS.findOperatorMetricGroups(job, "Loop head.*")) {
+            if (METRICS.getMetricsByGroup(group).get(metric) instanceof Gauge<?> g) {
+                values.add(((Number) g.getValue()).longValue());
+            }
+        }
+        return values;
     }
 
     @Test
@@ -271,12 +283,17 @@ class FeedbackLoopITCase {
         StreamExecutionEnvironment env = env(1, new Configuration());
         ToyLayerJob.defineWorkflow(env.fromData(steps(n)).setParallelism(1), LAYERS, cap, 1, 0)
                 .sinkTo(new CollectingSink("cap")).uid("results").name("results");
-        env.execute("loop-cap");
+        JobID job = env.execute("loop-cap").getJobID();
         assertEquals(0, assertEveryKeyOnceOrMore("cap", n));
         int max = ToyLayerJob.MAX_LIVE_IN_BODY.get();
-        System.out.printf("cap %d: at most %d records in the loop body at once%n", cap, max);
+        long delayed = sumCounter(job, LoopHeadOperator.METRIC_ADMISSIONS_DELAYED);
+        System.out.printf("cap %d: at most %d records in the loop body at once, %d admissions waited%n", cap, max,
+                delayed);
         assertTrue(max <= cap, "more than " + cap + " records in the loop: " + max);
         assertTrue(max > 1, "the loop never held more than one record: the cap was not exercised");
+        // What the cluster sees of it: the head's peak gauge is the cap, and records waited for admission.
+        assertEquals(List.of((long) cap), loopHeadGauges(job, LoopHeadOperator.METRIC_PEAK_IN_FLIGHT));
+        assertTrue(delayed > 0, "no input record waited at the cap");
     }
 
     @Test
