@@ -46,9 +46,10 @@ public final class StarflinkOptions {
     public static final ConfigOption<Duration> DOCUMENT_TTL = key("starflink.document.state-ttl").durationType()
             .noDefaultValue().withDescription("Idle documents expire: a document's catalog this long after its last "
                     + "chunk (a question about it then gets 'unknown document'), each block this long after its last "
-                    + "use (a layer request, or the admission of a question over it). Set it above the longest time a "
-                    + "question may wait at starflink.max-questions-in-flight: one that waits longer finds its blocks "
-                    + "gone and is never answered (docs/reliability.md, scenario 5).");
+                    + "use (a layer request, or the admission of a question over it). A question that waits longer than "
+                    + "that at starflink.max-questions-in-flight finds its blocks gone and is answered with an error; "
+                    + "one that waits more than twice as long still finds nothing to answer it, so set it above the "
+                    + "longest such wait (docs/reliability.md, scenario 5).");
     public static final ConfigOption<Boolean> EXACT_CUTS = key("starflink.document.exact-cuts").booleanType()
             .defaultValue(true).withDescription("Tokenize a streaming document piece by piece at the tokenizer's "
                     + "exact cuts (a space between two letters), O(new text) per chunk, when the tokenizer has such a "

@@ -126,6 +126,13 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
     public void processElement1(BlockCommand command, Context ctx, Collector<HostMessage> out) throws Exception {
         String key = ctx.getCurrentKey();
         BlockMeta current = meta.value();
+        if (current != null && current.goneReason != null) {
+            if (command.kind != BlockCommand.Kind.ENCODE) {
+                return; // nothing left to touch or drop
+            }
+            meta.clear(); // the same key encoded anew (a document that expired and came back)
+            current = null;
+        }
         if (command.kind == BlockCommand.Kind.DROP) {
             if (current != null) {
                 current.retiring = true;
@@ -184,6 +191,11 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
             pending.add(request); // the block's encoding has not arrived yet
             return;
         }
+        if (current.goneReason != null) {
+            out.collect(HostMessage.blockGone(request.hostKey, request.block, request.pass, request.layer,
+                    current.goneReason));
+            return;
+        }
         if (current.retiring || idleTtl != null) { // only then does the last use matter
             current.lastUsedMs = ctx.timerService().currentProcessingTime();
             meta.update(current);
@@ -233,6 +245,12 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
         if (current == null) {
             return;
         }
+        if (current.goneReason != null) { // a tombstone: gone one more period after the KV
+            if (timestamp >= current.lastUsedMs + tombstonePeriod()) {
+                meta.clear();
+            }
+            return;
+        }
         // Retired: dropped, and unused for the grace period. Idle: unused for the TTL. Else look again later.
         long retireAt = current.retiring ? current.lastUsedMs + retireGrace.toMillis() : Long.MAX_VALUE;
         long expireAt = idleTtl != null ? current.lastUsedMs + idleTtl.toMillis() : Long.MAX_VALUE;
@@ -244,11 +262,26 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
             return;
         }
         pages.clear();
-        meta.clear();
         pending.clear();
         decoded.remove(ctx.getCurrentKey());
+        BlockMeta tombstone = new BlockMeta();
+        tombstone.lastUsedMs = timestamp;
+        tombstone.goneReason = timestamp >= retireAt
+                ? "its document version was replaced or deleted (retired after starflink.block.retire-grace, "
+                        + retireGrace + ")"
+                : "unused for starflink.document.state-ttl (" + idleTtl + "), its KV expired";
+        meta.update(tombstone);
+        ctx.timerService().registerProcessingTimeTimer(timestamp + tombstonePeriod());
         metrics.dropped();
         ctx.output(BLOCK_EVENTS, event(ctx.getCurrentKey(), BlockEventKind.RETIRED, 0, 0));
+    }
+
+    /**
+     * How long a cleared block's tombstone stays: one more TTL (or retire grace) after its KV. A question admitted
+     * over the block that reaches it later still waits (docs/design.md, Known limits).
+     */
+    private long tombstonePeriod() {
+        return Math.max(retireGrace.toMillis(), idleTtl == null ? 0 : idleTtl.toMillis());
     }
 
     private BlockEvent event(String key, BlockEventKind kind, int tokens, long phase1Ms) {

@@ -155,6 +155,11 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
             metrics.stalePartial(); // a reply to a pass or layer that is no longer waiting
             return;
         }
+        if (message.blockGone != null) {
+            endBatch(ctx, current, "block " + message.block + " of " + ctx.getCurrentKey() + " is gone: "
+                    + message.blockGone + "; ask again");
+            return;
+        }
         if (!partials.contains(message.block)) {
             partials.put(message.block, message.partials);
             current.partialsReceived++;
@@ -187,6 +192,27 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
             return;
         }
         finishPass(hostKey, current, members, ctx, out);
+    }
+
+    /**
+     * A block the batch needs can no longer answer (its KV expired while the questions waited at the loop's cap, or
+     * was retired): every member and every waiting question of this document version ends with the error (the
+     * others' blocks are gone the same way), and the host keeps nothing. The layer's other replies arrive stale.
+     */
+    private void endBatch(Context ctx, HostBatch current, String reason) throws Exception {
+        String hostKey = ctx.getCurrentKey();
+        for (String[] questionIds : new String[][] {current.members, current.waiting}) {
+            for (String questionId : questionIds) {
+                QuestionTask question = questions.get(questionId);
+                ctx.output(ANSWERS, AnswerErrors.error(questionId, question.docId, reason, question.receivedMs));
+                clear(hostKey, questionId);
+                metrics.questionFinished();
+                ctx.output(EXITS, hostKey);
+            }
+        }
+        partials.clear();
+        batch.clear();
+        live.remove(hostKey);
     }
 
     /** After the last layer: every member samples and emits; the rest and the newcomers start the next pass. */

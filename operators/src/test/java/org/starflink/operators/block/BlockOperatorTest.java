@@ -2,6 +2,7 @@ package org.starflink.operators.block;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.time.Duration;
@@ -215,6 +216,8 @@ class BlockOperatorTest {
         assertEquals(block.tokens().length, events.get(1).getTokens());
         assertEquals(0, events.get(2).getTokens());
         assertEquals(0, events.get(1).getPhase1Ms());
+        assertEquals(1, harness.numKeyedStateEntries(), "the KV is gone, the tombstone stays one more grace period");
+        harness.setProcessingTime(1_000 + 2 * GRACE.toMillis() + 1);
         assertEquals(0, harness.numKeyedStateEntries());
     }
 
@@ -232,7 +235,9 @@ class BlockOperatorTest {
         harness.setProcessingTime(1_000 + GRACE.toMillis() + 1); // the first timer fires: used since, so it waits
         assertTrue(harness.numKeyedStateEntries() > 0);
 
-        harness.setProcessingTime(1_000 + 3 * GRACE.toMillis());
+        harness.setProcessingTime(1_000 + 2 * GRACE.toMillis() + GRACE.toMillis() / 2);
+        assertEquals(1, harness.numKeyedStateEntries(), "a retired block keeps its tombstone only");
+        harness.setProcessingTime(1_000 + 4 * GRACE.toMillis());
         assertEquals(0, harness.numKeyedStateEntries(), "a retired block must leave no state behind");
     }
 
@@ -246,7 +251,32 @@ class BlockOperatorTest {
         harness.setProcessingTime(70_000);
         assertTrue(harness.numKeyedStateEntries() > 0, "expired although used 20 s ago");
         harness.setProcessingTime(111_000);
-        assertEquals(0, harness.numKeyedStateEntries(), "an idle block must expire");
+        assertEquals(1, harness.numKeyedStateEntries(), "an idle block's KV must expire (its tombstone stays)");
+        harness.setProcessingTime(172_000);
+        assertEquals(0, harness.numKeyedStateEntries(), "an idle block must leave no state behind");
+    }
+
+    @Test
+    void aRequestForAnExpiredBlockIsAnsweredWithWhyAndTheKeyCanBeEncodedAgain() throws Exception {
+        harness = harness(null, Duration.ofMinutes(1));
+        harness.setProcessingTime(0);
+        harness.processElement1(new StreamRecord<>(encodeBlock("d7", 1)));
+        harness.setProcessingTime(61_000); // expired: a question admitted before, held at the loop's cap, asks now
+        harness.processElement2(new StreamRecord<>(toBlock("d7", 1, request(2))));
+        List<HostMessage> replies = drain();
+        assertEquals(1, replies.size(), "a request for an expired block must not wait for an encoding");
+        HostMessage gone = replies.get(0);
+        assertEquals("unused for starflink.document.state-ttl (PT1M), its KV expired", gone.blockGone);
+        assertEquals(BlockKeys.documentVersion("d7", 1), gone.hostKey);
+        assertEquals(1, gone.block);
+        assertEquals(2, gone.layer);
+        assertNull(gone.partials);
+
+        harness.processElement1(new StreamRecord<>(encodeBlock("d7", 1))); // the document came back
+        harness.processElement2(new StreamRecord<>(toBlock("d7", 1, request(2))));
+        HostMessage answer = drain().get(0);
+        assertNull(answer.blockGone);
+        assertEquals(1, PhaseTwoCodec.partialsFromBytes(answer.partials).size());
     }
 
     @Test
@@ -261,6 +291,6 @@ class BlockOperatorTest {
         harness.processElement2(new StreamRecord<>(toBlock("d6", 1, request(1))));
         assertEquals(1, harness.extractOutputValues().size(), "the late question's request is answered");
         harness.setProcessingTime(161_000);
-        assertEquals(0, harness.numKeyedStateEntries(), "an idle block must expire");
+        assertEquals(1, harness.numKeyedStateEntries(), "an idle block must expire (its tombstone stays)");
     }
 }

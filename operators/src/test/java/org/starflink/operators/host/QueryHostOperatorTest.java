@@ -237,6 +237,38 @@ class QueryHostOperatorTest {
     }
 
     /**
+     * A block that answers that its KV is gone (expired while the questions waited at the loop's cap) ends every
+     * question of the document version, running or waiting, with that reason, and the host keeps nothing.
+     */
+    @Test
+    void aGoneBlockEndsTheBatchWithItsReasonAndLeavesNoState() throws Exception {
+        harness = harness(null);
+        harness.processElement(new StreamRecord<>(HostMessage.question(task("q5", "Tom said"))));
+        List<BlockRequest> requests = new ArrayList<>();
+        collectOutputs(requests);
+        harness.processElement(new StreamRecord<>(HostMessage.question(task("q6", "The dog")))); // waits
+        BlockRequest last = requests.get(0);
+        harness.processElement(new StreamRecord<>(answer(requests.get(1)))); // another block answers normally
+        harness.processElement(new StreamRecord<>(HostMessage.blockGone(last.hostKey, last.block, last.pass,
+                last.layer, "unused for starflink.document.state-ttl (PT1M), its KV expired")));
+        for (BlockRequest request : requests.subList(2, requests.size())) {
+            harness.processElement(new StreamRecord<>(answer(request))); // arrive after the end: stale
+        }
+        List<BlockRequest> after = new ArrayList<>();
+        collectOutputs(after);
+        assertEquals(List.of(), after, "nothing is sent for a batch that ended");
+        assertEquals(List.of("q5", "q6"), answers.stream().map(AnswerToken::getQuestionId).toList());
+        for (AnswerToken answer : answers) {
+            assertTrue(answer.getFinal$());
+            assertEquals(FinishReason.ERROR, answer.getFinishReason());
+            assertEquals("block " + last.block + " of doc@1 is gone: unused for starflink.document.state-ttl (PT1M), "
+                    + "its KV expired; ask again", answer.getError());
+        }
+        assertEquals(2, exits);
+        assertEquals(0, harness.numKeyedStateEntries(), "an ended batch must leave no state behind");
+    }
+
+    /**
      * Three questions on one document: two at once, one while they are generating (it joins at their next pass), one
      * of them admitted while the document had fewer blocks. Each layer sends one request per block for all of them,
      * and each answer equals the engine's answer alone, also across a snapshot and restore mid-batch.
