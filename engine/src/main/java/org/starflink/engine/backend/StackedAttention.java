@@ -5,21 +5,22 @@ import java.util.Arrays;
 /**
  * The few-row attention of many query rows over one KV head at once: every (row, query head) pair that reads the
  * head, e.g. a query host's batch of decode rows at a context block times the head's query group. Bit for bit what
- * {@link CpuKernels}'s per-row loop computes for each pair alone: every score sums its products in head-dimension
+ * {@link CpuKernels}'s per-pair loop computes for each pair alone: every score sums its products in head-dimension
  * order starting from 0, every output sums its weighted values in key order starting from 0, the softmax takes the
  * same max and the same sum in key order; only the loop nest differs. Here the innermost loops run over one
  * contiguous array each, with the same index on every array (a run of keys of one score row; one value row), which
  * the JIT turns into SIMD, and each key and value element is read once for all the pairs instead of once per pair.
- * The per-row loop's inner loop is a sum over the head dimension, which Java's ordered float arithmetic keeps
+ * The per-pair loop's inner loop is a sum over the head dimension, which Java's ordered float arithmetic keeps
  * scalar.
  *
- * <p>Measured on the project's model (hd 64, 3 query heads per KV head, 1024 keys, BF16 KV; 2-core Xeon): ~300 us
- * per decode row in the per-row loop, ~115 us each for 16 rows stacked (the widening of the keys into transposed
- * form is shared, the softmax's exp is not). Every key must be visible to every pair (a remote block, the last
- * rows of a cache): {@link CpuKernels} keeps the per-row loop for masked cases.
+ * <p>Measured on the project's model (hd 64, 3 query heads per KV head, 1024 keys, BF16 KV; 2-core Xeon;
+ * {@code bin/benchmark attention-kernel --model synth-14m --keys 1024 --rows 1,4,16}): 366 us per decode row in the
+ * per-pair loop, here 204 us for one row, 116 each for 4 and 97 each for 16 (the widening of the keys into
+ * transposed form is shared, the softmax's exp is not). Every key must be visible to every pair (a remote block,
+ * a decode step): {@link CpuKernels} keeps the per-pair loop for masked cases.
  */
 final class StackedAttention {
-    /** Keys per pass of the score loop: one run of each transposed key row and every pair's scores stay in L1. */
+    /** Keys per pass of the score loop: bounds the slice of the transposed keys and scores the pairs revisit. */
     private static final int KEY_CHUNK = 256;
 
     private StackedAttention() {
