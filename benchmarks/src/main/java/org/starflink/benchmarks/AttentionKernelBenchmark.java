@@ -14,7 +14,8 @@ import org.starflink.engine.model.ModelConfig;
 
 /**
  * The few-row attention loop alone: R query rows (one decode row per question of a batch) over S keys, {@link
- * CpuKernels#attend} over a BF16 and an F32 cache, next to the per-pair loop as it was before the stacked loop nest
+ * CpuKernels#attend} over a BF16 and an F32 cache and a sealed BF16 one (its keys and values widened once, as a
+ * block in the block operator's LRU keeps them), next to the per-pair loop as it was before the stacked loop nest
  * (4cbe055's JavaAttention over float32 keys read in place, copied in {@link #before}; CpuKernels kept that loop for
  * masked keys), alternately, five rounds. Every key is visible to every row, as at a remote context block, so
  * CpuKernels takes its stacked loop nest ({@code StackedAttention}); the R rows go through it in one call, the
@@ -50,7 +51,9 @@ public final class AttentionKernelBenchmark {
             positions[i] = i;
         }
         HandleLedger ledger = new HandleLedger();
-        KvPrecision[] precisions = {KvPrecision.BF16, KvPrecision.F32};
+        // a BF16 and an F32 cache widened on every call, and a sealed BF16 one (a block in the block operator's LRU)
+        KvPrecision[] precisions = {KvPrecision.BF16, KvPrecision.F32, KvPrecision.BF16};
+        String[] labels = {"BF16", "F32", "BF16, sealed (widened once)"};
         HostKvCache[] caches = new HostKvCache[precisions.length];
         for (int p = 0; p < precisions.length; p++) {
             caches[p] = new HostKvCache(c.layers(), width, hd, precisions[p], keyCount, ledger,
@@ -58,6 +61,7 @@ public final class AttentionKernelBenchmark {
             caches[p].append(0, positions, new HostTensor(ledger, keys, keyCount, c.kvHeads(), hd),
                     new HostTensor(ledger, values, keyCount, c.kvHeads(), hd));
         }
+        caches[2].seal();
         double sink = 0;
         System.out.println("| round | rows | loop | KV | us per call | us per row |");
         System.out.println("|---:|---:|---|---|---:|---:|");
@@ -76,7 +80,7 @@ public final class AttentionKernelBenchmark {
                     for (long i = 0; i < calls; i++) {
                         sink += CpuKernels.attend(c, q, queryPositions, caches[p], 0).lse()[0];
                     }
-                    print(round, rows, "CpuKernels.attend (stacked)", precisions[p].toString(), start, calls);
+                    print(round, rows, "CpuKernels.attend (stacked)", labels[p], start, calls);
                 }
                 long start = System.nanoTime();
                 for (long i = 0; i < calls; i++) {

@@ -234,6 +234,11 @@ final class ProfiledBackend {
         }
 
         @Override
+        public void seal() {
+            inner.seal();
+        }
+
+        @Override
         public int layers() {
             return inner.layers();
         }

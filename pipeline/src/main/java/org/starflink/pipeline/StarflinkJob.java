@@ -98,6 +98,7 @@ public final class StarflinkJob {
                 .process(new BlockOperator(model, options.get(StarflinkOptions.PAGE_TOKENS),
                         options.get(StarflinkOptions.BLOCK_RETIRE_GRACE),
                         options.get(StarflinkOptions.BLOCK_CACHE_BYTES),
+                        options.get(StarflinkOptions.BLOCK_WIDENED_KV),
                         options.getOptional(StarflinkOptions.DOCUMENT_TTL).orElse(null)))
                 .uid("block-operator").name("Context blocks: phase 1 + partial attention");
         loop.close(partials, requests.getSideOutput(QueryHostOperator.EXITS));

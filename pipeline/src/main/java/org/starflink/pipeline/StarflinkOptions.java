@@ -43,6 +43,12 @@ public final class StarflinkOptions {
     public static final ConfigOption<Long> BLOCK_CACHE_BYTES = key("starflink.block.local-cache-bytes").longType()
             .defaultValue(256L << 20)
             .withDescription("Decoded KV kept on the heap per block-operator subtask (beyond it: read from state).");
+    public static final ConfigOption<Boolean> BLOCK_WIDENED_KV = key("starflink.block.widened-kv").booleanType()
+            .defaultValue(true)
+            .withDescription("CPU backends: each block in the decoded-KV cache also keeps its keys and values "
+                    + "widened to float32 in the layout the attention reads, so that a layer request does not widen "
+                    + "them again (3x the bytes of BF16 KV within starflink.block.local-cache-bytes; the same "
+                    + "numbers). Turn it off when that cache cannot hold the blocks of the documents in use 3x over.");
     public static final ConfigOption<Duration> DOCUMENT_TTL = key("starflink.document.state-ttl").durationType()
             .noDefaultValue().withDescription("Idle documents expire: a document's catalog this long after its last "
                     + "chunk (a question about it then gets 'unknown document'), each block this long after its last "

@@ -45,8 +45,17 @@ public interface KvCache extends AutoCloseable {
      */
     void write(int layer, int[] positions, KvPrecision precision, ByteBuffer keys, ByteBuffer values);
 
-    /** Bytes of K and V held, for metrics and cache budgets. */
+    /** Bytes of K and V held, for metrics and cache budgets (including what {@link #seal} added). */
     long bytes();
+
+    /**
+     * Declares that nothing will be appended or written to this cache again (a context block's KV, read by every
+     * layer request of every question): the backend may keep it in a form that is faster to read repeatedly, which
+     * {@link #bytes()} then counts. Reading gives the same numbers either way. Afterwards {@link #append} and
+     * {@link #write} are an IllegalStateException. This default keeps the cache as it is.
+     */
+    default void seal() {
+    }
 
     boolean isOpen();
 

@@ -37,13 +37,11 @@ final class StackedAttention {
         int keyCount = kv.length(layer);
         int pairs = rows * group;
         Scratch scratch = Scratch.get(keyCount, hd, pairs);
-        float[][] keysT = scratch.keysT;   // [hd][S]
-        float[][] values = scratch.values; // [S][hd]
+        float[][] keysT = kv.keyHeadTransposed(layer, kvHead, scratch.keysT); // [hd][S]
+        float[][] values = kv.valueHeadRows(layer, kvHead, scratch.values); // [S][hd]
         float[][] scores = scratch.scores; // [pairs][S]
         float[][] sums = scratch.sums;     // [pairs][hd]: the unnormalized outputs
         int[] qBase = scratch.qBase;       // [pairs]: where the pair's query row starts in q (and output)
-        kv.keyHeadTransposed(layer, kvHead, keysT);
-        kv.valueHeadRows(layer, kvHead, values);
         for (int t = 0; t < rows; t++) {
             for (int g = 0; g < group; g++) {
                 qBase[t * group + g] = (t * heads + firstHead + g) * hd;

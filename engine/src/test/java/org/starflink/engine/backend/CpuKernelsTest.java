@@ -2,6 +2,7 @@ package org.starflink.engine.backend;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -98,5 +99,51 @@ class CpuKernelsTest {
                 kv.close();
             }
         }
+    }
+
+    /**
+     * A sealed cache (a context block in the block operator's LRU) keeps its keys and values widened: attention over
+     * it returns the unsealed cache's numbers bit for bit, {@code bytes()} counts the float32 copies, and nothing
+     * can be appended or written any more.
+     */
+    @ParameterizedTest
+    @EnumSource(KvPrecision.class)
+    void aSealedCacheGivesTheSameNumbersCountsItsCopiesAndRefusesAppends(KvPrecision precision) {
+        Random random = new Random(5);
+        int hd = CONFIG.headDim();
+        int width = CONFIG.kvWidth();
+        int keyCount = 300;
+        HandleLedger ledger = new HandleLedger();
+        HostKvCache kv = new HostKvCache(CONFIG.layers(), width, hd, precision, keyCount, ledger,
+                t -> ((HostTensor) t).data());
+        for (int layer = 0; layer < CONFIG.layers(); layer++) {
+            kv.append(layer, Transformer.range(0, keyCount),
+                    new HostTensor(ledger, RandomModels.vector(random, keyCount * width), keyCount, CONFIG.kvHeads(), hd),
+                    new HostTensor(ledger, RandomModels.vector(random, keyCount * width), keyCount, CONFIG.kvHeads(), hd));
+        }
+        int rows = 5;
+        float[] q = RandomModels.vector(random, rows * CONFIG.heads() * hd);
+        int[] positions = new int[rows];
+        java.util.Arrays.fill(positions, keyCount);
+        List<AttentionPartial> before = new ArrayList<>();
+        for (int layer = 0; layer < CONFIG.layers(); layer++) {
+            before.add(CpuKernels.attend(CONFIG, q, positions, kv, layer));
+        }
+        long unsealedBytes = kv.bytes();
+
+        kv.seal();
+
+        for (int layer = 0; layer < CONFIG.layers(); layer++) {
+            AttentionPartial after = CpuKernels.attend(CONFIG, q, positions, kv, layer);
+            assertArrayEquals(before.get(layer).output(), after.output(), "layer " + layer);
+            assertArrayEquals(before.get(layer).lse(), after.lse(), "layer " + layer);
+        }
+        long floats = 2L * CONFIG.layers() * keyCount * width * Float.BYTES;
+        assertEquals(unsealedBytes + floats, kv.bytes(), "bytes of a sealed " + precision + " cache");
+        HostTensor row = new HostTensor(ledger, new float[width], 1, CONFIG.kvHeads(), hd);
+        IllegalStateException refused = assertThrows(IllegalStateException.class,
+                () -> kv.append(0, new int[] {keyCount}, row, row));
+        assertEquals("KV cache appended to after it was sealed", refused.getMessage());
+        kv.close();
     }
 }

@@ -44,7 +44,9 @@ import org.starflink.schemas.BlockEventKind;
  * <p>State (RocksDB in production): the block's KV as fixed-size pages in a {@link MapState} of the engine's
  * binary {@link KvPage} form (no Kryo; no value grows with the block), a small {@link BlockMeta}, and the layer
  * requests that arrived before the block was encoded. Next to the state, an operator-local LRU of decoded KV so
- * that a layer request does not deserialize pages. Blocks never talk to each other.
+ * that a layer request does not deserialize pages; with {@code widenedKv} its entries are {@linkplain KvCache#seal
+ * sealed}, so that a request does not widen the BF16 keys and values either (three times the bytes per block in
+ * the LRU's budget, the same numbers). Blocks never talk to each other.
  *
  * <p>Anchor reuse: blocks of one document on one subtask share the anchor's KV (encoded once per document
  * version per subtask, held in a small operator-local cache).
@@ -80,6 +82,7 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
     private final int pageTokens;
     private final Duration retireGrace;
     private final long localCacheBytes;
+    private final boolean widenedKv;
     /** Blocks nobody asked about for this long are cleared (null: kept until dropped). */
     private final Duration idleTtl;
 
@@ -93,11 +96,12 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
     private transient BlockMetrics metrics;
 
     public BlockOperator(ModelLocation model, int pageTokens, Duration retireGrace, long localCacheBytes,
-                         Duration idleTtl) {
+                         boolean widenedKv, Duration idleTtl) {
         this.model = model;
         this.pageTokens = pageTokens;
         this.retireGrace = retireGrace;
         this.localCacheBytes = localCacheBytes;
+        this.widenedKv = widenedKv;
         this.idleTtl = idleTtl;
     }
 
@@ -171,7 +175,7 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
         if (idleTtl != null) {
             ctx.timerService().registerProcessingTimeTimer(encoded.lastUsedMs + idleTtl.toMillis());
         }
-        decoded.put(key, kv);
+        cache(key, kv);
         long nanos = System.nanoTime() - started;
         metrics.encoded(command.tokens.length, nanos, kv.bytes());
         ctx.output(BLOCK_EVENTS, event(key, BlockEventKind.ENCODED, command.tokens.length, nanos / 1_000_000));
@@ -221,10 +225,18 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
                 stored.add(KvPage.fromBytes(bytes));
             }
             kv = KvPages.assemble(backend, stored);
-            decoded.put(key, kv);
+            cache(key, kv);
             metrics.loadedFromState();
         }
         return kv;
+    }
+
+    /** Into the decoded-KV LRU: the block's KV is complete and immutable from here on. */
+    private void cache(String key, KvCache kv) {
+        if (widenedKv) {
+            kv.seal();
+        }
+        decoded.put(key, kv);
     }
 
     @Override

@@ -17,6 +17,8 @@ import org.apache.flink.streaming.util.KeyedTwoInputStreamOperatorTestHarness;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.starflink.engine.attention.AttentionPartial;
 import org.starflink.engine.attention.LayerRequest;
 import org.starflink.engine.backend.BackendKind;
@@ -73,13 +75,18 @@ class BlockOperatorTest {
 
     private static KeyedTwoInputStreamOperatorTestHarness<String, BlockCommand, BlockRequest, HostMessage>
             harness(OperatorSubtaskState restoreFrom) throws Exception {
-        return harness(restoreFrom, null);
+        return harness(restoreFrom, null, true);
     }
 
     private static KeyedTwoInputStreamOperatorTestHarness<String, BlockCommand, BlockRequest, HostMessage>
             harness(OperatorSubtaskState restoreFrom, Duration idleTtl) throws Exception {
+        return harness(restoreFrom, idleTtl, true);
+    }
+
+    private static KeyedTwoInputStreamOperatorTestHarness<String, BlockCommand, BlockRequest, HostMessage>
+            harness(OperatorSubtaskState restoreFrom, Duration idleTtl, boolean widenedKv) throws Exception {
         var h = new KeyedTwoInputStreamOperatorTestHarness<>(
-                new KeyedCoProcessOperator<>(new BlockOperator(location(), 16, GRACE, 1 << 20, idleTtl)),
+                new KeyedCoProcessOperator<>(new BlockOperator(location(), 16, GRACE, 1 << 20, widenedKv, idleTtl)),
                 BlockCommand::blockKey, (BlockRequest r) -> r.blockKey, Types.STRING);
         ((SerializerConfigImpl) h.getExecutionConfig().getSerializerConfig()).setGenericTypes(false);
         h.setup();
@@ -130,9 +137,11 @@ class BlockOperatorTest {
         return out;
     }
 
-    @Test
-    void aRequestBeforeTheBlockWaitsThenGetsTheEnginesExactPartial() throws Exception {
-        harness = harness(null);
+    /** With and without the widened copies of the cached KV ({@code starflink.block.widened-kv}): the same bits. */
+    @ParameterizedTest
+    @ValueSource(booleans = {true, false})
+    void aRequestBeforeTheBlockWaitsThenGetsTheEnginesExactPartial(boolean widenedKv) throws Exception {
+        harness = harness(null, null, widenedKv);
         // A batch of two questions' rows (one decode row, one three-row prompt): one request, one message back.
         LayerRequest decode = request(2);
         LayerRequest prompt = request(2, 7, 11, 13);
