@@ -206,7 +206,6 @@ class ImageLayoutITCase {
         env.put("FLINK_PLUGINS_DIR", FLINK_HOME.resolve("plugins").toString());
         env.put("DJL_OFFLINE", "true");
         env.put("DJL_CACHE_DIR", DeployFiles.projectDir().resolve("target/djl-cache").toString()); // the build's
-        env.put("OMP_NUM_THREADS", "2");
         return builder.start();
     }
 

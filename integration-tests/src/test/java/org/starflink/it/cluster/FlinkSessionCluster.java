@@ -223,7 +223,7 @@ public final class FlinkSessionCluster implements AutoCloseable {
     }
 
     private Map<String, String> environment() {
-        // the rest of the environment is inherited: DJL_CACHE_DIR, OMP_NUM_THREADS as in the test JVM (same numerics)
+        // the rest of the environment is inherited: DJL_CACHE_DIR, OMP_NUM_THREADS (unset: libtorch on one thread) as in the test JVM (same numerics)
         return Map.of("FLINK_CONF_DIR", conf.toString(), "DJL_OFFLINE", "true");
     }
 

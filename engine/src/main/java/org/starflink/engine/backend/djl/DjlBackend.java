@@ -43,7 +43,8 @@ import org.starflink.engine.model.WeightSource;
  * removes a source of disagreement. Every op opens a sub-manager for its temporaries and closes it before
  * returning; results that outlive the op are attached to the backend's manager and freed by their arena.
  *
- * <p>DJL runs offline ({@link DjlOffline}); libtorch is extracted once under DJL_CACHE_DIR.
+ * <p>DJL runs offline ({@link DjlOffline}), libtorch on one thread per calling thread unless configured otherwise
+ * ({@link LibtorchThreads}); libtorch is extracted once under DJL_CACHE_DIR.
  */
 public final class DjlBackend implements Backend {
     /** Attention scores are materialized per chunk of query rows; this caps one chunk's score tensor. */
@@ -79,6 +80,7 @@ public final class DjlBackend implements Backend {
 
     public DjlBackend(ModelConfig config, WeightSource weights, KvPrecision kvPrecision) {
         DjlOffline.ensure();
+        LibtorchThreads.ensure();
         this.config = config;
         this.kvPrecision = kvPrecision;
         this.rope = new Rope(config);
