@@ -668,9 +668,11 @@ class StarflinkClusterIT {
         AssertionError failure = assertThrows(AssertionError.class,
                 () -> stopWithSavepointTwoOneTwo(BLOCK_OPERATOR));
         StarflinkJobITCase.report("stop-with-savepoint 2 -> 1 without the block operator's state", failure);
-        // Observed: no answer completes after the first restore (the tokens after the first stop's barrier can already
-        // pass the second stop's threshold, so the second stop and restore may still happen first).
-        assertTrue(failure.getMessage().startsWith("every answer of "), failure.getMessage());
+        // Observed: the answers stop after the first restore. Either the second stop's token threshold is never
+        // reached, or (when the tokens emitted after the first stop's barrier already pass it) the second stop and
+        // restore happen and then no answer completes.
+        assertTrue(failure.getMessage().matches("\\d+ answer tokens: not after .*")
+                || failure.getMessage().startsWith("every answer of "), failure.getMessage());
     }
 
     /**
