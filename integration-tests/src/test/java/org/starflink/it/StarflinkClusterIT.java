@@ -57,7 +57,9 @@ import org.starflink.schemas.Question;
  * operator's state: {@link OperatorStateDropped}), which must fail its own assertions.
  */
 class StarflinkClusterIT {
-    static final boolean FULL = Boolean.getBoolean("starflink.cluster.full");
+    /** The system property that runs the full matrix. */
+    static final String FULL_MATRIX = "starflink.cluster.full";
+    static final boolean FULL = Boolean.getBoolean(FULL_MATRIX);
     static final int BLOCK = 64;
     static final int ANCHOR = 32;
     static final int MAX_NEW_TOKENS = 40;
@@ -458,7 +460,7 @@ class StarflinkClusterIT {
      * have restored but without the block operator's state. Must fail.
      */
     @Test
-    @EnabledIfSystemProperty(named = "starflink.cluster.full", matches = "true")
+    @EnabledIfSystemProperty(named = FULL_MATRIX, matches = "true")
     @EnabledIfSystemProperty(named = StarflinkJobITCase.NEGATIVE_CONTROLS, matches = "true")
     void negativeControlKillDuringGenerationRestoredWithoutBlockState() {
         AssertionError failure = assertThrows(AssertionError.class, () -> killDuringGeneration(BLOCK_OPERATOR));
@@ -525,7 +527,7 @@ class StarflinkClusterIT {
      * have restored but without the block operator's state. Must fail.
      */
     @Test
-    @EnabledIfSystemProperty(named = "starflink.cluster.full", matches = "true")
+    @EnabledIfSystemProperty(named = FULL_MATRIX, matches = "true")
     @EnabledIfSystemProperty(named = StarflinkJobITCase.NEGATIVE_CONTROLS, matches = "true")
     void negativeControlKillDuringPhaseOneRestoredWithoutBlockState() {
         AssertionError failure = assertThrows(AssertionError.class, () -> killDuringPhaseOne(BLOCK_OPERATOR));
@@ -607,7 +609,7 @@ class StarflinkClusterIT {
      * it was down: every topic, the answers not yet read among them, and the consumer groups' offsets). Must fail.
      */
     @Test
-    @EnabledIfSystemProperty(named = "starflink.cluster.full", matches = "true")
+    @EnabledIfSystemProperty(named = FULL_MATRIX, matches = "true")
     @EnabledIfSystemProperty(named = StarflinkJobITCase.NEGATIVE_CONTROLS, matches = "true")
     void negativeControlBrokerRestartedWithoutItsData() {
         AssertionError failure = assertThrows(AssertionError.class, () -> killTheBrokerAndRestart(true));
@@ -662,7 +664,7 @@ class StarflinkClusterIT {
      * block operator's state. Must fail.
      */
     @Test
-    @EnabledIfSystemProperty(named = "starflink.cluster.full", matches = "true")
+    @EnabledIfSystemProperty(named = FULL_MATRIX, matches = "true")
     @EnabledIfSystemProperty(named = StarflinkJobITCase.NEGATIVE_CONTROLS, matches = "true")
     void negativeControlSavepointRestoredWithoutBlockState() {
         AssertionError failure = assertThrows(AssertionError.class,
