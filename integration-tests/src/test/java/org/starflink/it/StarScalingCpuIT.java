@@ -130,7 +130,7 @@ class StarScalingCpuIT {
                     "--starflink.topic.rejected", "rejected-" + suffix,
                     "--starflink.topic.block-events", events,
                     "--starflink.model", MODEL.toString(),
-                    "--starflink.block-size", Integer.toString(BLOCK)), workers, null);
+                    "--starflink.block-size", Integer.toString(BLOCK)), workers, null, Map.of());
             StarflinkClusterIT.await(cluster, DIR, "job " + jobId + " running", Duration.ofMinutes(3),
                     () -> rest.allTasksRunning(jobId));
 

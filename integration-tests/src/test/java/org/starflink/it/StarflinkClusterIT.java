@@ -1,6 +1,7 @@
 package org.starflink.it;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
@@ -19,6 +20,7 @@ import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.starflink.engine.backend.BackendKind;
 import org.starflink.engine.checkpoint.ModelRegistry;
@@ -50,10 +52,14 @@ import org.starflink.schemas.Question;
  * {@code -Dstarflink.cluster.full=true} also: kill -9 during phase 1, the broker killed with -9 and restarted
  * mid-generation, and stop-with-savepoint mid-generation restored at parallelism 2 -> 1 -> 2. Each scenario
  * prints one line of numbers (and appends it to {@code target/cluster-it/results.txt}); docs/reliability.md
- * records them.
+ * records them. With both {@code -Dstarflink.cluster.full=true} and {@code -Dstarflink.it.negative-controls=true}:
+ * the negative controls, each a scenario with its guarantee broken by the test (the restore without the block
+ * operator's state: {@link OperatorStateDropped}), which must fail its own assertions.
  */
 class StarflinkClusterIT {
-    static final boolean FULL = Boolean.getBoolean("starflink.cluster.full");
+    /** The system property that runs the full matrix. */
+    static final String FULL_MATRIX = "starflink.cluster.full";
+    static final boolean FULL = Boolean.getBoolean(FULL_MATRIX);
     static final int BLOCK = 64;
     static final int ANCHOR = 32;
     static final int MAX_NEW_TOKENS = 40;
@@ -165,6 +171,9 @@ class StarflinkClusterIT {
                 "starflink.kv-page-tokens", "16",
                 "starflink.max-questions-in-flight", "8"));
 
+        /** Flink settings of this job on top of the cluster's (a negative control sets its restart strategy). */
+        final Map<String, String> flinkConfiguration = new LinkedHashMap<>();
+
         /** Submits the job jar (its main on the JobManager), as the Web UI or {@code flink run} would. */
         String submit(int parallelism, String savepoint) {
             List<String> args = new ArrayList<>(List.of(
@@ -178,11 +187,29 @@ class StarflinkClusterIT {
                     "--starflink.model", SharedModels.stories260KDir().resolve("stories260K.bin").toString()));
             options.forEach((key, value) -> args.addAll(List.of("--" + key, value)));
             long t0 = System.nanoTime();
-            jobId = rest.runJar(jarId, args, parallelism, savepoint);
+            jobId = rest.runJar(jarId, args, parallelism, savepoint, flinkConfiguration);
             awaitRunning(Duration.ofMinutes(3));
             System.out.printf("job %s at parallelism %d%s running in %d ms%n", jobId, parallelism,
                     savepoint == null ? "" : " (from " + savepoint + ")", (System.nanoTime() - t0) / 1_000_000);
             return jobId;
+        }
+
+        /**
+         * For a negative control (the job submitted with no restart strategy, so that a failure fails it): once the
+         * job failed, submits it again at {@code parallelism} from its latest retained checkpoint, the one its
+         * failover would have restored, without the state of the operator {@code uid}.
+         */
+        void restoreTheLatestCheckpointWithoutStateOf(String uid, int parallelism) {
+            String failed = jobId;
+            await("job " + failed + " FAILED (no restart strategy)", Duration.ofMinutes(1),
+                    () -> rest.jobState(failed).equals("FAILED"));
+            String checkpoint = rest.latestCheckpointPath(failed);
+            assertTrue(checkpoint != null, "job " + failed + " retained no checkpoint");
+            try {
+                submit(parallelism, OperatorStateDropped.rewrite(checkpoint, uid));
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
         }
 
         void awaitRunning(Duration timeout) {
@@ -333,6 +360,12 @@ class StarflinkClusterIT {
         }
     }
 
+    /** The negative controls' break of failover: the job does not restart by itself (a per-job Flink setting). */
+    static final Map<String, String> NO_RESTARTS = Map.of("restart-strategy.type", "none");
+
+    /** The uid of the operator that holds the blocks' KV (StarflinkJob). */
+    static final String BLOCK_OPERATOR = "block-operator";
+
     static void await(String what, Duration timeout, BooleanSupplier done) {
         await(cluster, logs, what, timeout, done);
     }
@@ -362,6 +395,15 @@ class StarflinkClusterIT {
 
     /** kill -9 of the TaskManager, a replacement started at once; returns the ms until every task runs again. */
     static long killATaskManagerAndReplaceIt(Run run) {
+        return killATaskManagerAndReplaceIt(run, null);
+    }
+
+    /**
+     * @param withoutStateOf null: the job fails over by itself. Else (a negative control, the job submitted with
+     *                       {@link #NO_RESTARTS}): the kill fails the job, and it is submitted again from the checkpoint
+     *                       its failover would have restored, without the state of the operator with this uid
+     */
+    static long killATaskManagerAndReplaceIt(Run run, String withoutStateOf) {
         long restartsBefore = run.restarts();
         int failuresBefore = rest.failureCount(run.jobId);
         long killed = System.currentTimeMillis();
@@ -370,7 +412,11 @@ class StarflinkClusterIT {
         // the job first fails over (the other TaskManager's tasks lose their partners: the exception history and
         // numRestarts count it), then runs again once the replacement registered its slot
         await("job " + run.jobId + " failing over after the kill of " + victim, Duration.ofMinutes(1),
-                () -> rest.failureCount(run.jobId) > failuresBefore || run.restarts() > restartsBefore);
+                () -> rest.failureCount(run.jobId) > failuresBefore || rest.jobState(run.jobId).equals("FAILED")
+                        || run.restarts() > restartsBefore);
+        if (withoutStateOf != null) {
+            run.restoreTheLatestCheckpointWithoutStateOf(withoutStateOf, 2);
+        }
         run.awaitRunning(Duration.ofMinutes(3));
         return System.currentTimeMillis() - killed;
     }
@@ -406,7 +452,30 @@ class StarflinkClusterIT {
      */
     @Test
     void killNineOfATaskManagerDuringGeneration() {
+        killDuringGeneration(null);
+    }
+
+    /**
+     * Negative control of the test above: the same kill, the job restored from the checkpoint its failover would
+     * have restored but without the block operator's state. Must fail.
+     */
+    @Test
+    @EnabledIfSystemProperty(named = FULL_MATRIX, matches = "true")
+    @EnabledIfSystemProperty(named = StarflinkJobITCase.NEGATIVE_CONTROLS, matches = "true")
+    void negativeControlKillDuringGenerationRestoredWithoutBlockState() {
+        AssertionError failure = assertThrows(AssertionError.class, () -> killDuringGeneration(BLOCK_OPERATOR));
+        StarflinkJobITCase.report("kill -9 during generation, restored without the block operator's state", failure);
+        // Observed: the restored job neither has the blocks nor encodes them again (the documents' offsets and the
+        // document operator's catalog are restored), so the running questions' layer requests wait forever.
+        assertTrue(failure.getMessage().startsWith("every answer of "), failure.getMessage());
+    }
+
+    /** @param withoutStateOf null, or (a negative control) the uid of the operator the restore leaves empty */
+    private void killDuringGeneration(String withoutStateOf) {
         Run run = new Run();
+        if (withoutStateOf != null) {
+            run.flinkConfiguration.putAll(NO_RESTARTS);
+        }
         try {
             run.startWithTheThreeDocumentsCheckpointed();
             int blocks = run.blocks(0) + run.blocks(1) + run.blocks(2);
@@ -417,7 +486,7 @@ class StarflinkClusterIT {
             long killedAt = System.currentTimeMillis();
             int before = run.watcher.tokens().size();
             assertTrue(before < expected, "generation ended before the kill: make the answers longer");
-            long recoveryMs = killATaskManagerAndReplaceIt(run);
+            long recoveryMs = killATaskManagerAndReplaceIt(run, withoutStateOf);
             run.awaitAnswers(Duration.ofMinutes(3));
             int compared = run.assertAnswersEqualTheEngine();
             int failures = rest.failureCount(run.jobId);
@@ -450,7 +519,30 @@ class StarflinkClusterIT {
     @Test
     void killNineOfATaskManagerDuringPhaseOne() {
         assumeTrue(FULL, "-Dstarflink.cluster.full=true runs it");
+        killDuringPhaseOne(null);
+    }
+
+    /**
+     * Negative control of the test above: the same kill, the job restored from the checkpoint its failover would
+     * have restored but without the block operator's state. Must fail.
+     */
+    @Test
+    @EnabledIfSystemProperty(named = FULL_MATRIX, matches = "true")
+    @EnabledIfSystemProperty(named = StarflinkJobITCase.NEGATIVE_CONTROLS, matches = "true")
+    void negativeControlKillDuringPhaseOneRestoredWithoutBlockState() {
+        AssertionError failure = assertThrows(AssertionError.class, () -> killDuringPhaseOne(BLOCK_OPERATOR));
+        StarflinkJobITCase.report("kill -9 during phase 1, restored without the block operator's state", failure);
+        // Observed: the encodes per block still pass (nothing encodes the lost blocks again); the questions about the
+        // first two documents then wait forever for their blocks.
+        assertTrue(failure.getMessage().startsWith("every answer of "), failure.getMessage());
+    }
+
+    /** @param withoutStateOf null, or (a negative control) the uid of the operator the restore leaves empty */
+    private void killDuringPhaseOne(String withoutStateOf) {
         Run run = new Run();
+        if (withoutStateOf != null) {
+            run.flinkConfiguration.putAll(NO_RESTARTS);
+        }
         try {
             run.submit(2, null);
             run.sendDocument(0);
@@ -465,7 +557,7 @@ class StarflinkClusterIT {
             await("some block of the third document encoded", Duration.ofSeconds(30),
                     () -> run.blocksEncoded() > restored);
             long encodedBeforeKill = run.blocksEncoded() - restored;
-            long recoveryMs = killATaskManagerAndReplaceIt(run);
+            long recoveryMs = killATaskManagerAndReplaceIt(run, withoutStateOf);
             chunks.subList(chunks.size() / 2, chunks.size()).forEach(run::send);
             run.awaitDocumentsCheckpointed();
             KafkaBrokerProcess.sleep(2000); // the JobManager fetches metrics every 500 ms
@@ -509,6 +601,25 @@ class StarflinkClusterIT {
     @Test
     void killNineOfTheBrokerMidGenerationAndRestart() {
         assumeTrue(FULL, "-Dstarflink.cluster.full=true runs it");
+        killTheBrokerAndRestart(false);
+    }
+
+    /**
+     * Negative control of the test above: the broker restarted without its data (its data directory deleted while
+     * it was down: every topic, the answers not yet read among them, and the consumer groups' offsets). Must fail.
+     */
+    @Test
+    @EnabledIfSystemProperty(named = FULL_MATRIX, matches = "true")
+    @EnabledIfSystemProperty(named = StarflinkJobITCase.NEGATIVE_CONTROLS, matches = "true")
+    void negativeControlBrokerRestartedWithoutItsData() {
+        AssertionError failure = assertThrows(AssertionError.class, () -> killTheBrokerAndRestart(true));
+        StarflinkJobITCase.report("the broker restarted without its data", failure);
+        assertTrue(failure.getMessage().startsWith("every answer of ")
+                || failure.getMessage().startsWith("the job is FAILED"), failure.getMessage());
+    }
+
+    /** @param dataLost the negative control's break: the broker comes back with its data directory deleted */
+    private void killTheBrokerAndRestart(boolean dataLost) {
         Run run = new Run();
         try {
             run.startWithTheThreeDocumentsCheckpointed();
@@ -518,6 +629,9 @@ class StarflinkClusterIT {
             long killed = System.currentTimeMillis();
             broker.kill();
             KafkaBrokerProcess.sleep(5000);
+            if (dataLost) {
+                broker.loseItsData();
+            }
             broker.start();
             long down = System.currentTimeMillis() - killed;
             run.awaitAnswers(Duration.ofMinutes(4));
@@ -542,6 +656,32 @@ class StarflinkClusterIT {
     @Test
     void stopWithSavepointMidGenerationAndRestoreAtParallelismTwoOneTwo() {
         assumeTrue(FULL, "-Dstarflink.cluster.full=true runs it");
+        stopWithSavepointTwoOneTwo(null);
+    }
+
+    /**
+     * Negative control of the test above: the job restored at parallelism 1 from the first savepoint without the
+     * block operator's state. Must fail.
+     */
+    @Test
+    @EnabledIfSystemProperty(named = FULL_MATRIX, matches = "true")
+    @EnabledIfSystemProperty(named = StarflinkJobITCase.NEGATIVE_CONTROLS, matches = "true")
+    void negativeControlSavepointRestoredWithoutBlockState() {
+        AssertionError failure = assertThrows(AssertionError.class,
+                () -> stopWithSavepointTwoOneTwo(BLOCK_OPERATOR));
+        StarflinkJobITCase.report("stop-with-savepoint 2 -> 1 without the block operator's state", failure);
+        // Observed: the answers stop after the first restore. Either the second stop's token threshold is never
+        // reached, or (when the tokens emitted after the first stop's barrier already pass it) the second stop and
+        // restore happen and then no answer completes.
+        assertTrue(failure.getMessage().matches("\\d+ answer tokens: not after .*")
+                || failure.getMessage().startsWith("every answer of "), failure.getMessage());
+    }
+
+    /**
+     * @param withoutStateOf null, or (a negative control) the uid of the operator whose state the first restore
+     *                       (at parallelism 1) leaves out of the savepoint
+     */
+    private void stopWithSavepointTwoOneTwo(String withoutStateOf) {
         Run run = new Run();
         try {
             run.startWithTheThreeDocumentsCheckpointed();
@@ -562,6 +702,13 @@ class StarflinkClusterIT {
                 long stopMs = (System.nanoTime() - t0) / 1_000_000;
                 if (step > 0) {
                     assertEquals(0, encoded, "the restored job encoded blocks again");
+                }
+                if (step == 0 && withoutStateOf != null) {
+                    try {
+                        savepoint = OperatorStateDropped.rewrite(savepoint, withoutStateOf);
+                    } catch (IOException e) {
+                        throw new java.io.UncheckedIOException(e);
+                    }
                 }
                 run.submit(parallelisms[step], savepoint);
                 steps.add(String.format("stop at %d/%d tokens (p=%d, blocksEncoded=%d) in %d ms -> p=%d", seen,

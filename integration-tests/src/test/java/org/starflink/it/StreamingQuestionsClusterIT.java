@@ -1,6 +1,7 @@
 package org.starflink.it;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
@@ -10,6 +11,7 @@ import java.util.Arrays;
 import java.util.Map;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.starflink.engine.testing.SharedModels;
 import org.starflink.it.StarflinkClusterIT.Run;
@@ -41,8 +43,34 @@ class StreamingQuestionsClusterIT {
 
     @Test
     void killNineOfATaskManagerWhileQuestionsArriveWithTheirDocumentStreamingIn() throws Exception {
+        killWhileQuestionsArrive(false);
+    }
+
+    /**
+     * Negative control: the same run with the questions admitted by the old rule, over the blocks that exist when
+     * they arrive. The job is the jar, so the test breaks the rule through its input and a job setting, as a user
+     * could: the questions go out without the log's timestamps (the producer stamps them when sent, later than
+     * every chunk of the log, so no chunk newer than a question ever arrives) and the job's prefix wait
+     * ({@code starflink.document.prefix-wait}) is 1 ms, so each question is admitted over what exists 1 ms after it
+     * arrives. Must fail on the coverage of a late question, or on a replay that saw another catalog.
+     */
+    @Test
+    @EnabledIfSystemProperty(named = StarflinkJobITCase.NEGATIVE_CONTROLS, matches = "true")
+    void negativeControlQuestionsAdmittedOverTheBlocksThatExistWhenTheyArrive() {
+        AssertionError failure = assertThrows(AssertionError.class, () -> killWhileQuestionsArrive(true));
+        StarflinkJobITCase.report("old admission rule on the cluster", failure);
+        assertTrue(failure.getMessage().contains("coverage of the answers differs")
+                || failure.getMessage().contains("replays included, has the same coverage")
+                || failure.getMessage().contains("replayed with another token"), failure.getMessage());
+    }
+
+    /** @param oldAdmissionRule the negative control's break (above) */
+    private void killWhileQuestionsArrive(boolean oldAdmissionRule) throws Exception {
         Log log = new Log(SharedModels.stories260K(), StarflinkClusterIT.engine);
         Run run = new Run();
+        if (oldAdmissionRule) {
+            run.options.put("starflink.document.prefix-wait", "1 ms");
+        }
         try {
             run.submit(2, null);
             int c = log.chunks.size();
@@ -58,8 +86,12 @@ class StreamingQuestionsClusterIT {
                             StreamingQuestionsDeterminismITCase.awaitBlocks(run.blockEvents, log,
                                     log.blocksAfterChunk[i], () -> { });
                         }
-                        run.kafka.sendAt(run.questionsTopic, asked.question().getQuestionId(), asked.question(),
-                                asked.timestamp());
+                        if (oldAdmissionRule) {
+                            run.kafka.send(run.questionsTopic, asked.question().getQuestionId(), asked.question());
+                        } else {
+                            run.kafka.sendAt(run.questionsTopic, asked.question().getQuestionId(),
+                                    asked.question(), asked.timestamp());
+                        }
                         run.questions.put(asked.question().getQuestionId(), asked.question());
                     }
                 }

@@ -14,6 +14,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.UUID;
 
 /**
@@ -59,12 +60,19 @@ public final class FlinkRest {
     /**
      * POST /jars/:id/run: runs the job jar's main class with these program arguments; returns the job id.
      *
-     * @param savepoint a savepoint or retained checkpoint to restore from, or null
+     * @param savepoint         a savepoint or retained checkpoint to restore from, or null
+     * @param flinkConfiguration Flink settings of this job on top of the cluster's (the request's
+     *                          {@code flinkConfiguration}, as {@code flink run -D} gives them), e.g. its restart
+     *                          strategy
      */
-    public String runJar(String jarId, List<String> programArgs, int parallelism, String savepoint) {
+    public String runJar(String jarId, List<String> programArgs, int parallelism, String savepoint,
+            Map<String, String> flinkConfiguration) {
         ObjectNode body = JSON.createObjectNode();
         body.putPOJO("programArgsList", programArgs);
         body.put("parallelism", parallelism);
+        if (!flinkConfiguration.isEmpty()) {
+            body.putPOJO("flinkConfiguration", flinkConfiguration);
+        }
         if (savepoint != null) {
             body.put("savepointPath", savepoint);
             body.put("allowNonRestoredState", false);
@@ -168,6 +176,12 @@ public final class FlinkRest {
     public long latestCheckpointStateSize(String jobId) {
         JsonNode latest = get("/jobs/" + jobId + "/checkpoints").path("latest").path("completed");
         return latest.isObject() ? latest.path("state_size").asLong(-1) : -1;
+    }
+
+    /** GET /jobs/:id/checkpoints: where the latest completed checkpoint is retained, or null if none is. */
+    public String latestCheckpointPath(String jobId) {
+        JsonNode latest = get("/jobs/" + jobId + "/checkpoints").path("latest").path("completed");
+        return latest.hasNonNull("external_path") ? latest.path("external_path").asText() : null;
     }
 
     /** GET /jobs/:id/checkpoints: the number of completed checkpoints. */

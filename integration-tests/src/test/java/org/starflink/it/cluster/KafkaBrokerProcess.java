@@ -97,6 +97,23 @@ public final class KafkaBrokerProcess implements AutoCloseable {
         }
     }
 
+    /**
+     * For a negative control: deletes the stopped broker's data directory (every topic, offset and its cluster
+     * metadata), as a broker whose disk was lost; the next {@link #start} formats a new one.
+     */
+    public synchronized void loseItsData() {
+        if (isAlive()) {
+            throw new IllegalStateException("the broker is running: " + process);
+        }
+        try (var files = Files.walk(dataDir)) {
+            for (Path file : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Files.delete(file);
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot delete " + dataDir, e);
+        }
+    }
+
     public boolean isAlive() {
         return process != null && process.isAlive();
     }

@@ -611,6 +611,11 @@ class DocumentOperatorTest {
 
     /** Reads the records in this order into a fresh operator; the catalog each question saw, by question id. */
     private List<String> catalogsSeen(List<Timed> records) throws Exception {
+        return catalogsSeen(records, Duration.ZERO);
+    }
+
+    /** As above, then processing time moves on by {@code thenWait} (a prefix wait may run out). */
+    private List<String> catalogsSeen(List<Timed> records, Duration thenWait) throws Exception {
         open(newOperator());
         for (Timed timed : records) {
             if (timed.record() instanceof DocumentEvent event) {
@@ -619,6 +624,7 @@ class DocumentOperatorTest {
                 harness.processElement2((Question) timed.record(), timed.timestamp());
             }
         }
+        harness.setProcessingTime(harness.getProcessingTime() + thenWait.toMillis());
         List<String> seen = harness.extractOutputValues().stream()
                 .sorted(java.util.Comparator.comparing((QuestionTask t) -> t.questionId))
                 .map(t -> t.questionId + ": " + t.blockCount + " blocks, " + t.contextLength + " tokens, "
@@ -664,6 +670,46 @@ class DocumentOperatorTest {
         harness.processElement1(delete(DOC, 1), 15); // an older record than the question: still deleted now
         assertEquals("document " + DOC + " was deleted while the question waited", onlyError().getError());
         assertEquals(0, harness.extractOutputValues().size());
+    }
+
+    /**
+     * The documented limit of the rule (docs/document-operator.md, "What does not change an answer, and what still
+     * can"): a new version, or a delete, whose record is older than a question but read after the question was
+     * decided. Version 1 is complete (chunk i at timestamp 10 i); the question's timestamp is after the record of
+     * version 2 (one chunk, the whole text) or of the delete. Read as produced, the question is decided on the
+     * complete version 1 before that record is read; read with that record first (a replay whose documents source got
+     * ahead) it sees version 2, or, after the delete, nothing: {@code unknown document} once its prefix wait runs out.
+     * The two interleavings of the same records give two different answers.
+     */
+    @ParameterizedTest(name = "then a {0}")
+    @ValueSource(strings = {"new version", "delete"})
+    void aNewVersionOrDeleteOlderThanAQuestionButReadAfterItWasDecidedChangesWhatAReplaySees(String next)
+            throws Exception {
+        List<String> chunks = cutIntoSmallPieces(story);
+        List<Timed> version1 = new ArrayList<>();
+        for (int seq = 0; seq < chunks.size(); seq++) {
+            version1.add(new Timed(chunk(DOC, 1, seq, chunks.get(seq), seq == chunks.size() - 1), 10L * seq));
+        }
+        long after = 10L * chunks.size();
+        String second = "Tom had a small dog named Max. Max liked to run in the garden every morning.";
+        Timed older = new Timed(next.equals("delete") ? delete(DOC, 1) : chunk(DOC, 2, 0, second, true), after + 100);
+        Timed question = new Timed(question("q", DOC, "Who is Lily?"), after + 500);
+
+        List<Timed> asProduced = new ArrayList<>(version1);
+        asProduced.add(question);
+        asProduced.add(older);
+        List<Timed> recordFirst = new ArrayList<>(version1);
+        recordFirst.add(older);
+        recordFirst.add(question);
+
+        int n = reference.contextTokens(story).length;
+        String sawVersion1 = "q: " + (n + B - 1) / B + " blocks, " + n + " tokens, complete";
+        assertEquals(List.of(sawVersion1), catalogsSeen(asProduced), "decided on version 1, then the record read");
+        int m = reference.contextTokens(second).length;
+        String sawNext = next.equals("delete") ? "q: unknown document " + DOC
+                : "q: " + (m + B - 1) / B + " blocks, " + m + " tokens, complete";
+        assertEquals(List.of(sawNext), catalogsSeen(recordFirst, DocumentOperator.DEFAULT_PREFIX_WAIT),
+                "the same records, the " + next + " read before the question");
     }
 
     /**
