@@ -116,6 +116,40 @@ public interface Backend extends AutoCloseable {
     /** Final RMSNorm and output head: [T, dim] -> logits [T, vocab] on the host. */
     float[] logits(Tensor x);
 
+    /*
+     * The three ops above for several independent sets of rows at once (the members of a query host's batch, each at
+     * the same layer): element i is bit for bit the single call on set i, so that a question's numbers never depend
+     * on which others shared its batch. These defaults call set by set; a backend may share its pass over the
+     * weights between the sets as long as that holds (the DJL backend stacks the sets its Java path takes).
+     */
+
+    /** {@link #projectQkv} of each set: element i is {@code projectQkv(arena, layer, xs.get(i), positions.get(i))}. */
+    default List<Qkv> projectQkvEach(Arena arena, int layer, List<Tensor> xs, List<int[]> positions) {
+        List<Qkv> out = new ArrayList<>(xs.size());
+        for (int set = 0; set < xs.size(); set++) {
+            out.add(projectQkv(arena, layer, xs.get(set), positions.get(set)));
+        }
+        return out;
+    }
+
+    /** {@link #finishLayer} of each set: element i is {@code finishLayer(arena, layer, xs.get(i), attentions.get(i))}. */
+    default List<Tensor> finishLayerEach(Arena arena, int layer, List<Tensor> xs, List<Tensor> attentions) {
+        List<Tensor> out = new ArrayList<>(xs.size());
+        for (int set = 0; set < xs.size(); set++) {
+            out.add(finishLayer(arena, layer, xs.get(set), attentions.get(set)));
+        }
+        return out;
+    }
+
+    /** {@link #logits} of each set: element i is {@code logits(xs.get(i))}. */
+    default List<float[]> logitsEach(List<Tensor> xs) {
+        List<float[]> out = new ArrayList<>(xs.size());
+        for (Tensor x : xs) {
+            out.add(logits(x));
+        }
+        return out;
+    }
+
     /** Open tensors and KV caches of this backend: a number that grows only if a handle leaks. */
     long liveHandles();
 

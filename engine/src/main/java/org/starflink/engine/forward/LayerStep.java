@@ -54,6 +54,44 @@ public final class LayerStep {
      */
     public Tensor end(Arena arena, int layer, Tensor x, Tensor q, int[] positions, List<KvCache> local,
                       List<AttentionPartial> remote) {
+        return backend.finishLayer(arena, layer, x, attention(arena, layer, q, positions, local, remote));
+    }
+
+    /**
+     * {@link #begin} for several independent sets of rows at the same layer (the members of a query host's batch):
+     * element i is bit for bit {@code begin(arena, layer, xs.get(i), positions.get(i), owns.get(i))}; the backend may
+     * share its pass over the weights ({@link Backend#projectQkvEach}).
+     */
+    public List<Tensor> beginEach(Arena arena, int layer, List<Tensor> xs, List<int[]> positions, List<KvCache> owns) {
+        List<Qkv> qkvs = backend.projectQkvEach(arena, layer, xs, positions);
+        List<Tensor> qs = new ArrayList<>(qkvs.size());
+        for (int set = 0; set < qkvs.size(); set++) {
+            Qkv qkv = qkvs.get(set);
+            owns.get(set).append(layer, positions.get(set), qkv.k(), qkv.v());
+            qkv.k().close();
+            qkv.v().close();
+            qs.add(qkv.q());
+        }
+        return qs;
+    }
+
+    /**
+     * {@link #end} for several independent sets of rows at the same layer: element i is bit for bit {@code end} of
+     * set i; the backend may share its pass over the weights ({@link Backend#finishLayerEach}).
+     */
+    public List<Tensor> endEach(Arena arena, int layer, List<Tensor> xs, List<Tensor> qs, List<int[]> positions,
+                                List<List<KvCache>> locals, List<List<AttentionPartial>> remotes) {
+        List<Tensor> attentions = new ArrayList<>(xs.size());
+        for (int set = 0; set < xs.size(); set++) {
+            attentions.add(attention(arena, layer, qs.get(set), positions.get(set), locals.get(set),
+                    remotes.get(set)));
+        }
+        return backend.finishLayerEach(arena, layer, xs, attentions);
+    }
+
+    /** The merged attention output [T, H, hd] of q over the local caches and the remote partials. */
+    private Tensor attention(Arena arena, int layer, Tensor q, int[] positions, List<KvCache> local,
+                             List<AttentionPartial> remote) {
         Partial merged;
         if (remote.isEmpty() && local.size() == 2) { // phase 1 over [anchor; own]: one pass where the backend can
             merged = backend.attendBoth(arena, q, positions, local.get(0), local.get(1), layer);
@@ -67,6 +105,6 @@ public final class LayerStep {
             }
             merged = partials.size() == 1 ? partials.get(0) : backend.merge(arena, partials);
         }
-        return backend.finishLayer(arena, layer, x, merged.output());
+        return merged.output();
     }
 }

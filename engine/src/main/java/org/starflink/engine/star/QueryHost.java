@@ -1,5 +1,7 @@
 package org.starflink.engine.star;
 
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import org.starflink.engine.EngineException;
 import org.starflink.engine.attention.AttentionPartial;
@@ -82,25 +84,100 @@ public final class QueryHost implements AutoCloseable {
             throw new IllegalStateException("no pass in progress");
         }
         Tensor next = step.end(layerScope, layer, x, q, positions, List.of(own), blockPartials);
-        x.close();
-        x = layerScope.moveTo(pass, next);
-        closeLayer();
-        if (++layer < backend.config().layers()) {
+        enterNextLayer(layerScope, next);
+        if (layer < backend.config().layers()) {
             return project();
         }
-        logits = transformer.lastRowLogits(x);
+        endPass(transformer.lastRowLogits(x));
+        return null;
+    }
+
+    /**
+     * {@link #complete} of several hosts at the same layer of their passes (the members of a Flink query host's
+     * batch), each with its blocks' partials: element i is bit for bit {@code hosts.get(i).complete(partials.get(i))},
+     * but their rows share the backend's pass over each weight matrix ({@link LayerStep#endEach},
+     * {@link LayerStep#beginEach}, {@link Backend#logitsEach}). The hosts must share one transformer.
+     */
+    public static List<LayerRequest> completeEach(List<QueryHost> hosts, List<List<AttentionPartial>> partials) {
+        QueryHost first = hosts.get(0);
+        int layer = first.layer;
+        List<Tensor> xs = new ArrayList<>(hosts.size());
+        List<Tensor> qs = new ArrayList<>(hosts.size());
+        List<int[]> positions = new ArrayList<>(hosts.size());
+        List<List<KvCache>> owns = new ArrayList<>(hosts.size());
+        for (QueryHost host : hosts) {
+            if (host.layer < 0 || host.layer != layer || host.transformer != first.transformer) {
+                throw new IllegalStateException("hosts of one batch must be at the same layer of one transformer: "
+                        + host.layer + " vs " + layer);
+            }
+            xs.add(host.x);
+            qs.add(host.q);
+            positions.add(host.positions);
+            owns.add(List.of(host.own));
+        }
+        try (Arena scope = new Arena()) {
+            List<Tensor> nexts = first.step.endEach(scope, layer, xs, qs, positions, owns, partials);
+            for (int i = 0; i < hosts.size(); i++) {
+                hosts.get(i).enterNextLayer(scope, nexts.get(i));
+            }
+        }
+        LayerRequest[] requests = new LayerRequest[hosts.size()];
+        if (layer + 1 < first.backend.config().layers()) {
+            xs.clear();
+            for (QueryHost host : hosts) {
+                xs.add(host.x);
+                host.layerScope = new Arena();
+            }
+            try (Arena scope = new Arena()) {
+                List<Tensor> nextQs = first.step.beginEach(scope, layer + 1, xs, positions,
+                        owns.stream().map(own -> own.get(0)).toList());
+                for (int i = 0; i < hosts.size(); i++) {
+                    QueryHost host = hosts.get(i);
+                    requests[i] = host.request(scope.moveTo(host.layerScope, nextQs.get(i)));
+                }
+            }
+            return Arrays.asList(requests);
+        }
+        try (Arena scope = new Arena()) {
+            List<Tensor> lastRows = new ArrayList<>(hosts.size());
+            for (QueryHost host : hosts) {
+                int rows = host.x.dim(0);
+                lastRows.add(rows == 1 ? host.x : first.backend.rows(scope, host.x, rows - 1, rows));
+            }
+            List<float[]> logits = first.backend.logitsEach(lastRows);
+            for (int i = 0; i < hosts.size(); i++) {
+                hosts.get(i).endPass(logits.get(i));
+            }
+        }
+        return Arrays.asList(requests); // all null: every pass is complete
+    }
+
+    /** The layer's output {@code next} (owned by {@code scope}) becomes the residual stream of the next layer. */
+    private void enterNextLayer(Arena scope, Tensor next) {
+        x.close();
+        x = scope.moveTo(pass, next);
+        closeLayer();
+        layer++;
+    }
+
+    private void endPass(float[] lastRowLogits) {
+        logits = lastRowLogits;
         nextPosition += positions.length;
         layer = -1;
         pass.close();
         pass = null;
         x = null;
         positions = null;
-        return null;
     }
 
     private LayerRequest project() {
         layerScope = new Arena();
-        q = step.begin(layerScope, layer, x, positions, own);
+        return request(step.begin(layerScope, layer, x, positions, own));
+    }
+
+    /** The current layer's request for its query rows {@code layerQ} (owned by the layer's scope). */
+    private LayerRequest request(Tensor layerQ) {
+        q = layerQ;
         qHost = backend.download(q);
         return new LayerRequest(layer, positions, qHost);
     }

@@ -36,14 +36,19 @@ class BackendConsistencyTest {
                 Arguments.of("llama3+bias f32", RandomModels.configWithExtras(64, 2, 8, 2, 50), KvPrecision.F32));
     }
 
+    /** 37 rows go through libtorch, 12 through the DJL backend's few-row Java path (FewRowDense). */
     @ParameterizedTest(name = "{0}")
     @MethodSource("configs")
     void everyOpMatchesTheReference(String name, ModelConfig config, KvPrecision precision) {
+        everyOpMatchesTheReference(config, precision, 37);
+        everyOpMatchesTheReference(config, precision, 12);
+    }
+
+    private void everyOpMatchesTheReference(ModelConfig config, KvPrecision precision, int rows) {
         ModelWeights weights = RandomModels.weights(config, 7);
         try (Backend djl = new DjlBackend(config, weights, precision); Arena a = new Arena(); Arena b = new Arena()) {
             Backend reference = new ReferenceBackend(config, weights, precision);
             Random random = new Random(11);
-            int rows = 37;
             int hd = config.headDim();
             int[] tokens = RandomModels.tokens(random, rows, config.vocabSize());
             int[] positions = new int[rows];
@@ -113,6 +118,50 @@ class BackendConsistencyTest {
             }
             check("rows", reference.download(reference.rows(a, xRef, 3, 9)), djl.download(djl.rows(b, xDjl, 3, 9)));
             check("logits", reference.logits(xRef), djl.logits(xDjl));
+        }
+    }
+
+    /**
+     * The DJL backend's stacked ops ({@code projectQkvEach}, {@code finishLayerEach}, {@code logitsEach}) give every
+     * set of rows bit for bit what the single op gives it, for sets on its few-row Java path (stacked) and beyond it.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("configs")
+    void stackedSetsGetBitForBitTheirAloneNumbers(String name, ModelConfig config, KvPrecision precision) {
+        Random random = new Random(13);
+        try (Backend djl = new DjlBackend(config, RandomModels.weights(config, 5), precision);
+             Arena arena = new Arena()) {
+            int[] rowCounts = {1, 3, 20, 1, 16};
+            List<Tensor> xs = new java.util.ArrayList<>();
+            List<Tensor> attentions = new java.util.ArrayList<>();
+            List<int[]> positions = new java.util.ArrayList<>();
+            for (int rows : rowCounts) {
+                xs.add(djl.upload(arena, RandomModels.vector(random, rows * config.dim()), rows, config.dim()));
+                attentions.add(djl.upload(arena, RandomModels.vector(random, rows * config.queryWidth()), rows,
+                        config.heads(), config.headDim()));
+                int[] p = new int[rows];
+                for (int i = 0; i < rows; i++) {
+                    p[i] = 40 + random.nextInt(200);
+                }
+                positions.add(p);
+            }
+            for (int layer = 0; layer < config.layers(); layer++) {
+                List<Qkv> qkvs = djl.projectQkvEach(arena, layer, xs, positions);
+                List<Tensor> nexts = djl.finishLayerEach(arena, layer, xs, attentions);
+                for (int set = 0; set < rowCounts.length; set++) {
+                    String what = rowCounts[set] + " rows, layer " + layer;
+                    Qkv alone = djl.projectQkv(arena, layer, xs.get(set), positions.get(set));
+                    assertArrayEquals(djl.download(alone.q()), djl.download(qkvs.get(set).q()), "q, " + what);
+                    assertArrayEquals(djl.download(alone.k()), djl.download(qkvs.get(set).k()), "k, " + what);
+                    assertArrayEquals(djl.download(alone.v()), djl.download(qkvs.get(set).v()), "v, " + what);
+                    assertArrayEquals(djl.download(djl.finishLayer(arena, layer, xs.get(set), attentions.get(set))),
+                            djl.download(nexts.get(set)), "finishLayer, " + what);
+                }
+            }
+            List<float[]> logits = djl.logitsEach(xs);
+            for (int set = 0; set < rowCounts.length; set++) {
+                assertArrayEquals(djl.logits(xs.get(set)), logits.get(set), "logits, " + rowCounts[set] + " rows");
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 package org.starflink.engine.star;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.ArrayList;
@@ -93,6 +94,59 @@ class QueryHostStateTest {
                 + " bytes of KV for one layer; one page is " + pageTokens * rowBytes);
         host.close();
         uninterrupted.close();
+    }
+
+    /**
+     * A batch's hosts completed together ({@link QueryHost#completeEach}: their rows stacked in the backend's passes
+     * over the weights) compute bit for bit what each computes alone, through prompts of different lengths (one longer
+     * than the backend's few-row path, 20 tokens) and the decode steps after them.
+     */
+    @Test
+    void hostsCompletedTogetherGetTheNumbersTheyGetAlone() {
+        Model model = SharedModels.stories260K();
+        Transformer transformer = transformer(model);
+        LongContextGenerator generator = new LongContextGenerator(model, transformer);
+        int[] context = generator.contextTokens("Lily and Tom went to the park. They saw a big dog. ".repeat(8));
+        EncodedContext encoded = generator.encode(context, BlockLayout.of(64));
+        String[] prompts = {"Tom said", "Once upon a time there was a little girl named Lily who loved to play in the",
+                "The dog"};
+        List<QueryHost> together = new ArrayList<>();
+        List<QueryHost> alone = new ArrayList<>();
+        List<int[]> next = new ArrayList<>();
+        for (String prompt : prompts) {
+            together.add(new QueryHost(transformer, context.length, 32));
+            alone.add(new QueryHost(transformer, context.length, 32));
+            next.add(generator.questionTokens(prompt));
+        }
+        assertTrue(next.get(1).length > 16, "one prompt longer than the few-row path: " + next.get(1).length);
+        for (int step = 0; step < 4; step++) {
+            List<LayerRequest> requests = new ArrayList<>();
+            for (int h = 0; h < prompts.length; h++) {
+                requests.add(together.get(h).start(next.get(h)));
+                assertArrayEquals(requests.get(h).q(), alone.get(h).start(next.get(h)).q());
+            }
+            while (requests.get(0) != null) {
+                List<List<AttentionPartial>> partials = new ArrayList<>();
+                for (LayerRequest request : requests) {
+                    partials.add(partials(transformer, encoded, request));
+                }
+                List<LayerRequest> batched = QueryHost.completeEach(together, partials);
+                for (int h = 0; h < prompts.length; h++) {
+                    LayerRequest single = alone.get(h).complete(partials.get(h));
+                    assertEquals(single == null, batched.get(h) == null);
+                    if (single != null) {
+                        assertArrayEquals(single.q(), batched.get(h).q(), "host " + h + " layer " + single.layer());
+                    }
+                }
+                requests = batched;
+            }
+            for (int h = 0; h < prompts.length; h++) {
+                assertArrayEquals(alone.get(h).logits(), together.get(h).logits(), "host " + h + " step " + step);
+                next.set(h, new int[] {org.starflink.engine.generate.Sampler.argmax(together.get(h).logits())});
+            }
+        }
+        together.forEach(QueryHost::close);
+        alone.forEach(QueryHost::close);
     }
 
     private static Transformer transformer(Model model) {

@@ -176,7 +176,8 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
             byBlock.add(PhaseTwoCodec.partialsFromBytes(partials.get(block)));
         }
         partials.clear();
-        List<LayerRequest> next = new ArrayList<>(members.size());
+        List<QueryHost> hosts = new ArrayList<>(members.size());
+        List<List<AttentionPartial>> orderedPartials = new ArrayList<>(members.size());
         for (int member = 0; member < members.size(); member++) {
             LiveQuestion question = members.get(member);
             // This member's partial from each of its blocks, merged in block order: never arrival order.
@@ -184,8 +185,11 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
             for (int block = 0; block < question.task.blockCount; block++) {
                 ordered.add(byBlock.get(block).get(rowIndex(members, member, block)));
             }
-            next.add(question.host.complete(ordered));
+            hosts.add(question.host);
+            orderedPartials.add(ordered);
         }
+        // every member's layer in one go: their rows share the pass over each weight matrix, their numbers do not
+        List<LayerRequest> next = QueryHost.completeEach(hosts, orderedPartials);
         if (next.get(0) != null) { // members share the layer: all continue or all finish the pass
             current.layer++;
             send(hostKey, current, members, next, out);

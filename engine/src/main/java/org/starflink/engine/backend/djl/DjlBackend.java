@@ -19,6 +19,7 @@ import org.starflink.engine.attention.AttentionPartial;
 import org.starflink.engine.backend.Arena;
 import org.starflink.engine.backend.Backend;
 import org.starflink.engine.backend.CpuKernels;
+import org.starflink.engine.backend.FewRowDense;
 import org.starflink.engine.backend.HandleLedger;
 import org.starflink.engine.backend.HostKvCache;
 import org.starflink.engine.backend.HostTensor;
@@ -60,6 +61,13 @@ public final class DjlBackend implements Backend {
      * against libtorch's 1.8 ms at 5 rows, 1.6 against 1.7 at 16, 3.0 against 2.1 at 32.
      */
     private static final int JAVA_VISIBLE_ATTENTION_MAX_ROWS = 16;
+    /**
+     * Up to this many rows, a layer's projections, MLP and the output head run in Java ({@link FewRowDense}, rows
+     * independent of each other), so that a query host's batch stacks its members' rows into one pass over each
+     * weight matrix ({@link #projectQkvEach}, {@link #finishLayerEach}, {@link #logitsEach}) and one libtorch call
+     * per op does not cost more than its few rows' arithmetic. Decided per set of rows, never per batch.
+     */
+    private static final int JAVA_DENSE_MAX_ROWS = 16;
 
     private final ModelConfig config;
     private final KvPrecision kvPrecision;
@@ -78,6 +86,19 @@ public final class DjlBackend implements Backend {
                                NDArray wGateT, NDArray wUpT, NDArray wDownT) {
     }
 
+    /**
+     * The same layer's weights on the heap for {@link FewRowDense}, [in, out] row-major: q, k and v side by side in
+     * one matrix [dim, qWidth + 2 kvWidth] (bias likewise, or null), gate and up in one [dim, 2 hidden].
+     */
+    private record DenseLayer(float[] attentionNorm, float[] wQkv, float[] bQkv, float[] wo, float[] ffnNorm,
+                              float[] wGateUp, float[] wDown) {
+    }
+
+    private final List<DenseLayer> dense = new ArrayList<>();
+    private final float[] finalNormDense;
+    /** [dim, vocab]. */
+    private final float[] outputHeadDense;
+
     public DjlBackend(ModelConfig config, WeightSource weights, KvPrecision kvPrecision) {
         DjlOffline.ensure();
         LibtorchThreads.ensure();
@@ -93,33 +114,87 @@ public final class DjlBackend implements Backend {
         this.tokenEmbedding = weights.read(WeightName.of(Kind.TOKEN_EMBEDDING));
         for (int l = 0; l < config.layers(); l++) {
             boolean bias = config.qkvBias();
+            float[][] w = new float[Kind.values().length][];
+            for (Kind kind : new Kind[] {Kind.ATTENTION_NORM, Kind.WQ, Kind.WK, Kind.WV, Kind.WO, Kind.FFN_NORM,
+                    Kind.W_GATE, Kind.W_UP, Kind.W_DOWN}) {
+                w[kind.ordinal()] = weights.read(new WeightName(kind, l));
+            }
+            if (bias) {
+                for (Kind kind : new Kind[] {Kind.BQ, Kind.BK, Kind.BV}) {
+                    w[kind.ordinal()] = weights.read(new WeightName(kind, l));
+                }
+            }
             layers.add(new NativeLayer(
-                    vector(weights, Kind.ATTENTION_NORM, l),
-                    transposed(weights, Kind.WQ, l), transposed(weights, Kind.WK, l), transposed(weights, Kind.WV, l),
-                    bias ? vector(weights, Kind.BQ, l) : null,
-                    bias ? vector(weights, Kind.BK, l) : null,
-                    bias ? vector(weights, Kind.BV, l) : null,
-                    transposed(weights, Kind.WO, l),
-                    vector(weights, Kind.FFN_NORM, l),
-                    transposed(weights, Kind.W_GATE, l), transposed(weights, Kind.W_UP, l),
-                    transposed(weights, Kind.W_DOWN, l)));
+                    vector(w, Kind.ATTENTION_NORM),
+                    transposed(w, Kind.WQ, l), transposed(w, Kind.WK, l), transposed(w, Kind.WV, l),
+                    bias ? vector(w, Kind.BQ) : null,
+                    bias ? vector(w, Kind.BK) : null,
+                    bias ? vector(w, Kind.BV) : null,
+                    transposed(w, Kind.WO, l),
+                    vector(w, Kind.FFN_NORM),
+                    transposed(w, Kind.W_GATE, l), transposed(w, Kind.W_UP, l),
+                    transposed(w, Kind.W_DOWN, l)));
+            int dim = config.dim();
+            dense.add(new DenseLayer(w[Kind.ATTENTION_NORM.ordinal()],
+                    sideBySide(dim, w[Kind.WQ.ordinal()], w[Kind.WK.ordinal()], w[Kind.WV.ordinal()]),
+                    bias ? concat(w[Kind.BQ.ordinal()], w[Kind.BK.ordinal()], w[Kind.BV.ordinal()]) : null,
+                    FewRowDense.transpose(w[Kind.WO.ordinal()], dim, config.queryWidth()),
+                    w[Kind.FFN_NORM.ordinal()],
+                    sideBySide(dim, w[Kind.W_GATE.ordinal()], w[Kind.W_UP.ordinal()]),
+                    FewRowDense.transpose(w[Kind.W_DOWN.ordinal()], dim, config.hiddenDim())));
         }
-        this.finalNorm = vector(weights, Kind.FINAL_NORM, -1);
+        float[] finalNormValues = weights.read(WeightName.of(Kind.FINAL_NORM));
+        this.finalNorm = manager.create(finalNormValues, new Shape(finalNormValues.length));
+        this.finalNormDense = finalNormValues;
         WeightName head = WeightName.of(Kind.OUTPUT_HEAD);
         float[] headValues = config.tiedEmbeddings() ? tokenEmbedding : weights.read(head);
         this.outputHeadT = manager.create(headValues, new Shape(config.vocabSize(), config.dim())).transpose();
+        this.outputHeadDense = FewRowDense.transpose(headValues, config.vocabSize(), config.dim());
     }
 
-    private NDArray vector(WeightSource weights, Kind kind, int layer) {
-        float[] values = weights.read(new WeightName(kind, layer));
+    private NDArray vector(float[][] weights, Kind kind) {
+        float[] values = weights[kind.ordinal()];
         return manager.create(values, new Shape(values.length));
     }
 
     /** w: [out, in] -> a transposed view [in, out], so that x [T, in] . view = x W^T. */
-    private NDArray transposed(WeightSource weights, Kind kind, int layer) {
-        WeightName name = WeightName.of(kind, layer);
-        int[] shape = name.shape(config);
-        return manager.create(weights.read(name), new Shape(shape[0], shape[1])).transpose();
+    private NDArray transposed(float[][] weights, Kind kind, int layer) {
+        int[] shape = WeightName.of(kind, layer).shape(config);
+        return manager.create(weights[kind.ordinal()], new Shape(shape[0], shape[1])).transpose();
+    }
+
+    /** Linear weights [out_p, in] of the same input side by side as one [in, sum of out_p] matrix. */
+    private static float[] sideBySide(int in, float[]... parts) {
+        int out = 0;
+        for (float[] part : parts) {
+            out += part.length / in;
+        }
+        float[] joined = new float[in * out];
+        int column = 0;
+        for (float[] part : parts) {
+            int partOut = part.length / in;
+            for (int o = 0; o < partOut; o++) {
+                for (int i = 0; i < in; i++) {
+                    joined[i * out + column + o] = part[o * in + i];
+                }
+            }
+            column += partOut;
+        }
+        return joined;
+    }
+
+    private static float[] concat(float[]... parts) {
+        int length = 0;
+        for (float[] part : parts) {
+            length += part.length;
+        }
+        float[] joined = new float[length];
+        int at = 0;
+        for (float[] part : parts) {
+            System.arraycopy(part, 0, joined, at, part.length);
+            at += part.length;
+        }
+        return joined;
     }
 
     @Override
@@ -168,8 +243,61 @@ public final class DjlBackend implements Backend {
 
     @Override
     public Qkv projectQkv(Arena arena, int layer, Tensor x, int[] positions) {
+        return projectQkvEach(arena, layer, List.of(x), List.of(positions)).get(0);
+    }
+
+    /** Sets of at most {@link #JAVA_DENSE_MAX_ROWS} rows stacked into one Java pass; larger sets in libtorch. */
+    @Override
+    public List<Qkv> projectQkvEach(Arena arena, int layer, List<Tensor> xs, List<int[]> positions) {
+        Qkv[] out = new Qkv[xs.size()];
+        List<Integer> small = new ArrayList<>();
+        for (int set = 0; set < xs.size(); set++) {
+            Tensor.requireShape(xs.get(set), "x", positions.get(set).length, config.dim());
+            if (positions.get(set).length <= JAVA_DENSE_MAX_ROWS) {
+                small.add(set);
+            } else {
+                out[set] = projectQkvNative(arena, layer, xs.get(set), positions.get(set));
+            }
+        }
+        if (!small.isEmpty()) {
+            DenseLayer w = dense.get(layer);
+            int[] stackedPositions = stackPositions(positions, small);
+            int rows = stackedPositions.length;
+            int dim = config.dim();
+            int qWidth = config.queryWidth();
+            int kvWidth = config.kvWidth();
+            int width = qWidth + 2 * kvWidth;
+            float[] normed = FewRowDense.rmsNorm(stackRows(xs, small, dim), rows, dim, w.attentionNorm(),
+                    (float) config.rmsNormEps());
+            float[] qkv = FewRowDense.multiply(normed, rows, dim, w.wQkv(), width); // [rows, q | k | v]
+            if (w.bQkv() != null) {
+                for (int r = 0; r < rows; r++) {
+                    for (int j = 0; j < width; j++) {
+                        qkv[r * width + j] += w.bQkv()[j];
+                    }
+                }
+            }
+            float[] q = columns(qkv, rows, width, 0, qWidth);
+            float[] k = columns(qkv, rows, width, qWidth, kvWidth);
+            float[] v = columns(qkv, rows, width, qWidth + kvWidth, kvWidth);
+            rope.apply(q, config.heads(), stackedPositions);
+            rope.apply(k, config.kvHeads(), stackedPositions);
+            int hd = config.headDim();
+            int row = 0;
+            for (int set : small) {
+                int n = positions.get(set).length;
+                out[set] = new Qkv(
+                        host(arena, Arrays.copyOfRange(q, row * qWidth, (row + n) * qWidth), n, config.heads(), hd),
+                        host(arena, Arrays.copyOfRange(k, row * kvWidth, (row + n) * kvWidth), n, config.kvHeads(), hd),
+                        host(arena, Arrays.copyOfRange(v, row * kvWidth, (row + n) * kvWidth), n, config.kvHeads(), hd));
+                row += n;
+            }
+        }
+        return List.of(out);
+    }
+
+    private Qkv projectQkvNative(Arena arena, int layer, Tensor x, int[] positions) {
         int rows = positions.length;
-        Tensor.requireShape(x, "x", rows, config.dim());
         NativeLayer w = layers.get(layer);
         float[] q;
         float[] k;
@@ -340,9 +468,50 @@ public final class DjlBackend implements Backend {
 
     @Override
     public Tensor finishLayer(Arena arena, int layer, Tensor x, Tensor attention) {
+        return finishLayerEach(arena, layer, List.of(x), List.of(attention)).get(0);
+    }
+
+    /** Sets of at most {@link #JAVA_DENSE_MAX_ROWS} rows stacked into one Java pass; larger sets in libtorch. */
+    @Override
+    public List<Tensor> finishLayerEach(Arena arena, int layer, List<Tensor> xs, List<Tensor> attentions) {
+        Tensor[] out = new Tensor[xs.size()];
+        List<Integer> small = new ArrayList<>();
+        for (int set = 0; set < xs.size(); set++) {
+            int rows = xs.get(set).dim(0);
+            Tensor.requireShape(xs.get(set), "x", rows, config.dim());
+            Tensor.requireShape(attentions.get(set), "attention", rows, config.heads(), config.headDim());
+            if (rows <= JAVA_DENSE_MAX_ROWS) {
+                small.add(set);
+            } else {
+                out[set] = finishLayerNative(arena, layer, xs.get(set), attentions.get(set));
+            }
+        }
+        if (!small.isEmpty()) {
+            DenseLayer w = dense.get(layer);
+            int dim = config.dim();
+            int hidden = config.hiddenDim();
+            float[] x = stackRows(xs, small, dim);
+            int rows = x.length / dim;
+            float[] attention = stackRows(attentions, small, config.queryWidth());
+            float[] residual = FewRowDense.add(x, FewRowDense.multiply(attention, rows, config.queryWidth(), w.wo(),
+                    dim));
+            float[] normed = FewRowDense.rmsNorm(residual, rows, dim, w.ffnNorm(), (float) config.rmsNormEps());
+            float[] gateUp = FewRowDense.multiply(normed, rows, dim, w.wGateUp(), 2 * hidden); // [rows, gate | up]
+            float[] activated = FewRowDense.gatedSilu(columns(gateUp, rows, 2 * hidden, 0, hidden),
+                    columns(gateUp, rows, 2 * hidden, hidden, hidden));                  // [rows, hidden]
+            float[] next = FewRowDense.add(residual, FewRowDense.multiply(activated, rows, hidden, w.wDown(), dim));
+            int row = 0;
+            for (int set : small) {
+                int n = xs.get(set).dim(0);
+                out[set] = host(arena, Arrays.copyOfRange(next, row * dim, (row + n) * dim), n, dim);
+                row += n;
+            }
+        }
+        return List.of(out);
+    }
+
+    private Tensor finishLayerNative(Arena arena, int layer, Tensor x, Tensor attention) {
         int rows = x.dim(0);
-        Tensor.requireShape(x, "x", rows, config.dim());
-        Tensor.requireShape(attention, "attention", rows, config.heads(), config.headDim());
         NativeLayer w = layers.get(layer);
         try (NDManager scope = manager.newSubManager()) {
             NDArray residual = array(scope, x).add(scope.create(floats(attention),
@@ -359,11 +528,83 @@ public final class DjlBackend implements Backend {
 
     @Override
     public float[] logits(Tensor x) {
-        int rows = x.dim(0);
-        Tensor.requireShape(x, "x", rows, config.dim());
-        try (NDManager scope = manager.newSubManager()) {
-            return rmsNorm(array(scope, x), finalNorm).matMul(outputHeadT).toFloatArray();
+        return logitsEach(List.of(x)).get(0);
+    }
+
+    /** Sets of at most {@link #JAVA_DENSE_MAX_ROWS} rows stacked into one Java pass; larger sets in libtorch. */
+    @Override
+    public List<float[]> logitsEach(List<Tensor> xs) {
+        float[][] out = new float[xs.size()][];
+        List<Integer> small = new ArrayList<>();
+        for (int set = 0; set < xs.size(); set++) {
+            int rows = xs.get(set).dim(0);
+            Tensor.requireShape(xs.get(set), "x", rows, config.dim());
+            if (rows <= JAVA_DENSE_MAX_ROWS) {
+                small.add(set);
+            } else {
+                try (NDManager scope = manager.newSubManager()) {
+                    out[set] = rmsNorm(array(scope, xs.get(set)), finalNorm).matMul(outputHeadT).toFloatArray();
+                }
+            }
         }
+        if (!small.isEmpty()) {
+            int dim = config.dim();
+            int vocab = config.vocabSize();
+            float[] x = stackRows(xs, small, dim);
+            int rows = x.length / dim;
+            float[] normed = FewRowDense.rmsNorm(x, rows, dim, finalNormDense, (float) config.rmsNormEps());
+            float[] logits = FewRowDense.multiply(normed, rows, dim, outputHeadDense, vocab);
+            int row = 0;
+            for (int set : small) {
+                int n = xs.get(set).dim(0);
+                out[set] = rows == n ? logits : Arrays.copyOfRange(logits, row * vocab, (row + n) * vocab);
+                row += n;
+            }
+        }
+        return List.of(out);
+    }
+
+    /** The rows of the sets {@code chosen}, one after another, [sum of rows, width] on the heap. */
+    private float[] stackRows(List<Tensor> tensors, List<Integer> chosen, int width) {
+        if (chosen.size() == 1) {
+            return floats(tensors.get(chosen.get(0))); // read only: FewRowDense never writes its inputs
+        }
+        int rows = 0;
+        for (int set : chosen) {
+            rows += tensors.get(set).dim(0);
+        }
+        float[] stacked = new float[rows * width];
+        int at = 0;
+        for (int set : chosen) {
+            float[] values = floats(tensors.get(set));
+            int n = tensors.get(set).dim(0) * width;
+            System.arraycopy(values, 0, stacked, at, n);
+            at += n;
+        }
+        return stacked;
+    }
+
+    private static int[] stackPositions(List<int[]> positions, List<Integer> chosen) {
+        int rows = 0;
+        for (int set : chosen) {
+            rows += positions.get(set).length;
+        }
+        int[] stacked = new int[rows];
+        int at = 0;
+        for (int set : chosen) {
+            System.arraycopy(positions.get(set), 0, stacked, at, positions.get(set).length);
+            at += positions.get(set).length;
+        }
+        return stacked;
+    }
+
+    /** Columns [from, from + count) of every row of a [rows, width] matrix: [rows, count]. */
+    private static float[] columns(float[] matrix, int rows, int width, int from, int count) {
+        float[] out = new float[rows * count];
+        for (int r = 0; r < rows; r++) {
+            System.arraycopy(matrix, r * width + from, out, r * count, count);
+        }
+        return out;
     }
 
     /** x [T, dim] -> x / sqrt(mean(x^2) + eps) * weight. */
