@@ -8,55 +8,59 @@ package org.starflink.engine.backend;
  *
  * <p>Every output element of {@link #multiply} sums its products in input order starting from 0, one rounding per
  * product and per addition (Java does not fuse them); the loop nest only decides how often a weight row is read:
- * once per call for all the rows, with the rows' partial outputs of one column tile kept in cache. The innermost
- * loop runs over one contiguous tile of a weight row and of an output row, which the JIT vectorizes.
+ * once per call for all the rows, with the rows' partial outputs of one column range kept in cache. The innermost
+ * loop runs over a contiguous slice of a weight row and of an output row, which the JIT vectorizes.
  */
 public final class FewRowDense {
-    /** Output columns per tile: a tile of every row's outputs (rows x TILE floats) stays in the L1/L2 cache. */
-    private static final int TILE = 512;
-
-    private FewRowDense() {
-    }
+    /**
+     * Output columns per pass over the weights: every row's slice of them (16 rows: 256 KiB) stays in the L2 cache
+     * while the weight rows' slices stream through once.
+     */
+    private static final int COLUMNS_PER_PASS = 4096;
 
     /**
-     * y = x W for x [rows, in] and W [in, out] (row-major: row i holds input i's weights to every output).
+     * y = x W for x [rows, in] and W [in, out], given as one array per input row ({@code w[i]}: input i's weights
+     * to every output). One array per row, like the outputs': the JIT vectorizes the innermost loop only when its
+     * arrays are distinct objects (offsets into one flat array ran 4-6x slower here).
      *
      * @return y [rows, out]
      */
-    public static float[] multiply(float[] x, int rows, int in, float[] w, int out) {
-        float[] y = new float[rows * out];
-        for (int from = 0; from < out; from += TILE) {
-            int to = Math.min(out, from + TILE);
+    public static float[] multiply(float[] x, int rows, int in, float[][] w, int out) {
+        float[][] y = new float[rows][out];
+        for (int from = 0; from < out; from += COLUMNS_PER_PASS) {
+            int to = Math.min(out, from + COLUMNS_PER_PASS);
             int i = 0;
             for (; i + 4 <= in; i += 4) {
-                int w0 = i * out;
-                int w1 = w0 + out;
-                int w2 = w1 + out;
-                int w3 = w2 + out;
                 for (int r = 0; r < rows; r++) {
                     int xr = r * in + i;
-                    addProducts(y, r * out, x[xr], x[xr + 1], x[xr + 2], x[xr + 3], w, w0, w1, w2, w3, from, to);
+                    addProducts(y[r], x[xr], w[i], x[xr + 1], w[i + 1], x[xr + 2], w[i + 2], x[xr + 3], w[i + 3],
+                            from, to);
                 }
             }
             for (; i < in; i++) {
                 for (int r = 0; r < rows; r++) {
-                    float a = x[r * in + i];
-                    int yr = r * out;
-                    int wi = i * out;
-                    for (int j = from; j < to; j++) {
-                        y[yr + j] += a * w[wi + j];
-                    }
+                    addProducts(y[r], x[r * in + i], w[i], from, to);
                 }
             }
         }
-        return y;
+        float[] flat = new float[rows * out];
+        for (int r = 0; r < rows; r++) {
+            System.arraycopy(y[r], 0, flat, r * out, out);
+        }
+        return flat;
     }
 
-    /** y[yr + j] += a0 w[w0 + j] + ... + a3 w[w3 + j], added one product at a time, for j in [from, to). */
-    private static void addProducts(float[] y, int yr, float a0, float a1, float a2, float a3, float[] w, int w0,
-                                    int w1, int w2, int w3, int from, int to) {
+    /** y[j] += a0 w0[j] + a1 w1[j] + a2 w2[j] + a3 w3[j], added one product at a time, for j in [from, to). */
+    private static void addProducts(float[] y, float a0, float[] w0, float a1, float[] w1, float a2, float[] w2,
+                                    float a3, float[] w3, int from, int to) {
         for (int j = from; j < to; j++) {
-            y[yr + j] = (((y[yr + j] + a0 * w[w0 + j]) + a1 * w[w1 + j]) + a2 * w[w2 + j]) + a3 * w[w3 + j];
+            y[j] = (((y[j] + a0 * w0[j]) + a1 * w1[j]) + a2 * w2[j]) + a3 * w3[j];
+        }
+    }
+
+    private static void addProducts(float[] y, float a, float[] w, int from, int to) {
+        for (int j = from; j < to; j++) {
+            y[j] += a * w[j];
         }
     }
 
@@ -96,14 +100,26 @@ public final class FewRowDense {
         return sum;
     }
 
-    /** w [out, in] (a checkpoint's Linear layout) transposed into [in, out], the layout {@link #multiply} reads. */
-    public static float[] transpose(float[] w, int out, int in) {
-        float[] t = new float[w.length];
-        for (int o = 0; o < out; o++) {
-            for (int i = 0; i < in; i++) {
-                t[i * out + o] = w[o * in + i];
-            }
+    /**
+     * Linear weights [out_p, in] (a checkpoint's layout) of the same input, side by side as the [in, sum of out_p]
+     * matrix {@link #multiply} reads: row i holds input i's weights to every output of every part, in part order.
+     */
+    public static float[][] inputRows(int in, float[]... parts) {
+        int out = 0;
+        for (float[] part : parts) {
+            out += part.length / in;
         }
-        return t;
+        float[][] rows = new float[in][out];
+        int column = 0;
+        for (float[] part : parts) {
+            int partOut = part.length / in;
+            for (int o = 0; o < partOut; o++) {
+                for (int i = 0; i < in; i++) {
+                    rows[i][column + o] = part[o * in + i];
+                }
+            }
+            column += partOut;
+        }
+        return rows;
     }
 }

@@ -12,17 +12,18 @@ import org.starflink.engine.testing.RandomModels;
 class FewRowDenseTest {
 
     /**
-     * Through the tails of the loop nest: an input size that is not a multiple of 4 and an output wider than a tile
-     * and not a multiple of it.
+     * Through the tails of the loop nest: an input size that is not a multiple of 4 and an output wider than one pass
+     * over the weights (4096 columns) and not a multiple of it.
      */
     @Test
     void aRowMultipliedAloneOrStackedGetsTheSameBitsAndTheFloat64Product() {
         Random random = new Random(3);
         int in = 37;
-        int out = 1100;
+        int out = 4100;
         int rows = 7;
         float[] x = RandomModels.vector(random, rows * in);
-        float[] w = RandomModels.vector(random, in * out);
+        float[] linear = RandomModels.vector(random, out * in); // [out, in], as a checkpoint holds it
+        float[][] w = FewRowDense.inputRows(in, linear);
         float[] stacked = FewRowDense.multiply(x, rows, in, w, out);
         for (int r = 0; r < rows; r++) {
             float[] alone = FewRowDense.multiply(Arrays.copyOfRange(x, r * in, (r + 1) * in), 1, in, w, out);
@@ -31,8 +32,8 @@ class FewRowDenseTest {
                 double exact = 0;
                 double magnitude = 0;
                 for (int i = 0; i < in; i++) {
-                    exact += (double) x[r * in + i] * w[i * out + j];
-                    magnitude += Math.abs((double) x[r * in + i] * w[i * out + j]);
+                    exact += (double) x[r * in + i] * linear[j * in + i];
+                    magnitude += Math.abs((double) x[r * in + i] * linear[j * in + i]);
                 }
                 // float32 sums of 37 products: within a few units in the last place of their magnitude
                 assertTrue(Math.abs(alone[j] - exact) <= 1e-5 * magnitude, "row " + r + " column " + j);

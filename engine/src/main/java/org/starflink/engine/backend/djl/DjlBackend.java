@@ -90,14 +90,14 @@ public final class DjlBackend implements Backend {
      * The same layer's weights on the heap for {@link FewRowDense}, [in, out] row-major: q, k and v side by side in
      * one matrix [dim, qWidth + 2 kvWidth] (bias likewise, or null), gate and up in one [dim, 2 hidden].
      */
-    private record DenseLayer(float[] attentionNorm, float[] wQkv, float[] bQkv, float[] wo, float[] ffnNorm,
-                              float[] wGateUp, float[] wDown) {
+    private record DenseLayer(float[] attentionNorm, float[][] wQkv, float[] bQkv, float[][] wo, float[] ffnNorm,
+                              float[][] wGateUp, float[][] wDown) {
     }
 
     private final List<DenseLayer> dense = new ArrayList<>();
     private final float[] finalNormDense;
     /** [dim, vocab]. */
-    private final float[] outputHeadDense;
+    private final float[][] outputHeadDense;
 
     public DjlBackend(ModelConfig config, WeightSource weights, KvPrecision kvPrecision) {
         DjlOffline.ensure();
@@ -136,12 +136,12 @@ public final class DjlBackend implements Backend {
                     transposed(w, Kind.W_DOWN, l)));
             int dim = config.dim();
             dense.add(new DenseLayer(w[Kind.ATTENTION_NORM.ordinal()],
-                    sideBySide(dim, w[Kind.WQ.ordinal()], w[Kind.WK.ordinal()], w[Kind.WV.ordinal()]),
+                    FewRowDense.inputRows(dim, w[Kind.WQ.ordinal()], w[Kind.WK.ordinal()], w[Kind.WV.ordinal()]),
                     bias ? concat(w[Kind.BQ.ordinal()], w[Kind.BK.ordinal()], w[Kind.BV.ordinal()]) : null,
-                    FewRowDense.transpose(w[Kind.WO.ordinal()], dim, config.queryWidth()),
+                    FewRowDense.inputRows(config.queryWidth(), w[Kind.WO.ordinal()]),
                     w[Kind.FFN_NORM.ordinal()],
-                    sideBySide(dim, w[Kind.W_GATE.ordinal()], w[Kind.W_UP.ordinal()]),
-                    FewRowDense.transpose(w[Kind.W_DOWN.ordinal()], dim, config.hiddenDim())));
+                    FewRowDense.inputRows(dim, w[Kind.W_GATE.ordinal()], w[Kind.W_UP.ordinal()]),
+                    FewRowDense.inputRows(config.hiddenDim(), w[Kind.W_DOWN.ordinal()])));
         }
         float[] finalNormValues = weights.read(WeightName.of(Kind.FINAL_NORM));
         this.finalNorm = manager.create(finalNormValues, new Shape(finalNormValues.length));
@@ -149,7 +149,7 @@ public final class DjlBackend implements Backend {
         WeightName head = WeightName.of(Kind.OUTPUT_HEAD);
         float[] headValues = config.tiedEmbeddings() ? tokenEmbedding : weights.read(head);
         this.outputHeadT = manager.create(headValues, new Shape(config.vocabSize(), config.dim())).transpose();
-        this.outputHeadDense = FewRowDense.transpose(headValues, config.vocabSize(), config.dim());
+        this.outputHeadDense = FewRowDense.inputRows(config.dim(), headValues);
     }
 
     private NDArray vector(float[][] weights, Kind kind) {
@@ -161,26 +161,6 @@ public final class DjlBackend implements Backend {
     private NDArray transposed(float[][] weights, Kind kind, int layer) {
         int[] shape = WeightName.of(kind, layer).shape(config);
         return manager.create(weights[kind.ordinal()], new Shape(shape[0], shape[1])).transpose();
-    }
-
-    /** Linear weights [out_p, in] of the same input side by side as one [in, sum of out_p] matrix. */
-    private static float[] sideBySide(int in, float[]... parts) {
-        int out = 0;
-        for (float[] part : parts) {
-            out += part.length / in;
-        }
-        float[] joined = new float[in * out];
-        int column = 0;
-        for (float[] part : parts) {
-            int partOut = part.length / in;
-            for (int o = 0; o < partOut; o++) {
-                for (int i = 0; i < in; i++) {
-                    joined[i * out + column + o] = part[o * in + i];
-                }
-            }
-            column += partOut;
-        }
-        return joined;
     }
 
     private static float[] concat(float[]... parts) {
