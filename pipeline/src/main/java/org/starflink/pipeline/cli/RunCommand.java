@@ -28,6 +28,7 @@ import org.apache.logging.log4j.core.config.LoggerConfig;
 import org.apache.logging.log4j.core.layout.PatternLayout;
 import org.starflink.operators.cluster.LoopbackCluster;
 import org.starflink.engine.EngineException;
+import org.starflink.engine.backend.djl.LibtorchThreads;
 import org.starflink.engine.model.Model;
 import org.starflink.kafka.EmbeddedKafka;
 import org.starflink.pipeline.ClusterSettings;
@@ -106,6 +107,8 @@ final class RunCommand implements Callable<Integer> {
         if (!Files.exists(modelOptions.model)) {
             throw new EngineException("model not found: " + modelOptions.model);
         }
+        // this JVM is the whole cluster: its task threads share the cores, so libtorch may use the ones they leave
+        LibtorchThreads.ensure(Runtime.getRuntime().availableProcessors() / parallelism);
         PrintWriter out = spec.commandLine().getOut();
         DataDirectory data = openDataDirectory();
         Stopper stopper = new Stopper(data);

@@ -101,7 +101,7 @@ public final class DjlBackend implements Backend {
 
     public DjlBackend(ModelConfig config, WeightSource weights, KvPrecision kvPrecision) {
         DjlOffline.ensure();
-        LibtorchThreads.ensure();
+        LibtorchThreads.ensure(1);
         this.config = config;
         this.kvPrecision = kvPrecision;
         this.rope = new Rope(config);
