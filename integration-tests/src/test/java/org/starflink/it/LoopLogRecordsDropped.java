@@ -1,11 +1,7 @@
 package org.starflink.it;
 
-import java.io.DataInputStream;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
 import java.net.URI;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -14,7 +10,6 @@ import org.apache.flink.api.java.tuple.Tuple2;
 import org.apache.flink.core.fs.FSDataInputStream;
 import org.apache.flink.core.memory.DataInputViewStreamWrapper;
 import org.apache.flink.core.memory.DataOutputSerializer;
-import org.apache.flink.runtime.checkpoint.Checkpoints;
 import org.apache.flink.runtime.checkpoint.OperatorState;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
 import org.apache.flink.runtime.checkpoint.StateObjectCollection;
@@ -44,11 +39,7 @@ final class LoopLogRecordsDropped {
 
     static Result rewrite(String checkpointDir, String loopHeadUid) throws IOException {
         Path dir = Path.of(URI.create(checkpointDir));
-        CheckpointMetadata metadata;
-        try (InputStream in = Files.newInputStream(dir.resolve("_metadata"))) {
-            metadata = Checkpoints.loadCheckpointMetadata(new DataInputStream(in),
-                    LoopLogRecordsDropped.class.getClassLoader(), dir.toUri().toString());
-        }
+        CheckpointMetadata metadata = CheckpointMetadataFile.load(dir);
         // The loop head is the job's only operator with raw keyed state (RocksDB keeps timers in RocksDB).
         List<OperatorState> withRawKeyedState = metadata.getOperatorStates().stream()
                 .filter(op -> op.getStates().stream().anyMatch(s -> !s.getRawKeyedState().isEmpty())).toList();
@@ -86,12 +77,7 @@ final class LoopLogRecordsDropped {
             head.putState(subtask.getKey(), subtask.getValue().toBuilder()
                     .setRawKeyedState(new StateObjectCollection<>(rewritten)).build());
         }
-        Path copy = dir.resolve("_metadata-loop-log-without-records");
-        try (OutputStream out = Files.newOutputStream(copy)) {
-            Checkpoints.storeCheckpointMetadata(new CheckpointMetadata(metadata.getCheckpointId(),
-                    metadata.getOperatorStates(), metadata.getMasterStates(), metadata.getCheckpointProperties()),
-                    out);
-        }
-        return new Result(copy.toUri().toString(), dropped, inFlight);
+        return new Result(CheckpointMetadataFile.writeCopy(dir, "_metadata-loop-log-without-records", metadata,
+                metadata.getOperatorStates()), dropped, inFlight);
     }
 }

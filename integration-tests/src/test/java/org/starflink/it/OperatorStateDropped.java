@@ -1,15 +1,10 @@
 package org.starflink.it;
 
-import java.io.DataInputStream;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import org.apache.flink.runtime.checkpoint.Checkpoints;
 import org.apache.flink.runtime.checkpoint.OperatorState;
 import org.apache.flink.runtime.checkpoint.metadata.CheckpointMetadata;
 import org.apache.flink.runtime.jobgraph.OperatorID;
@@ -31,11 +26,7 @@ final class OperatorStateDropped {
     /** Writes the copy; returns its URI. */
     static String rewrite(String savepointOrCheckpoint, String uid) throws IOException {
         Path dir = Path.of(URI.create(savepointOrCheckpoint));
-        CheckpointMetadata metadata;
-        try (InputStream in = Files.newInputStream(dir.resolve("_metadata"))) {
-            metadata = Checkpoints.loadCheckpointMetadata(new DataInputStream(in),
-                    OperatorStateDropped.class.getClassLoader(), dir.toUri().toString());
-        }
+        CheckpointMetadata metadata = CheckpointMetadataFile.load(dir);
         OperatorID id = new OperatorID(Hashing.murmur3_128(0).newHasher().putString(uid, StandardCharsets.UTF_8)
                 .hash().asBytes());
         List<OperatorState> kept = metadata.getOperatorStates().stream()
@@ -43,11 +34,6 @@ final class OperatorStateDropped {
         if (kept.size() != metadata.getOperatorStates().size() - 1) {
             throw new AssertionError("no operator state of " + uid + " (" + id + ") in " + dir);
         }
-        Path copy = dir.resolve("_metadata-without-" + uid);
-        try (OutputStream out = Files.newOutputStream(copy)) {
-            Checkpoints.storeCheckpointMetadata(new CheckpointMetadata(metadata.getCheckpointId(), kept,
-                    metadata.getMasterStates(), metadata.getCheckpointProperties()), out);
-        }
-        return copy.toUri().toString();
+        return CheckpointMetadataFile.writeCopy(dir, "_metadata-without-" + uid, metadata, kept);
     }
 }

@@ -132,7 +132,7 @@ public interface Backend extends AutoCloseable {
         return out;
     }
 
-    /** {@link #finishLayer} of each set: element i is {@code finishLayer(arena, layer, xs.get(i), attentions.get(i))}. */
+    /** {@link #finishLayer} of each set: element i is {@code finishLayer(arena, layer, xs.get(i), attentions(i))}. */
     default List<Tensor> finishLayerEach(Arena arena, int layer, List<Tensor> xs, List<Tensor> attentions) {
         List<Tensor> out = new ArrayList<>(xs.size());
         for (int set = 0; set < xs.size(); set++) {

@@ -50,15 +50,18 @@ public final class FewRowDense {
         return flat;
     }
 
-    /** y[j] += a0 w0[j] + a1 w1[j] + a2 w2[j] + a3 w3[j], added one product at a time, for j in [from, to). */
-    private static void addProducts(float[] y, float a0, float[] w0, float a1, float[] w1, float a2, float[] w2,
+    /**
+     * y[j] += a0 w0[j] + a1 w1[j] + a2 w2[j] + a3 w3[j], added one product at a time, for j in [from, to): the
+     * ordered inner loop of this product and of {@link StackedAttention}'s.
+     */
+    static void addProducts(float[] y, float a0, float[] w0, float a1, float[] w1, float a2, float[] w2,
                                     float a3, float[] w3, int from, int to) {
         for (int j = from; j < to; j++) {
             y[j] = (((y[j] + a0 * w0[j]) + a1 * w1[j]) + a2 * w2[j]) + a3 * w3[j];
         }
     }
 
-    private static void addProducts(float[] y, float a, float[] w, int from, int to) {
+    static void addProducts(float[] y, float a, float[] w, int from, int to) {
         for (int j = from; j < to; j++) {
             y[j] += a * w[j];
         }

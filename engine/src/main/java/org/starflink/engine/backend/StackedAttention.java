@@ -59,13 +59,13 @@ final class StackedAttention {
             for (; i + 4 <= hd; i += 4) {
                 for (int pair = 0; pair < pairs; pair++) {
                     int at = qBase[pair] + i;
-                    addProducts(scores[pair], q[at], keysT[i], q[at + 1], keysT[i + 1], q[at + 2], keysT[i + 2],
-                            q[at + 3], keysT[i + 3], from, to);
+                    FewRowDense.addProducts(scores[pair], q[at], keysT[i], q[at + 1], keysT[i + 1], q[at + 2],
+                            keysT[i + 2], q[at + 3], keysT[i + 3], from, to);
                 }
             }
             for (; i < hd; i++) {
                 for (int pair = 0; pair < pairs; pair++) {
-                    addProducts(scores[pair], q[qBase[pair] + i], keysT[i], from, to);
+                    FewRowDense.addProducts(scores[pair], q[qBase[pair] + i], keysT[i], from, to);
                 }
             }
         }
@@ -94,13 +94,13 @@ final class StackedAttention {
         for (; s + 4 <= keyCount; s += 4) {
             for (int pair = 0; pair < pairs; pair++) {
                 float[] p = scores[pair];
-                addProducts(sums[pair], p[s], values[s], p[s + 1], values[s + 1], p[s + 2], values[s + 2], p[s + 3],
-                        values[s + 3], 0, hd);
+                FewRowDense.addProducts(sums[pair], p[s], values[s], p[s + 1], values[s + 1], p[s + 2],
+                        values[s + 2], p[s + 3], values[s + 3], 0, hd);
             }
         }
         for (; s < keyCount; s++) {
             for (int pair = 0; pair < pairs; pair++) {
-                addProducts(sums[pair], scores[pair][s], values[s], 0, hd);
+                FewRowDense.addProducts(sums[pair], scores[pair][s], values[s], 0, hd);
             }
         }
         for (int pair = 0; pair < pairs; pair++) {
@@ -117,20 +117,6 @@ final class StackedAttention {
                 output[base + i] = sum[i] * inverse;
             }
             lse[t * heads + h] = max[pair] + (float) Math.log(total[pair]);
-        }
-    }
-
-    /** target[j] += a0 x0[j] + a1 x1[j] + a2 x2[j] + a3 x3[j], added one product at a time, for j in [from, to). */
-    private static void addProducts(float[] target, float a0, float[] x0, float a1, float[] x1, float a2, float[] x2,
-                                    float a3, float[] x3, int from, int to) {
-        for (int j = from; j < to; j++) {
-            target[j] = (((target[j] + a0 * x0[j]) + a1 * x1[j]) + a2 * x2[j]) + a3 * x3[j];
-        }
-    }
-
-    private static void addProducts(float[] target, float a, float[] x, int from, int to) {
-        for (int j = from; j < to; j++) {
-            target[j] += a * x[j];
         }
     }
 

@@ -118,8 +118,10 @@ class CpuKernelsTest {
                 t -> ((HostTensor) t).data());
         for (int layer = 0; layer < CONFIG.layers(); layer++) {
             kv.append(layer, Transformer.range(0, keyCount),
-                    new HostTensor(ledger, RandomModels.vector(random, keyCount * width), keyCount, CONFIG.kvHeads(), hd),
-                    new HostTensor(ledger, RandomModels.vector(random, keyCount * width), keyCount, CONFIG.kvHeads(), hd));
+                    new HostTensor(ledger, RandomModels.vector(random, keyCount * width), keyCount,
+                            CONFIG.kvHeads(), hd),
+                    new HostTensor(ledger, RandomModels.vector(random, keyCount * width), keyCount,
+                            CONFIG.kvHeads(), hd));
         }
         int rows = 5;
         float[] q = RandomModels.vector(random, rows * CONFIG.heads() * hd);
