@@ -36,13 +36,15 @@ import org.starflink.engine.model.WeightName.Kind;
 import org.starflink.engine.model.WeightSource;
 
 /**
- * The CPU backend on PyTorch (libtorch 2.7.1) through DJL. Weights are read from the checkpoint one tensor at a
- * time into native float32 tensors (DJL cannot hold BF16: any BF16 tensor kills the JVM), so the heap never holds
- * more than one of them. The residual stream stays native between layers ({@link DjlTensor}); q/k/v come back to
- * the heap because RoPE, the KV cache and the few-row attention run in Java ({@link HostTensor}, {@link
- * HostKvCache}): those are O(T * width), noise next to the matrix products, and sharing them with the reference
- * removes a source of disagreement. Every op opens a sub-manager for its temporaries and closes it before
- * returning; results that outlive the op are attached to the backend's manager and freed by their arena.
+ * The CPU backend on PyTorch (libtorch 2.7.1) through DJL. Weights are read from the checkpoint one layer at a
+ * time into native float32 tensors (DJL cannot hold BF16: any BF16 tensor kills the JVM) and into a float32 copy on
+ * the heap for the few-row path: up to {@link #JAVA_DENSE_MAX_ROWS} rows (decode steps, short prompts, a query
+ * host's batch) a layer's matrix products run in Java ({@link FewRowDense}), beyond it in libtorch, whose residual
+ * stream then stays native between layers ({@link DjlTensor}). q/k/v come back to the heap because RoPE, the KV
+ * cache and the few-row attention run in Java ({@link HostTensor}, {@link HostKvCache}): those are O(T * width),
+ * noise next to the matrix products, and sharing them with the reference removes a source of disagreement. Every
+ * op opens a sub-manager for its temporaries and closes it before returning; results that outlive the op are
+ * attached to the backend's manager and freed by their arena.
  *
  * <p>DJL runs offline ({@link DjlOffline}), libtorch on one thread per calling thread unless configured otherwise
  * ({@link LibtorchThreads}); libtorch is extracted once under DJL_CACHE_DIR.
@@ -87,8 +89,9 @@ public final class DjlBackend implements Backend {
     }
 
     /**
-     * The same layer's weights on the heap for {@link FewRowDense}, [in, out] row-major: q, k and v side by side in
-     * one matrix [dim, qWidth + 2 kvWidth] (bias likewise, or null), gate and up in one [dim, 2 hidden].
+     * The same layer's weights on the heap for {@link FewRowDense}, one array per input row ([in][out]): q, k and v
+     * side by side in one matrix [dim][qWidth + 2 kvWidth] (bias likewise, or null), gate and up in one
+     * [dim][2 hidden].
      */
     private record DenseLayer(float[] attentionNorm, float[][] wQkv, float[] bQkv, float[][] wo, float[] ffnNorm,
                               float[][] wGateUp, float[][] wDown) {
@@ -266,10 +269,11 @@ public final class DjlBackend implements Backend {
             int row = 0;
             for (int set : small) {
                 int n = positions.get(set).length;
+                int kvHeads = config.kvHeads();
                 out[set] = new Qkv(
                         host(arena, Arrays.copyOfRange(q, row * qWidth, (row + n) * qWidth), n, config.heads(), hd),
-                        host(arena, Arrays.copyOfRange(k, row * kvWidth, (row + n) * kvWidth), n, config.kvHeads(), hd),
-                        host(arena, Arrays.copyOfRange(v, row * kvWidth, (row + n) * kvWidth), n, config.kvHeads(), hd));
+                        host(arena, Arrays.copyOfRange(k, row * kvWidth, (row + n) * kvWidth), n, kvHeads, hd),
+                        host(arena, Arrays.copyOfRange(v, row * kvWidth, (row + n) * kvWidth), n, kvHeads, hd));
                 row += n;
             }
         }
