@@ -12,6 +12,7 @@ import org.apache.flink.configuration.Configuration;
 import org.apache.flink.core.execution.JobClient;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.starflink.engine.backend.Backend;
+import org.starflink.engine.backend.djl.LibtorchThreads;
 import org.starflink.engine.forward.Transformer;
 import org.starflink.engine.model.Model;
 import org.starflink.engine.star.BlockLayout;
@@ -77,6 +78,8 @@ public final class IngestBenchmark {
     }
 
     public static void main(String[] args) throws Exception {
+        // as `starflink run` at parallelism 1 (RunCommand): libtorch gets the cores the one task thread leaves
+        LibtorchThreads.ensure(Runtime.getRuntime().availableProcessors());
         Path modelDir = Path.of(BenchArgs.option(args, "--model", Path.of(System.getProperty("starflink.project.dir", "."),
                 "models/starflink-synth-14m").toString())).toAbsolutePath();
         int targetTokens = Integer.parseInt(BenchArgs.option(args, "--tokens", "16384"));
