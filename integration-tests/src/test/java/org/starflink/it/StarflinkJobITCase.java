@@ -614,7 +614,9 @@ class StarflinkJobITCase {
     private void failWithQuestionsInTheLoop(boolean withoutLoggedRecords) throws Exception {
         Scenario scenario = new Scenario();
         scenario.replaysAllowed = true;
-        scenario.maxNewTokens = 64; // still generating at the checkpoint after the first token
+        // still generating at the checkpoint after the first token: answers long enough that faster decoding cannot
+        // finish them first (150 new tokens + the longer document fit stories260K's 512-token window)
+        scenario.maxNewTokens = 150;
         String failure = "in-the-loop-" + scenario.job.suffix;
         UnaryOperator<DataStream<AnswerToken>> failing = answers -> answers
                 .map(new FailOnce<AnswerToken>(failure, 1, false)).uid("inject-failure").name("Test: fail once");
@@ -857,7 +859,8 @@ class StarflinkJobITCase {
     /** @param withoutStateOf null, or (a negative control) the uid of the operator the restore leaves empty */
     private void restoreAtAnotherParallelism(String withoutStateOf) throws Exception {
         Scenario scenario = new Scenario();
-        scenario.maxNewTokens = 64; // still generating when the savepoint is taken
+        // still generating when the savepoint is taken (64 tokens once all finished while the stop was in progress)
+        scenario.maxNewTokens = 150;
         scenario.replaysAllowed = true; // at-least-once answers: tokens after the savepoint's cut may come twice
         List<String> ids = new ArrayList<>(scenario.documents.keySet()).subList(0, 2);
         Configuration options = JobHarness.options(modelPath(), BLOCK, ANCHOR);
