@@ -1,7 +1,6 @@
 package org.starflink.engine.backend;
 
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.function.BiFunction;
 import java.util.function.Function;
@@ -142,28 +141,15 @@ public final class CpuKernels {
      */
     public static List<AttentionPartial> attendEach(ModelConfig config, List<float[]> qs, List<int[]> positions,
                                                     HostKvCache kv, int layer) {
-        int rows = 0;
-        for (int[] p : positions) {
-            rows += p.length;
-        }
-        int rowWidth = config.heads() * config.headDim();
-        float[] q = new float[rows * rowWidth];
-        int[] stackedPositions = new int[rows];
-        int at = 0;
-        for (int set = 0; set < qs.size(); set++) {
-            System.arraycopy(qs.get(set), 0, q, at * rowWidth, positions.get(set).length * rowWidth);
-            System.arraycopy(positions.get(set), 0, stackedPositions, at, positions.get(set).length);
-            at += positions.get(set).length;
-        }
-        AttentionPartial stacked = attend(config, q, stackedPositions, kv, layer);
+        AttentionPartial stacked = attend(config, FewRowDense.stack(qs), FewRowDense.stackPositions(positions), kv,
+                layer);
+        int heads = config.heads();
+        int[] rowsPerSet = positions.stream().mapToInt(p -> p.length).toArray();
+        List<float[]> outputs = FewRowDense.unstack(stacked.output(), rowsPerSet, heads * config.headDim());
+        List<float[]> lses = FewRowDense.unstack(stacked.lse(), rowsPerSet, heads);
         List<AttentionPartial> partials = new ArrayList<>(qs.size());
-        at = 0;
-        for (int[] p : positions) {
-            int heads = config.heads();
-            partials.add(new AttentionPartial(p.length, heads,
-                    Arrays.copyOfRange(stacked.output(), at * rowWidth, (at + p.length) * rowWidth),
-                    Arrays.copyOfRange(stacked.lse(), at * heads, (at + p.length) * heads)));
-            at += p.length;
+        for (int set = 0; set < qs.size(); set++) {
+            partials.add(new AttentionPartial(rowsPerSet[set], heads, outputs.get(set), lses.get(set)));
         }
         return partials;
     }

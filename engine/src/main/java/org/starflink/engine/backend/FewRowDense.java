@@ -1,5 +1,9 @@
 package org.starflink.engine.backend;
 
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
 /**
  * The dense arithmetic of a decoder layer for a few rows, in plain Java, such that every row's result depends on
  * that row alone: a row computes the same bits whether it is multiplied alone or stacked with other questions'
@@ -21,7 +25,7 @@ public final class FewRowDense {
     /**
      * y = x W for x [rows, in] and W [in, out], given as one array per input row ({@code w[i]}: input i's weights
      * to every output). One array per row, like the outputs': the JIT vectorizes the innermost loop only when its
-     * arrays are distinct objects (offsets into one flat array ran 4-6x slower here).
+     * arrays are distinct objects (offsets into one flat array kept it scalar).
      *
      * @return y [rows, out]
      */
@@ -101,6 +105,53 @@ public final class FewRowDense {
             sum[j] = x[j] + y[j];
         }
         return sum;
+    }
+
+    /** The arrays one after another: several sets' rows stacked into one matrix (or biases into one vector). */
+    public static float[] stack(List<float[]> parts) {
+        int length = 0;
+        for (float[] part : parts) {
+            length += part.length;
+        }
+        float[] stacked = new float[length];
+        int at = 0;
+        for (float[] part : parts) {
+            System.arraycopy(part, 0, stacked, at, part.length);
+            at += part.length;
+        }
+        return stacked;
+    }
+
+    /** The sets' position ids one after another, as their rows are stacked. */
+    public static int[] stackPositions(List<int[]> positions) {
+        int rows = 0;
+        for (int[] p : positions) {
+            rows += p.length;
+        }
+        int[] stacked = new int[rows];
+        int at = 0;
+        for (int[] p : positions) {
+            System.arraycopy(p, 0, stacked, at, p.length);
+            at += p.length;
+        }
+        return stacked;
+    }
+
+    /**
+     * The inverse of {@link #stack}: {@code stacked} [sum of rows, width] cut back into one [rows_i, width] array per
+     * set ({@code stacked} itself for a single set).
+     */
+    public static List<float[]> unstack(float[] stacked, int[] rowsPerSet, int width) {
+        if (rowsPerSet.length == 1) {
+            return List.of(stacked);
+        }
+        List<float[]> sets = new ArrayList<>(rowsPerSet.length);
+        int row = 0;
+        for (int rows : rowsPerSet) {
+            sets.add(Arrays.copyOfRange(stacked, row * width, (row + rows) * width));
+            row += rows;
+        }
+        return sets;
     }
 
     /**

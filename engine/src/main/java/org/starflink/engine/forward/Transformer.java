@@ -67,12 +67,22 @@ public final class Transformer {
 
     /** Logits [vocab] of the last row of x [T, dim]. */
     public float[] lastRowLogits(Tensor x) {
-        int rows = x.dim(0);
-        if (rows == 1) { // a decode step: x is its own last row, no slice (a native copy in DJL, 25-150 us)
-            return backend.logits(x);
-        }
+        return lastRowLogitsEach(List.of(x)).get(0);
+    }
+
+    /**
+     * {@link #lastRowLogits} of several residual streams at once (a query host's batch): element i is bit for bit
+     * {@code lastRowLogits(xs.get(i))}, the rows sharing the backend's pass over the output head.
+     */
+    public List<float[]> lastRowLogitsEach(List<Tensor> xs) {
         try (Arena scope = new Arena()) {
-            return backend.logits(backend.rows(scope, x, rows - 1, rows));
+            List<Tensor> lastRows = new ArrayList<>(xs.size());
+            for (Tensor x : xs) {
+                int rows = x.dim(0);
+                // a decode step: x is its own last row, no slice (a native copy in DJL, 25-150 us)
+                lastRows.add(rows == 1 ? x : backend.rows(scope, x, rows - 1, rows));
+            }
+            return backend.logitsEach(lastRows);
         }
     }
 

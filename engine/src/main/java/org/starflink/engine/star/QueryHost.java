@@ -104,7 +104,7 @@ public final class QueryHost implements AutoCloseable {
         List<Tensor> xs = new ArrayList<>(hosts.size());
         List<Tensor> qs = new ArrayList<>(hosts.size());
         List<int[]> positions = new ArrayList<>(hosts.size());
-        List<List<KvCache>> owns = new ArrayList<>(hosts.size());
+        List<KvCache> owns = new ArrayList<>(hosts.size());
         for (QueryHost host : hosts) {
             if (host.layer < 0 || host.layer != layer || host.transformer != first.transformer) {
                 throw new IllegalStateException("hosts of one batch must be at the same layer of one transformer: "
@@ -113,41 +113,31 @@ public final class QueryHost implements AutoCloseable {
             xs.add(host.x);
             qs.add(host.q);
             positions.add(host.positions);
-            owns.add(List.of(host.own));
+            owns.add(host.own);
         }
         try (Arena scope = new Arena()) {
-            List<Tensor> nexts = first.step.endEach(scope, layer, xs, qs, positions, owns, partials);
+            List<Tensor> nexts = first.step.endEach(scope, layer, xs, qs, positions,
+                    owns.stream().map(List::of).toList(), partials);
             for (int i = 0; i < hosts.size(); i++) {
                 hosts.get(i).enterNextLayer(scope, nexts.get(i));
             }
         }
+        List<Tensor> nextXs = hosts.stream().map(host -> host.x).toList();
         LayerRequest[] requests = new LayerRequest[hosts.size()];
         if (layer + 1 < first.backend.config().layers()) {
-            xs.clear();
-            for (QueryHost host : hosts) {
-                xs.add(host.x);
-                host.layerScope = new Arena();
-            }
             try (Arena scope = new Arena()) {
-                List<Tensor> nextQs = first.step.beginEach(scope, layer + 1, xs, positions,
-                        owns.stream().map(own -> own.get(0)).toList());
+                List<Tensor> nextQs = first.step.beginEach(scope, layer + 1, nextXs, positions, owns);
                 for (int i = 0; i < hosts.size(); i++) {
                     QueryHost host = hosts.get(i);
+                    host.layerScope = new Arena();
                     requests[i] = host.request(scope.moveTo(host.layerScope, nextQs.get(i)));
                 }
             }
             return Arrays.asList(requests);
         }
-        try (Arena scope = new Arena()) {
-            List<Tensor> lastRows = new ArrayList<>(hosts.size());
-            for (QueryHost host : hosts) {
-                int rows = host.x.dim(0);
-                lastRows.add(rows == 1 ? host.x : first.backend.rows(scope, host.x, rows - 1, rows));
-            }
-            List<float[]> logits = first.backend.logitsEach(lastRows);
-            for (int i = 0; i < hosts.size(); i++) {
-                hosts.get(i).endPass(logits.get(i));
-            }
+        List<float[]> logits = first.transformer.lastRowLogitsEach(nextXs);
+        for (int i = 0; i < hosts.size(); i++) {
+            hosts.get(i).endPass(logits.get(i));
         }
         return Arrays.asList(requests); // all null: every pass is complete
     }

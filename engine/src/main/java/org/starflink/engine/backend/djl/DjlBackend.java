@@ -140,7 +140,8 @@ public final class DjlBackend implements Backend {
             int dim = config.dim();
             dense.add(new DenseLayer(w[Kind.ATTENTION_NORM.ordinal()],
                     FewRowDense.inputRows(dim, w[Kind.WQ.ordinal()], w[Kind.WK.ordinal()], w[Kind.WV.ordinal()]),
-                    bias ? concat(w[Kind.BQ.ordinal()], w[Kind.BK.ordinal()], w[Kind.BV.ordinal()]) : null,
+                    bias ? FewRowDense.stack(List.of(w[Kind.BQ.ordinal()], w[Kind.BK.ordinal()],
+                            w[Kind.BV.ordinal()])) : null,
                     FewRowDense.inputRows(config.queryWidth(), w[Kind.WO.ordinal()]),
                     w[Kind.FFN_NORM.ordinal()],
                     FewRowDense.inputRows(dim, w[Kind.W_GATE.ordinal()], w[Kind.W_UP.ordinal()]),
@@ -164,20 +165,6 @@ public final class DjlBackend implements Backend {
     private NDArray transposed(float[][] weights, Kind kind, int layer) {
         int[] shape = WeightName.of(kind, layer).shape(config);
         return manager.create(weights[kind.ordinal()], new Shape(shape[0], shape[1])).transpose();
-    }
-
-    private static float[] concat(float[]... parts) {
-        int length = 0;
-        for (float[] part : parts) {
-            length += part.length;
-        }
-        float[] joined = new float[length];
-        int at = 0;
-        for (float[] part : parts) {
-            System.arraycopy(part, 0, joined, at, part.length);
-            at += part.length;
-        }
-        return joined;
     }
 
     @Override
@@ -244,13 +231,13 @@ public final class DjlBackend implements Backend {
         }
         if (!small.isEmpty()) {
             DenseLayer w = dense.get(layer);
-            int[] stackedPositions = stackPositions(positions, small);
+            int[] stackedPositions = FewRowDense.stackPositions(small.stream().map(positions::get).toList());
             int rows = stackedPositions.length;
             int dim = config.dim();
             int qWidth = config.queryWidth();
             int kvWidth = config.kvWidth();
             int width = qWidth + 2 * kvWidth;
-            float[] normed = FewRowDense.rmsNorm(stackRows(xs, small, dim), rows, dim, w.attentionNorm(),
+            float[] normed = FewRowDense.rmsNorm(stackRows(xs, small), rows, dim, w.attentionNorm(),
                     (float) config.rmsNormEps());
             float[] qkv = FewRowDense.multiply(normed, rows, dim, w.wQkv(), width); // [rows, q | k | v]
             if (w.bQkv() != null) {
@@ -266,15 +253,15 @@ public final class DjlBackend implements Backend {
             rope.apply(q, config.heads(), stackedPositions);
             rope.apply(k, config.kvHeads(), stackedPositions);
             int hd = config.headDim();
-            int row = 0;
-            for (int set : small) {
-                int n = positions.get(set).length;
-                int kvHeads = config.kvHeads();
-                out[set] = new Qkv(
-                        host(arena, Arrays.copyOfRange(q, row * qWidth, (row + n) * qWidth), n, config.heads(), hd),
-                        host(arena, Arrays.copyOfRange(k, row * kvWidth, (row + n) * kvWidth), n, kvHeads, hd),
-                        host(arena, Arrays.copyOfRange(v, row * kvWidth, (row + n) * kvWidth), n, kvHeads, hd));
-                row += n;
+            int[] rowsPerSet = rowsPerSet(xs, small);
+            List<float[]> qs = FewRowDense.unstack(q, rowsPerSet, qWidth);
+            List<float[]> ks = FewRowDense.unstack(k, rowsPerSet, kvWidth);
+            List<float[]> vs = FewRowDense.unstack(v, rowsPerSet, kvWidth);
+            for (int i = 0; i < small.size(); i++) {
+                int n = rowsPerSet[i];
+                out[small.get(i)] = new Qkv(host(arena, qs.get(i), n, config.heads(), hd),
+                        host(arena, ks.get(i), n, config.kvHeads(), hd),
+                        host(arena, vs.get(i), n, config.kvHeads(), hd));
             }
         }
         return List.of(out);
@@ -474,9 +461,9 @@ public final class DjlBackend implements Backend {
             DenseLayer w = dense.get(layer);
             int dim = config.dim();
             int hidden = config.hiddenDim();
-            float[] x = stackRows(xs, small, dim);
+            float[] x = stackRows(xs, small);
             int rows = x.length / dim;
-            float[] attention = stackRows(attentions, small, config.queryWidth());
+            float[] attention = stackRows(attentions, small);
             float[] residual = FewRowDense.add(x, FewRowDense.multiply(attention, rows, config.queryWidth(), w.wo(),
                     dim));
             float[] normed = FewRowDense.rmsNorm(residual, rows, dim, w.ffnNorm(), (float) config.rmsNormEps());
@@ -484,11 +471,10 @@ public final class DjlBackend implements Backend {
             float[] activated = FewRowDense.gatedSilu(columns(gateUp, rows, 2 * hidden, 0, hidden),
                     columns(gateUp, rows, 2 * hidden, hidden, hidden));                  // [rows, hidden]
             float[] next = FewRowDense.add(residual, FewRowDense.multiply(activated, rows, hidden, w.wDown(), dim));
-            int row = 0;
-            for (int set : small) {
-                int n = xs.get(set).dim(0);
-                out[set] = host(arena, Arrays.copyOfRange(next, row * dim, (row + n) * dim), n, dim);
-                row += n;
+            int[] rowsPerSet = rowsPerSet(xs, small);
+            List<float[]> nexts = FewRowDense.unstack(next, rowsPerSet, dim);
+            for (int i = 0; i < small.size(); i++) {
+                out[small.get(i)] = host(arena, nexts.get(i), rowsPerSet[i], dim);
             }
         }
         return List.of(out);
@@ -534,52 +520,28 @@ public final class DjlBackend implements Backend {
         if (!small.isEmpty()) {
             int dim = config.dim();
             int vocab = config.vocabSize();
-            float[] x = stackRows(xs, small, dim);
+            float[] x = stackRows(xs, small);
             int rows = x.length / dim;
             float[] normed = FewRowDense.rmsNorm(x, rows, dim, finalNormDense, (float) config.rmsNormEps());
-            float[] logits = FewRowDense.multiply(normed, rows, dim, outputHeadDense, vocab);
-            int row = 0;
-            for (int set : small) {
-                int n = xs.get(set).dim(0);
-                out[set] = rows == n ? logits : Arrays.copyOfRange(logits, row * vocab, (row + n) * vocab);
-                row += n;
+            List<float[]> logits = FewRowDense.unstack(FewRowDense.multiply(normed, rows, dim, outputHeadDense, vocab),
+                    rowsPerSet(xs, small), vocab);
+            for (int i = 0; i < small.size(); i++) {
+                out[small.get(i)] = logits.get(i);
             }
         }
         return List.of(out);
     }
 
-    /** The rows of the sets {@code chosen}, one after another, [sum of rows, width] on the heap. */
-    private float[] stackRows(List<Tensor> tensors, List<Integer> chosen, int width) {
+    /** The rows of the sets {@code chosen}, one after another, on the heap (read only: FewRowDense never writes). */
+    private float[] stackRows(List<Tensor> tensors, List<Integer> chosen) {
         if (chosen.size() == 1) {
-            return floats(tensors.get(chosen.get(0))); // read only: FewRowDense never writes its inputs
+            return floats(tensors.get(chosen.get(0)));
         }
-        int rows = 0;
-        for (int set : chosen) {
-            rows += tensors.get(set).dim(0);
-        }
-        float[] stacked = new float[rows * width];
-        int at = 0;
-        for (int set : chosen) {
-            float[] values = floats(tensors.get(set));
-            int n = tensors.get(set).dim(0) * width;
-            System.arraycopy(values, 0, stacked, at, n);
-            at += n;
-        }
-        return stacked;
+        return FewRowDense.stack(chosen.stream().map(set -> floats(tensors.get(set))).toList());
     }
 
-    private static int[] stackPositions(List<int[]> positions, List<Integer> chosen) {
-        int rows = 0;
-        for (int set : chosen) {
-            rows += positions.get(set).length;
-        }
-        int[] stacked = new int[rows];
-        int at = 0;
-        for (int set : chosen) {
-            System.arraycopy(positions.get(set), 0, stacked, at, positions.get(set).length);
-            at += positions.get(set).length;
-        }
-        return stacked;
+    private static int[] rowsPerSet(List<Tensor> tensors, List<Integer> chosen) {
+        return chosen.stream().mapToInt(set -> tensors.get(set).dim(0)).toArray();
     }
 
     /** Columns [from, from + count) of every row of a [rows, width] matrix: [rows, count]. */

@@ -5,8 +5,9 @@ package org.starflink.engine.backend.djl;
  * {@code ai.djl.pytorch.num_threads}). The job's parallelism is Flink's: every slot's task thread calls libtorch on
  * its own, so an intra-op pool per op only oversubscribes the TaskManager's cores, and its OpenMP workers spin
  * between ops. Measured on the 2-core machine at 16 questions on one document (parallelism 2, libtorch's default
- * of one thread per core): the OpenMP workers used more CPU than both block operators together; decode at 16
- * questions is 3-15% faster on one thread, a 16K-token phase 1 at parallelism 1 43% slower (docs/performance.md).
+ * of one thread per core; a by-hand async-profiler run): the OpenMP workers used more CPU than both block operators
+ * together; decode at 16 questions is 3-15% faster on one thread, a 16K-token phase 1 at parallelism 1 43% slower
+ * (docs/performance.md).
  * Set before DJL starts the engine; a setting made later does not change a running engine.
  */
 public final class LibtorchThreads {
