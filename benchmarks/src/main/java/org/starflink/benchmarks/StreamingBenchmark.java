@@ -271,7 +271,7 @@ public final class StreamingBenchmark {
     private static List<String> blockKeys(String docId, int blocks) {
         List<String> keys = new ArrayList<>();
         for (int b = 0; b < blocks; b++) {
-            keys.add(BlockKeys.of(docId, 1, b));
+            keys.add(BlockKeys.of(docId, 1, b, StarflinkJob.DEFAULT_MAX_PARALLELISM));
         }
         return keys;
     }

@@ -20,6 +20,7 @@ import org.starflink.it.cluster.FlinkRest;
 import org.starflink.it.cluster.KafkaBrokerProcess;
 import org.starflink.it.cluster.ManagedProcess;
 import org.starflink.operators.messages.BlockKeys;
+import org.starflink.pipeline.StarflinkJob;
 import org.starflink.schemas.AnswerToken;
 import org.starflink.schemas.BlockEventKind;
 import org.starflink.schemas.FinishReason;
@@ -172,7 +173,7 @@ class LoadClusterIT {
                 run.awaitACheckpointFromNow();
                 for (int d = 0; d < DOCUMENTS; d++) {
                     for (int b = 0; b < run.blocks(d); b++) {
-                        String key = BlockKeys.of(run.docIds().get(d), 1, b);
+                        String key = BlockKeys.of(run.docIds().get(d), 1, b, StarflinkJob.DEFAULT_MAX_PARALLELISM);
                         assertEquals(1, run.blockEvents.count(key, BlockEventKind.RETIRED), "RETIRED events of "
                                 + key);
                     }

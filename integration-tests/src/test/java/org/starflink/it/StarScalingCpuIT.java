@@ -27,6 +27,7 @@ import org.starflink.it.cluster.FlinkRest;
 import org.starflink.it.cluster.FlinkSessionCluster;
 import org.starflink.it.cluster.KafkaBrokerProcess;
 import org.starflink.operators.messages.BlockKeys;
+import org.starflink.pipeline.StarflinkJob;
 import org.starflink.operators.model.ModelLocation;
 import org.starflink.schemas.AnswerToken;
 import org.starflink.schemas.BlockEvent;
@@ -139,7 +140,7 @@ class StarScalingCpuIT {
             Corpus.chunks(docId, 1, text, 4096).forEach(chunk -> kafka.send(documents, docId, chunk));
             List<String> keys = new ArrayList<>();
             for (int b = 0; b < blocks; b++) {
-                keys.add(BlockKeys.of(docId, 1, b));
+                keys.add(BlockKeys.of(docId, 1, b, StarflinkJob.DEFAULT_MAX_PARALLELISM));
             }
             blockEvents.awaitEncoded(keys, Duration.ofMinutes(15), () -> { });
             long lastEncoded = blockEvents.readToEnd().stream().filter(e -> e.getKind() == BlockEventKind.ENCODED)

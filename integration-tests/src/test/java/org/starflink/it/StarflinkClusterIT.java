@@ -36,6 +36,7 @@ import org.starflink.it.cluster.FlinkSessionCluster;
 import org.starflink.it.cluster.KafkaBrokerProcess;
 import org.starflink.it.cluster.ManagedProcess;
 import org.starflink.operators.messages.BlockKeys;
+import org.starflink.pipeline.StarflinkJob;
 import org.starflink.schemas.AnswerToken;
 import org.starflink.schemas.DocumentEvent;
 import org.starflink.schemas.Question;
@@ -145,7 +146,7 @@ class StarflinkClusterIT {
             List<Integer> counts = new ArrayList<>();
             try {
                 for (int b = 0; b < blocks(d); b++) {
-                    counts.add(blockEvents.encodes(BlockKeys.of(docId, 1, b)));
+                    counts.add(blockEvents.encodes(BlockKeys.of(docId, 1, b, StarflinkJob.DEFAULT_MAX_PARALLELISM)));
                 }
             } catch (IOException e) {
                 throw new java.io.UncheckedIOException(e);

@@ -5,6 +5,7 @@ import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.configuration.CheckpointingOptions;
 import org.apache.flink.configuration.Configuration;
+import org.apache.flink.configuration.PipelineOptions;
 import org.apache.flink.configuration.ReadableConfig;
 import org.apache.flink.connector.base.DeliveryGuarantee;
 import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer;
@@ -82,6 +83,12 @@ public final class StarflinkJob {
         // The loop and the query host are keyed by document version: the questions on one version share a host,
         // whose batch sends one request per block and layer for all of them.
         KeySelector<HostMessage, String> byHost = message -> message.hostKey;
+        // Block keys spread a document's blocks evenly over the subtasks, given the key groups (BlockKeys).
+        int blockMaxParallelism = env.getConfig().getMaxParallelism();
+        if (blockMaxParallelism <= 0) {
+            throw new IllegalArgumentException("set " + PipelineOptions.MAX_PARALLELISM.key() + ": the block keys and "
+                    + "the loop depend on it");
+        }
         FeedbackLoop<HostMessage, String> loop = FeedbackLoop.open(LOOP_ID,
                 accepted.map(HostMessage::question).uid("questions-into-loop").name("Question -> loop")
                         .keyBy(byHost),
@@ -90,10 +97,11 @@ public final class StarflinkJob {
         // feedback to the key's subtask): no second shuffle, the host is chained to the head.
         SingleOutputStreamOperator<BlockRequest> requests = DataStreamUtils.reinterpretAsKeyedStream(loop.head(),
                         byHost, Types.STRING)
-                .process(new QueryHostOperator(model))
+                .process(new QueryHostOperator(model, blockMaxParallelism))
                 .uid("query-host").name("Query host: per-layer merge, sampling");
 
-        SingleOutputStreamOperator<HostMessage> partials = blockCommands.keyBy(BlockCommand::blockKey)
+        SingleOutputStreamOperator<HostMessage> partials = blockCommands
+                .keyBy(command -> command.blockKey(blockMaxParallelism))
                 .connect(requests.keyBy(request -> request.blockKey))
                 .process(new BlockOperator(model, options.get(StarflinkOptions.PAGE_TOKENS),
                         options.get(StarflinkOptions.BLOCK_RETIRE_GRACE),

@@ -83,6 +83,7 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
     static final int OWN_PAGE_TOKENS = 16;
 
     private final ModelLocation modelLocation;
+    private final int blockMaxParallelism;
 
     private transient MapState<String, QuestionTask> questions;
     private transient MapState<String, HostProgress> progress;
@@ -94,10 +95,17 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
     private transient Transformer transformer;
     /** The running questions' live objects per host key and question id: rebuilt from state only after a restore. */
     private transient Map<String, Map<String, LiveQuestion>> live;
+    /** Per host key, the keys of its document version's blocks made so far (a key costs a placement search). */
+    private transient Map<String, String[]> blockKeys;
     private transient HostMetrics metrics;
 
-    public QueryHostOperator(ModelLocation model) {
+    /**
+     * @param blockMaxParallelism the block operator's max parallelism, which its keys depend on
+     *                            ({@link BlockKeys#of})
+     */
+    public QueryHostOperator(ModelLocation model, int blockMaxParallelism) {
         this.modelLocation = model;
+        this.blockMaxParallelism = blockMaxParallelism;
     }
 
     @Override
@@ -111,6 +119,7 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
         model = modelLocation.load();
         transformer = new Transformer(modelLocation.backend(getRuntimeContext()));
         live = new HashMap<>();
+        blockKeys = new HashMap<>();
         metrics = new HostMetrics(getRuntimeContext().getMetricGroup());
     }
 
@@ -217,6 +226,7 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
         partials.clear();
         batch.clear();
         live.remove(hostKey);
+        blockKeys.remove(hostKey);
     }
 
     /** After the last layer: every member samples and emits; the rest and the newcomers start the next pass. */
@@ -283,6 +293,7 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
         if (members.isEmpty()) {
             batch.clear();
             live.remove(hostKey);
+            blockKeys.remove(hostKey);
             return;
         }
         long now = System.nanoTime();
@@ -310,6 +321,7 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
         current.layerSentNanos = System.nanoTime();
         batch.update(current);
         metrics.batchQuestions(members.size());
+        String[] keys = blockKeys(hostKey, members.get(0).task, blocks);
         // Members cover a prefix of the blocks each: the body changes only where some member's coverage ends.
         byte[] body = null;
         int bodyRows = -1;
@@ -324,10 +336,21 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
                 body = PhaseTwoCodec.requestsToBytes(covering);
                 bodyRows = covering.size();
             }
-            QuestionTask any = members.get(0).task;
-            out.collect(new BlockRequest(BlockKeys.of(any.docId, any.version, block), hostKey, block,
-                    current.pass, current.layer, body));
+            out.collect(new BlockRequest(keys[block], hostKey, block, current.pass, current.layer, body));
         }
+    }
+
+    private String[] blockKeys(String hostKey, QuestionTask any, int blocks) {
+        String[] known = blockKeys.getOrDefault(hostKey, new String[0]);
+        if (known.length < blocks) {
+            String[] grown = Arrays.copyOf(known, blocks);
+            for (int block = known.length; block < blocks; block++) {
+                grown[block] = BlockKeys.of(any.docId, any.version, block, blockMaxParallelism);
+            }
+            blockKeys.put(hostKey, grown);
+            known = grown;
+        }
+        return known;
     }
 
     /** What this layer changed for one member, and no more: its pass's rows (small) and its last KV page(s). */

@@ -1,7 +1,7 @@
 package org.starflink.operators.messages;
 
 /**
- * From the document operator to a block operator (keyed by {@link #blockKey}): encode a complete block, drop one,
+ * From the document operator to a block operator (keyed by {@link #blockKey(int)}): encode a complete block, drop one,
  * or touch one (a question was admitted over it: its idle TTL starts again). A Flink POJO: public fields, a no-argument constructor, arrays rather than collections (no Kryo).
  */
 public class BlockCommand {
@@ -55,7 +55,8 @@ public class BlockCommand {
         return c;
     }
 
-    public String blockKey() {
-        return BlockKeys.of(docId, version, block);
+    /** The block's key in a job of {@code maxParallelism} key groups ({@link BlockKeys#of}). */
+    public String blockKey(int maxParallelism) {
+        return BlockKeys.of(docId, version, block, maxParallelism);
     }
 }

@@ -51,6 +51,9 @@ class BlockOperatorTest {
     private static EncodedContext expected;
     private static final BlockLayout LAYOUT = new BlockLayout(48, 16);
 
+    /** The job's default: the keys are the job's (a harness of one subtask places any key in its one group). */
+    private static final int MAX_PARALLELISM = 128;
+
     private KeyedTwoInputStreamOperatorTestHarness<String, BlockCommand, BlockRequest, HostMessage> harness;
 
     @BeforeAll
@@ -87,7 +90,7 @@ class BlockOperatorTest {
             harness(OperatorSubtaskState restoreFrom, Duration idleTtl, boolean widenedKv) throws Exception {
         var h = new KeyedTwoInputStreamOperatorTestHarness<>(
                 new KeyedCoProcessOperator<>(new BlockOperator(location(), 16, GRACE, 1 << 20, widenedKv, idleTtl)),
-                BlockCommand::blockKey, (BlockRequest r) -> r.blockKey, Types.STRING);
+                (BlockCommand c) -> c.blockKey(MAX_PARALLELISM), (BlockRequest r) -> r.blockKey, Types.STRING);
         ((SerializerConfigImpl) h.getExecutionConfig().getSerializerConfig()).setGenericTypes(false);
         h.setup();
         if (restoreFrom != null) {
@@ -124,7 +127,8 @@ class BlockOperatorTest {
     }
 
     private static BlockRequest toBlock(String docId, int block, LayerRequest... batch) {
-        return new BlockRequest(BlockKeys.of(docId, 1, block), BlockKeys.documentVersion(docId, 1), block, 0,
+        return new BlockRequest(BlockKeys.of(docId, 1, block, MAX_PARALLELISM), BlockKeys.documentVersion(docId, 1),
+                block, 0,
                 batch[0].layer(), PhaseTwoCodec.requestsToBytes(List.of(batch)));
     }
 
@@ -183,7 +187,7 @@ class BlockOperatorTest {
     void aRestoredBlockAnswersFromItsPagesWithoutReencoding() throws Exception {
         harness = harness(null);
         harness.processElement1(new StreamRecord<>(encodeBlock("d2", 2)));
-        String key = BlockKeys.of("d2", 1, 2);
+        String key = BlockKeys.of("d2", 1, 2, MAX_PARALLELISM);
         assertEquals(List.of("ENCODED " + key), drainEvents());
         OperatorSubtaskState snapshot = harness.snapshot(1, 1);
         harness.close();
@@ -214,7 +218,7 @@ class BlockOperatorTest {
         assertEquals(List.of(BlockEventKind.ENCODED, BlockEventKind.SKIPPED, BlockEventKind.RETIRED),
                 events.stream().map(BlockEvent::getKind).toList());
         for (BlockEvent event : events) {
-            assertEquals(BlockKeys.of("d@4#x", 1, 1), event.getBlockKey());
+            assertEquals(BlockKeys.of("d@4#x", 1, 1, MAX_PARALLELISM), event.getBlockKey());
             assertEquals("d@4#x", event.getDocId());
             assertEquals(1L, event.getVersion());
             assertEquals(1, event.getBlock());

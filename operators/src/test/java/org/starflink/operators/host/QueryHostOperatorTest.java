@@ -75,7 +75,7 @@ class QueryHostOperatorTest {
         ModelLocation location = new ModelLocation(
                 SharedModels.stories260KDir().resolve("stories260K.bin").toString(), null, "djl");
         var h = new KeyedOneInputStreamOperatorTestHarness<>(
-                new KeyedProcessOperator<>(new QueryHostOperator(location)), (HostMessage m) -> m.hostKey,
+                new KeyedProcessOperator<>(new QueryHostOperator(location, 128)), (HostMessage m) -> m.hostKey,
                 Types.STRING);
         ((SerializerConfigImpl) h.getExecutionConfig().getSerializerConfig()).setGenericTypes(false);
         h.setup();
