@@ -21,7 +21,12 @@ import org.starflink.engine.model.ModelConfig;
  * CpuKernels takes its stacked loop nest ({@code StackedAttention}); the R rows go through it in one call, the
  * per-pair loop takes one call per row (it does not share anything between rows).
  *
+ * <p>With {@code --blocks N} the sealed case also runs over N sealed caches in turn, a call per cache, as a block
+ * subtask serves its blocks one after another: their keys and values are out of the CPU's caches on every call,
+ * which the job sees and a single cache read again and again hides.
+ *
  * <p>Usage: bin/benchmark attention-kernel [--keys S (320)] [--model stories260K|synth-14m] [--rows 1,4,16]
+ * [--blocks N (0: off)]
  */
 public final class AttentionKernelBenchmark {
     /** About this many key-row products per measured loop, whatever S and R. */
@@ -62,6 +67,21 @@ public final class AttentionKernelBenchmark {
                     new HostTensor(ledger, values, keyCount, c.kvHeads(), hd));
         }
         caches[2].seal();
+        int blockCount = Integer.parseInt(BenchArgs.option(args, "--blocks", "0"));
+        HostKvCache[] blocks = new HostKvCache[blockCount];
+        for (int b = 0; b < blockCount; b++) {
+            float[] blockKeys = new float[keys.length];
+            float[] blockValues = new float[values.length];
+            for (int i = 0; i < keys.length; i++) {
+                blockKeys[i] = (float) random.nextGaussian();
+                blockValues[i] = (float) random.nextGaussian();
+            }
+            blocks[b] = new HostKvCache(c.layers(), width, hd, KvPrecision.BF16, keyCount, ledger,
+                    t -> ((HostTensor) t).data());
+            blocks[b].append(0, positions, new HostTensor(ledger, blockKeys, keyCount, c.kvHeads(), hd),
+                    new HostTensor(ledger, blockValues, keyCount, c.kvHeads(), hd));
+            blocks[b].seal();
+        }
         double sink = 0;
         System.out.println("| round | rows | loop | KV | us per call | us per row |");
         System.out.println("|---:|---:|---|---|---:|---:|");
@@ -81,6 +101,14 @@ public final class AttentionKernelBenchmark {
                         sink += CpuKernels.attend(c, q, queryPositions, caches[p], 0).lse()[0];
                     }
                     print(round, rows, "CpuKernels.attend (stacked)", labels[p], start, calls);
+                }
+                if (blockCount > 0) {
+                    long start = System.nanoTime();
+                    for (long i = 0; i < calls; i++) {
+                        sink += CpuKernels.attend(c, q, queryPositions, blocks[(int) (i % blockCount)], 0).lse()[0];
+                    }
+                    print(round, rows, "CpuKernels.attend (stacked)", "BF16, sealed, " + blockCount
+                            + " caches in turn", start, calls);
                 }
                 long start = System.nanoTime();
                 for (long i = 0; i < calls; i++) {

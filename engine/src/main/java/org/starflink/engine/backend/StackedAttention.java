@@ -56,6 +56,11 @@ final class StackedAttention {
         for (int from = 0; from < keyCount; from += KEY_CHUNK) {
             int to = Math.min(keyCount, from + KEY_CHUNK);
             int i = 0;
+            for (; i + 8 <= hd; i += 8) {
+                for (int pair = 0; pair < pairs; pair++) {
+                    addProducts8(scores[pair], q, qBase[pair] + i, keysT, i, from, to);
+                }
+            }
             for (; i + 4 <= hd; i += 4) {
                 for (int pair = 0; pair < pairs; pair++) {
                     int at = qBase[pair] + i;
@@ -91,6 +96,12 @@ final class StackedAttention {
         }
         // sums[pair][i] = sum over s in order of p[pair][s] * v[s][i]
         int s = 0;
+        for (; s + 8 <= keyCount; s += 8) {
+            for (int pair = 0; pair < pairs; pair++) {
+                float[] p = scores[pair];
+                addProducts8(sums[pair], p, s, values, s, 0, hd);
+            }
+        }
         for (; s + 4 <= keyCount; s += 4) {
             for (int pair = 0; pair < pairs; pair++) {
                 float[] p = scores[pair];
@@ -117,6 +128,22 @@ final class StackedAttention {
                 output[base + i] = sum[i] * inverse;
             }
             lse[t * heads + h] = max[pair] + (float) Math.log(total[pair]);
+        }
+    }
+
+    /**
+     * y[j] += a[at] w[row][j] + ... + a[at + 7] w[row + 7][j], added one product at a time, for j in [from, to): eight
+     * terms per pass over y (the four-term {@link FewRowDense#addProducts} leaves the short runs of the head dimension
+     * bound by loads and stores of y).
+     */
+    private static void addProducts8(float[] y, float[] a, int at, float[][] w, int row, int from, int to) {
+        float a0 = a[at], a1 = a[at + 1], a2 = a[at + 2], a3 = a[at + 3];
+        float a4 = a[at + 4], a5 = a[at + 5], a6 = a[at + 6], a7 = a[at + 7];
+        float[] w0 = w[row], w1 = w[row + 1], w2 = w[row + 2], w3 = w[row + 3];
+        float[] w4 = w[row + 4], w5 = w[row + 5], w6 = w[row + 6], w7 = w[row + 7];
+        for (int j = from; j < to; j++) {
+            y[j] = (((((((y[j] + a0 * w0[j]) + a1 * w1[j]) + a2 * w2[j]) + a3 * w3[j]) + a4 * w4[j]) + a5 * w5[j])
+                    + a6 * w6[j]) + a7 * w7[j];
         }
     }
 
