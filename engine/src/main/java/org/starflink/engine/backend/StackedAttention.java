@@ -132,9 +132,11 @@ final class StackedAttention {
     }
 
     /**
-     * y[j] += a[at] w[row][j] + ... + a[at + 7] w[row + 7][j], added one product at a time, for j in [from, to): eight
-     * terms per pass over y (the four-term {@link FewRowDense#addProducts} leaves the short runs of the head dimension
-     * bound by loads and stores of y).
+     * y[j] += a[at] w[row][j] + ... + a[at + 7] w[row + 7][j], added one product at a time, for j in [from, to): the
+     * same order as two calls of {@link FewRowDense#addProducts}. Measured, not derived: in this loop nest eight
+     * products per pass over y are faster than four (16 rows over 64 sealed blocks in turn 138 -> 99 us per row, one
+     * row 280 -> 220; {@code bin/benchmark attention-kernel-vs}), in {@link FewRowDense#multiply} over long rows they
+     * are 3x slower (the JIT leaves the eight-term loop scalar there; {@code host-layer-vs}, docs/figures/concurrency/host-layer-vs-f9b8cb5-eight-products-rejected-*), so that keeps four.
      */
     private static void addProducts8(float[] y, float[] a, int at, float[][] w, int row, int from, int to) {
         float a0 = a[at], a1 = a[at + 1], a2 = a[at + 2], a3 = a[at + 3];
