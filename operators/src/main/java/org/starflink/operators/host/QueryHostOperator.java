@@ -341,10 +341,11 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
     }
 
     private String[] blockKeys(String hostKey, QuestionTask any, int blocks) {
-        String[] known = blockKeys.getOrDefault(hostKey, new String[0]);
-        if (known.length < blocks) {
-            String[] grown = Arrays.copyOf(known, blocks);
-            for (int block = known.length; block < blocks; block++) {
+        String[] known = blockKeys.get(hostKey);
+        int made = known == null ? 0 : known.length;
+        if (made < blocks) {
+            String[] grown = known == null ? new String[blocks] : Arrays.copyOf(known, blocks);
+            for (int block = made; block < blocks; block++) {
                 grown[block] = BlockKeys.of(any.docId, any.version, block, blockMaxParallelism);
             }
             blockKeys.put(hostKey, grown);

@@ -28,8 +28,9 @@ public final class BlockKeys {
      * {@code maxParallelism} string hashes: callers on a per-layer path keep the keys they made.
      */
     public static String of(String docId, long version, int block, int maxParallelism) {
-        String unsalted = documentVersion(docId, version) + "#" + block;
-        int target = targetKeyGroup(documentVersion(docId, version), block, maxParallelism);
+        String documentVersion = documentVersion(docId, version);
+        String unsalted = documentVersion + "#" + block;
+        int target = targetKeyGroup(documentVersion, block, maxParallelism);
         if (KeyGroupRangeAssignment.assignToKeyGroup(unsalted, maxParallelism) == target) {
             return unsalted;
         }
