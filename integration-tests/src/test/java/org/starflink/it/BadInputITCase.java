@@ -34,7 +34,6 @@ import org.starflink.engine.testing.SharedModels;
 import org.starflink.kafka.EmbeddedKafka;
 import org.starflink.pipeline.client.StarflinkClient;
 import org.starflink.operators.messages.BlockKeys;
-import org.starflink.pipeline.StarflinkJob;
 import org.starflink.schemas.AnswerToken;
 import org.starflink.schemas.DocumentEvent;
 import org.starflink.schemas.FinishReason;
@@ -159,7 +158,7 @@ class BadInputITCase {
                 .contextTokens(text).length;
         List<String> keys = new ArrayList<>();
         for (int block = 0; block < (tokens + BLOCK - 1) / BLOCK; block++) {
-            keys.add(BlockKeys.of(docId, 1, block, StarflinkJob.DEFAULT_MAX_PARALLELISM));
+            keys.add(BlockKeys.of(docId, 1, block, JobHarness.MAX_PARALLELISM));
         }
         try (BlockEventLog events = new BlockEventLog(kafka.bootstrapServers(), job.blockEvents)) {
             events.awaitEncoded(keys, Duration.ofMinutes(1), () -> { });

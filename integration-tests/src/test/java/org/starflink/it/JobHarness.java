@@ -35,6 +35,9 @@ import org.starflink.schemas.RejectedRecord;
  * a failure) without touching the topology.
  */
 final class JobHarness {
+    /** The jobs' key groups: block keys depend on them ({@code BlockKeys.of}). */
+    static final int MAX_PARALLELISM = 32;
+
     final String suffix = UUID.randomUUID().toString().substring(0, 8);
     final String documents = "documents-" + suffix;
     final String questions = "questions-" + suffix;
@@ -136,7 +139,7 @@ final class JobHarness {
         }
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(cluster);
         env.setParallelism(parallelism);
-        env.setMaxParallelism(32);
+        env.setMaxParallelism(MAX_PARALLELISM);
 
         String bootstrap = kafka.bootstrapServers();
         DataStream<KafkaRawRecord> documentRecords = aroundDocuments.apply(env.fromSource(

@@ -145,7 +145,7 @@ class StarflinkJobITCase {
         List<String> blockKeys(String docId) {
             List<String> keys = new ArrayList<>();
             for (int b = 0; b < blocks(docId); b++) {
-                keys.add(BlockKeys.of(docId, 1, b, StarflinkJob.DEFAULT_MAX_PARALLELISM));
+                keys.add(BlockKeys.of(docId, 1, b, JobHarness.MAX_PARALLELISM));
             }
             return keys;
         }

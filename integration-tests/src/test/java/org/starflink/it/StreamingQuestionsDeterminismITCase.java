@@ -41,7 +41,6 @@ import org.starflink.operators.document.DocumentTail;
 import org.starflink.operators.document.StableBlockCutter;
 import org.starflink.operators.kafka.KafkaRawRecord;
 import org.starflink.operators.messages.BlockKeys;
-import org.starflink.pipeline.StarflinkJob;
 import org.starflink.schemas.AnswerToken;
 import org.starflink.schemas.Coverage;
 import org.starflink.schemas.DocumentChunk;
@@ -356,7 +355,7 @@ class StreamingQuestionsDeterminismITCase {
             throws Exception {
         List<String> keys = new ArrayList<>();
         for (int b = 0; b < blocks; b++) {
-            keys.add(BlockKeys.of(log.docId, 1, b, StarflinkJob.DEFAULT_MAX_PARALLELISM));
+            keys.add(BlockKeys.of(log.docId, 1, b, JobHarness.MAX_PARALLELISM));
         }
         blockEvents.awaitEncoded(keys, Duration.ofMinutes(2), check);
     }
