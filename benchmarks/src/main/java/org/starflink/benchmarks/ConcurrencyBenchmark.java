@@ -130,11 +130,13 @@ public final class ConcurrencyBenchmark {
                     aggregate / lone.getOrDefault(sideKey, Double.NaN), cell.exact() ? "yes" : "NO");
         }
         System.out.println();
-        System.out.println("| parallelism | layerRoundTripMicros p50 | p95 | mean (lone question + warm-up) |");
-        System.out.println("|---:|---:|---:|---:|");
+        System.out.println("| parallelism | layerRoundTripMicros p50 | p95 | mean (lone question + warm-up) "
+                + "| messages back per layer (mean) |");
+        System.out.println("|---:|---:|---:|---:|---:|");
         for (int workers : settings.workers()) {
             StreamingBenchmark.RoundTrip rt = roundTrips.getOrDefault(workers, StreamingBenchmark.RoundTrip.NONE);
-            System.out.printf("| %d | %.0f | %.0f | %.0f |%n", workers, rt.p50(), rt.p95(), rt.mean());
+            System.out.printf("| %d | %.0f | %.0f | %.0f | %s |%n", workers, rt.p50(), rt.p95(), rt.mean(),
+                    Double.isNaN(rt.messages()) ? "- (no metric)" : String.format("%.1f", rt.messages()));
         }
         System.out.println();
         System.out.println("# engine: one process, phase 1 once, the questions one after another; TTFT = its"

@@ -68,10 +68,12 @@ public final class StreamingBenchmark {
 
     /**
      * The query host's layerRoundTripMicros histogram (over subtasks weighted by their finished questions);
-     * count = layer round trips the cell's questions made (the histogram itself reports no count over REST).
+     * count = layer round trips the cell's questions made (the histogram itself reports no count over REST);
+     * messages = the mean of the host's layerMessages (messages that brought a layer's partials back), NaN for a
+     * build without it.
      */
-    record RoundTrip(long count, double mean, double p50, double p95) {
-        static final RoundTrip NONE = new RoundTrip(0, Double.NaN, Double.NaN, Double.NaN);
+    record RoundTrip(long count, double mean, double p50, double p95, double messages) {
+        static final RoundTrip NONE = new RoundTrip(0, Double.NaN, Double.NaN, Double.NaN, Double.NaN);
     }
 
     private record Cell(int workers, int tokens, int blocks, double phase1Seconds, List<Answer> answers,
@@ -321,9 +323,12 @@ public final class StreamingBenchmark {
                 double mean = 0;
                 double p50 = 0;
                 double p95 = 0;
+                double messages = 0;
+                long withMessages = 0;
                 for (int s = 0; s < subtasks; s++) {
                     Map<String, Double> values = rest.subtaskMetrics(job, vertex, s,
                             id -> id.contains("starflink.host.layerRoundTripMicros_")
+                                    || id.contains("starflink.host.layerMessages_")
                                     || id.endsWith("starflink.host.questionsFinished"));
                     long n = values.getOrDefault("questionsFinished", 0.0).longValue();
                     if (n > 0 && values.containsKey("layerRoundTripMicros_median")) {
@@ -331,6 +336,10 @@ public final class StreamingBenchmark {
                         mean += n * values.get("layerRoundTripMicros_mean");
                         p50 += n * values.get("layerRoundTripMicros_median");
                         p95 += n * values.get("layerRoundTripMicros_p95");
+                        if (values.containsKey("layerMessages_mean")) {
+                            withMessages += n;
+                            messages += n * values.get("layerMessages_mean");
+                        }
                     }
                 }
                 if (finished >= questions || System.nanoTime() > deadline) {
@@ -339,7 +348,8 @@ public final class StreamingBenchmark {
                                 questions);
                     }
                     return finished == 0 ? RoundTrip.NONE
-                            : new RoundTrip(samples, mean / finished, p50 / finished, p95 / finished);
+                            : new RoundTrip(samples, mean / finished, p50 / finished, p95 / finished,
+                                    withMessages == 0 ? Double.NaN : messages / withMessages);
                 }
                 Thread.sleep(500);
             }

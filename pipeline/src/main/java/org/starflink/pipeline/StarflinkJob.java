@@ -1,6 +1,7 @@
 package org.starflink.pipeline;
 
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.configuration.CheckpointingOptions;
@@ -16,6 +17,7 @@ import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.util.ParameterTool;
 import org.starflink.engine.star.BlockLayout;
 import org.starflink.operators.block.BlockOperator;
+import org.starflink.operators.block.BlockOperatorRunner;
 import org.starflink.operators.document.DocumentOperator;
 import org.starflink.operators.host.QueryHostOperator;
 import org.starflink.operators.kafka.AvroKafka;
@@ -40,9 +42,9 @@ import org.starflink.schemas.RejectedRecord;
  * to Kafka (tests wire it to their own sources and sinks).
  *
  * <pre>
- *  documents ─decode─► DocumentOperator ──BlockCommand──────────────────► BlockOperator ─┐ partials
- *  questions ─decode─►  (by doc_id)     ──QuestionTask─► loop head ─► QueryHost ─requests┘   (by block)
- *                                                           ▲          (by question)         │
+ *  documents ─decode─► DocumentOperator ──BlockCommand──────────────────► BlockOperator ─┐ partials, one
+ *  questions ─decode─►  (by doc_id)     ──QuestionTask─► loop head ─► QueryHost ─requests┘   (by block) bundle
+ *                                                           ▲          (by document)         │  per subtask
  *                                                           └────── loop tail ◄──────────────┘
  *                                                      answers ◄─ QueryHost, DocumentOperator (errors)
  *                                                 block events ◄─ BlockOperator (encoded, skipped, retired)
@@ -103,11 +105,12 @@ public final class StarflinkJob {
         SingleOutputStreamOperator<HostMessage> partials = blockCommands
                 .keyBy(command -> command.blockKey(blockMaxParallelism))
                 .connect(requests.keyBy(request -> request.blockKey))
-                .process(new BlockOperator(model, options.get(StarflinkOptions.PAGE_TOKENS),
-                        options.get(StarflinkOptions.BLOCK_RETIRE_GRACE),
-                        options.get(StarflinkOptions.BLOCK_CACHE_BYTES),
-                        options.get(StarflinkOptions.BLOCK_WIDENED_KV),
-                        options.getOptional(StarflinkOptions.DOCUMENT_TTL).orElse(null)))
+                .transform("Context blocks: phase 1 + partial attention", TypeInformation.of(HostMessage.class),
+                        new BlockOperatorRunner(new BlockOperator(model, options.get(StarflinkOptions.PAGE_TOKENS),
+                                options.get(StarflinkOptions.BLOCK_RETIRE_GRACE),
+                                options.get(StarflinkOptions.BLOCK_CACHE_BYTES),
+                                options.get(StarflinkOptions.BLOCK_WIDENED_KV),
+                                options.getOptional(StarflinkOptions.DOCUMENT_TTL).orElse(null))))
                 .uid("block-operator").name("Context blocks: phase 1 + partial attention");
         loop.close(partials, requests.getSideOutput(QueryHostOperator.EXITS));
 

@@ -2,6 +2,7 @@ package org.starflink.engine.wire;
 
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.function.Function;
 import org.starflink.engine.EngineException;
@@ -11,13 +12,15 @@ import org.starflink.engine.attention.LayerRequest;
 /**
  * Binary forms of what phase 2 ships per layer: the host's request (query rows, float32) and a block's partial
  * (output + lse, float32: merges and softmax statistics stay float32); and their batches, the requests of several
- * questions in one message to a block and its partials, one per request in the same order, in one message back.
+ * questions in one message to a block and its partials, one per request in the same order, in one message back;
+ * and bundles: the partial batches of several blocks of one layer, in one message.
  */
 public final class PhaseTwoCodec {
     private static final byte REQUEST_TAG = 'Q';
     private static final byte PARTIAL_TAG = 'P';
     private static final byte REQUEST_BATCH_TAG = 'R';
     private static final byte PARTIAL_BATCH_TAG = 'B';
+    private static final byte BUNDLE_TAG = 'U';
     private static final byte VERSION = 1;
 
     private PhaseTwoCodec() {
@@ -85,6 +88,62 @@ public final class PhaseTwoCodec {
 
     public static List<AttentionPartial> partialsFromBytes(byte[] bytes) {
         return batchFromBytes(bytes, PhaseTwoCodec::partialFromBytes, PARTIAL_BATCH_TAG, "attention partial batch");
+    }
+
+    /**
+     * The partial batches of several blocks for one layer in one message: {@code partialBatches.get(i)} (a
+     * {@link #partialsToBytes} batch) is block {@code blocks[i]}'s. Blocks strictly ascending.
+     */
+    public static byte[] bundleToBytes(int[] blocks, List<byte[]> partialBatches) {
+        if (blocks.length == 0 || blocks.length != partialBatches.size()) {
+            throw new IllegalArgumentException(blocks.length + " blocks for " + partialBatches.size() + " batches");
+        }
+        int bytes = 2 + WireFormat.intsBytes(blocks);
+        for (int i = 0; i < blocks.length; i++) {
+            if (i > 0 && blocks[i] <= blocks[i - 1]) {
+                throw new IllegalArgumentException("bundle blocks not ascending: " + Arrays.toString(blocks));
+            }
+            bytes += WireFormat.bytesBytes(partialBatches.get(i));
+        }
+        ByteBuffer buffer = WireFormat.allocate(bytes, BUNDLE_TAG, VERSION);
+        WireFormat.putInts(buffer, blocks, true);
+        partialBatches.forEach(batch -> WireFormat.putBytes(buffer, batch));
+        return buffer.array();
+    }
+
+    /** The blocks a bundle covers, ascending (its header only). */
+    public static int[] bundleBlocks(byte[] bundle) {
+        return bundleHeader(openBundle(bundle));
+    }
+
+    /** A bundle's partial batches, aligned with {@link #bundleBlocks}. */
+    public static List<byte[]> bundleBatches(byte[] bundle) {
+        ByteBuffer buffer = openBundle(bundle);
+        int[] blocks = bundleHeader(buffer);
+        List<byte[]> batches = new ArrayList<>(blocks.length);
+        for (int block : blocks) {
+            byte[] batch = WireFormat.getBytes(buffer);
+            if (batch == null) {
+                throw new EngineException("corrupt partial bundle: block " + block + "'s batch is missing");
+            }
+            batches.add(batch);
+        }
+        if (buffer.hasRemaining()) {
+            throw new EngineException("corrupt partial bundle: " + buffer.remaining() + " bytes after the last batch");
+        }
+        return batches;
+    }
+
+    private static ByteBuffer openBundle(byte[] bundle) {
+        return WireFormat.open(bundle, BUNDLE_TAG, "partial bundle", VERSION);
+    }
+
+    private static int[] bundleHeader(ByteBuffer buffer) {
+        int[] blocks = WireFormat.getInts(buffer);
+        if (blocks == null || blocks.length == 0) {
+            throw new EngineException("corrupt partial bundle: no blocks");
+        }
+        return blocks;
     }
 
     private static <T> byte[] batchToBytes(List<T> items, Function<T, byte[]> encode, byte tag) {

@@ -176,6 +176,27 @@ class WireFormatTest {
     }
 
     @Test
+    void aBundleKeepsEachBlocksBatchAndRefusesDisorder() {
+        Random random = new Random(7);
+        byte[] first = PhaseTwoCodec.partialsToBytes(List.of(
+                new AttentionPartial(1, 2, RandomModels.vector(random, 16), RandomModels.vector(random, 2))));
+        byte[] second = PhaseTwoCodec.partialsToBytes(List.of(AttentionPartial.empty(1, 2, 8)));
+        byte[] bundle = PhaseTwoCodec.bundleToBytes(new int[] {3, 11}, List.of(first, second));
+        assertArrayEquals(new int[] {3, 11}, PhaseTwoCodec.bundleBlocks(bundle));
+        List<byte[]> batches = PhaseTwoCodec.bundleBatches(bundle);
+        assertArrayEquals(first, batches.get(0));
+        assertArrayEquals(second, batches.get(1));
+
+        assertThrows(IllegalArgumentException.class,
+                () -> PhaseTwoCodec.bundleToBytes(new int[] {11, 3}, List.of(first, second)));
+        assertThrows(IllegalArgumentException.class, () -> PhaseTwoCodec.bundleToBytes(new int[] {3}, List.of()));
+        assertEquals("not a serialized partial bundle",
+                assertThrows(EngineException.class, () -> PhaseTwoCodec.bundleBlocks(first)).getMessage());
+        byte[] truncated = java.util.Arrays.copyOf(bundle, bundle.length - 1);
+        assertThrows(EngineException.class, () -> PhaseTwoCodec.bundleBatches(truncated));
+    }
+
+    @Test
     void hostStateRoundTripsAndOldFormatIsRefusedClearly() {
         Random random = new Random(5);
         List<KvPage> pages = KvPages.pagesFrom(randomCache(backend(KvPrecision.BF16), 7, random), 64, 0);

@@ -5,6 +5,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Consumer;
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.state.ListState;
 import org.apache.flink.api.common.state.ListStateDescriptor;
@@ -94,6 +95,8 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
     private transient KvCacheLru decoded;
     private transient Map<String, KvCache> anchors;
     private transient BlockMetrics metrics;
+    private transient HeldBlocks held;
+    private transient PartialBundler bundler;
 
     public BlockOperator(ModelLocation model, int pageTokens, Duration retireGrace, long localCacheBytes,
                          boolean widenedKv, Duration idleTtl) {
@@ -124,6 +127,10 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
             }
         };
         metrics = new BlockMetrics(getRuntimeContext().getMetricGroup(), decoded);
+        var task = getRuntimeContext().getTaskInfo();
+        held = new HeldBlocks(task.getMaxNumberOfParallelSubtasks(), task.getNumberOfParallelSubtasks(),
+                task.getIndexOfThisSubtask());
+        bundler = new PartialBundler();
     }
 
     @Override
@@ -184,7 +191,7 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
         pending.get().forEach(waiting::add);
         pending.clear();
         for (BlockRequest request : waiting) {
-            answer(key, request, kv, out);
+            answer(request, kv, encoded.lastUsedMs, out);
         }
     }
 
@@ -195,25 +202,39 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
             pending.add(request); // the block's encoding has not arrived yet
             return;
         }
+        long now = ctx.timerService().currentProcessingTime();
         if (current.goneReason != null) {
             out.collect(HostMessage.blockGone(request.hostKey, request.block, request.pass, request.layer,
                     current.goneReason));
+            bundler.cannotAnswer(request, held.of(request), now, out::collect);
             return;
         }
         if (current.retiring || idleTtl != null) { // only then does the last use matter
-            current.lastUsedMs = ctx.timerService().currentProcessingTime();
+            current.lastUsedMs = now;
             meta.update(current);
         }
-        answer(ctx.getCurrentKey(), request, kvOf(ctx.getCurrentKey()), out);
+        answer(request, kvOf(ctx.getCurrentKey()), now, out);
     }
 
-    /** One message back per request, whatever the number of questions in its batch. */
-    private void answer(String key, BlockRequest request, KvCache kv, Collector<HostMessage> out) {
+    /**
+     * One partial batch per request, whatever the number of questions in its batch; it goes back in one bundle
+     * with the answers of this subtask's other blocks to the same layer ({@link PartialBundler}).
+     */
+    private void answer(BlockRequest request, KvCache kv, long now, Collector<HostMessage> out) {
         List<AttentionPartial> partials = BlockAttention.answerEach(backend,
                 PhaseTwoCodec.requestsFromBytes(request.requests), kv);
-        out.collect(HostMessage.partials(request.hostKey, request.block, request.pass, request.layer,
-                PhaseTwoCodec.partialsToBytes(partials)));
+        bundler.answered(request, held.of(request), PhaseTwoCodec.partialsToBytes(partials), now, out::collect);
         metrics.answered();
+    }
+
+    /** Before a checkpoint barrier: every answer gathered goes out ({@link BlockOperatorRunner}). */
+    void flushBundles(Consumer<HostMessage> out) {
+        bundler.flush(out);
+    }
+
+    /** Sends the bundles that stopped growing ({@link PartialBundler#sweep}). */
+    void sweepBundles(long nowMs, long idleMs, Consumer<HostMessage> out) {
+        bundler.sweep(nowMs, idleMs, out);
     }
 
     /** The block's KV from the local cache, else assembled from its pages (after a restore or an eviction). */

@@ -17,7 +17,7 @@ public class HostBatch {
     public String[] waiting;
     /** Blocks that answer this layer: the largest block count among the members. */
     public int blocks;
-    /** Distinct blocks that answered the layer in flight so far. */
+    /** Blocks that answered the layer in flight so far (bundles bring several). */
     public int partialsReceived;
     /** Processing time the layer's requests went out (layer round trip). */
     public long layerSentNanos;

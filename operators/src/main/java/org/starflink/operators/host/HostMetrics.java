@@ -17,6 +17,7 @@ final class HostMetrics {
     private final Histogram layerRoundTripMicros;
     private final Histogram stateBytesPerToken;
     private final Histogram batchQuestions;
+    private final Histogram layerMessages;
 
     HostMetrics(MetricGroup parent) {
         MetricGroup group = parent.addGroup("starflink").addGroup("host");
@@ -28,6 +29,7 @@ final class HostMetrics {
         layerRoundTripMicros = group.histogram("layerRoundTripMicros", new DescriptiveStatisticsHistogram(WINDOW));
         stateBytesPerToken = group.histogram("stateBytesPerToken", new DescriptiveStatisticsHistogram(WINDOW));
         batchQuestions = group.histogram("batchQuestions", new DescriptiveStatisticsHistogram(WINDOW));
+        layerMessages = group.histogram("layerMessages", new DescriptiveStatisticsHistogram(WINDOW));
     }
 
     void questionStarted() {
@@ -59,6 +61,11 @@ final class HostMetrics {
     /** Questions whose rows one layer's requests carried (1 for a lone question). */
     void batchQuestions(int questions) {
         batchQuestions.update(questions);
+    }
+
+    /** Messages that brought one layer's partials back (one per block subtask that holds some of its blocks). */
+    void layerMessages(int messages) {
+        layerMessages.update(messages);
     }
 
     void layerRoundTrip(long nanos) {

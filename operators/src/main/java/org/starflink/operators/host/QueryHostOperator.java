@@ -2,6 +2,7 @@ package org.starflink.operators.host;
 
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -73,7 +74,7 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
             Types.STRING, PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO);
     public static final ValueStateDescriptor<HostBatch> BATCH = new ValueStateDescriptor<>("batch",
             HostBatch.class);
-    /** The layer in flight's partial batches, by block. */
+    /** The layer in flight's bundles of partial batches ({@code PhaseTwoCodec.bundleToBytes}), by first block. */
     public static final MapStateDescriptor<Integer, byte[]> PARTIALS = new MapStateDescriptor<>("batch-partials",
             Types.INT, PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO);
     /**
@@ -169,9 +170,11 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
                     + message.blockGone + "; ask again");
             return;
         }
-        if (!partials.contains(message.block)) {
-            partials.put(message.block, message.partials);
-            current.partialsReceived++;
+        int[] covered = PhaseTwoCodec.bundleBlocks(message.partials);
+        // A bundle whose first block already answered is a duplicate: one subtask's bundles never overlap.
+        if (!partials.contains(covered[0])) {
+            partials.put(covered[0], message.partials);
+            current.partialsReceived += covered.length;
         }
         if (current.partialsReceived < current.blocks) {
             batch.update(current);
@@ -181,9 +184,21 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
         String hostKey = ctx.getCurrentKey();
         List<LiveQuestion> members = live(hostKey, current.members);
         List<List<AttentionPartial>> byBlock = new ArrayList<>(current.blocks);
-        for (int block = 0; block < current.blocks; block++) {
-            byBlock.add(PhaseTwoCodec.partialsFromBytes(partials.get(block)));
+        byBlock.addAll(Collections.nCopies(current.blocks, null));
+        int messages = 0;
+        for (byte[] bundle : partials.values()) {
+            int[] blocks = PhaseTwoCodec.bundleBlocks(bundle);
+            List<byte[]> batches = PhaseTwoCodec.bundleBatches(bundle);
+            for (int i = 0; i < blocks.length; i++) {
+                byBlock.set(blocks[i], PhaseTwoCodec.partialsFromBytes(batches.get(i)));
+            }
+            messages++;
         }
+        if (byBlock.contains(null)) { // counted complete, yet a block is missing: a bundle came twice, split anew
+            throw new IllegalStateException("layer " + current.layer + " of " + hostKey + " has no partials of block "
+                    + byBlock.indexOf(null) + " though " + current.partialsReceived + " arrived");
+        }
+        metrics.layerMessages(messages);
         partials.clear();
         List<QueryHost> hosts = new ArrayList<>(members.size());
         List<List<AttentionPartial>> orderedPartials = new ArrayList<>(members.size());
@@ -336,7 +351,7 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
                 body = PhaseTwoCodec.requestsToBytes(covering);
                 bodyRows = covering.size();
             }
-            out.collect(new BlockRequest(keys[block], hostKey, block, current.pass, current.layer, body));
+            out.collect(new BlockRequest(keys[block], hostKey, block, blocks, current.pass, current.layer, body));
         }
     }
 

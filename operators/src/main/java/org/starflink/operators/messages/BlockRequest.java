@@ -10,6 +10,11 @@ public class BlockRequest {
     /** The query host to answer ({@link BlockKeys#documentVersion}). */
     public String hostKey;
     public int block;
+    /**
+     * The batch's block count: the same layer went to blocks 0..blocks-1 (each subtask answers for those it holds
+     * in one message).
+     */
+    public int blocks;
     /** Which pass of the host: tells stale replies apart. */
     public long pass;
     public int layer;
@@ -18,10 +23,12 @@ public class BlockRequest {
     public BlockRequest() {
     }
 
-    public BlockRequest(String blockKey, String hostKey, int block, long pass, int layer, byte[] requests) {
+    public BlockRequest(String blockKey, String hostKey, int block, int blocks, long pass, int layer,
+                        byte[] requests) {
         this.blockKey = blockKey;
         this.hostKey = hostKey;
         this.block = block;
+        this.blocks = blocks;
         this.pass = pass;
         this.layer = layer;
         this.requests = requests;

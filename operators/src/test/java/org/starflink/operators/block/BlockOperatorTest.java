@@ -7,11 +7,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import org.apache.flink.api.common.serialization.SerializerConfigImpl;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
-import org.apache.flink.streaming.api.operators.co.KeyedCoProcessOperator;
+import org.apache.flink.runtime.state.KeyGroupRangeAssignment;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.streaming.util.KeyedTwoInputStreamOperatorTestHarness;
 import org.junit.jupiter.api.AfterEach;
@@ -55,6 +56,7 @@ class BlockOperatorTest {
     private static final int MAX_PARALLELISM = 128;
 
     private KeyedTwoInputStreamOperatorTestHarness<String, BlockCommand, BlockRequest, HostMessage> harness;
+    private long barriers;
 
     @BeforeAll
     static void encodeWithTheEngine() {
@@ -88,9 +90,17 @@ class BlockOperatorTest {
 
     private static KeyedTwoInputStreamOperatorTestHarness<String, BlockCommand, BlockRequest, HostMessage>
             harness(OperatorSubtaskState restoreFrom, Duration idleTtl, boolean widenedKv) throws Exception {
+        return harness(restoreFrom, idleTtl, widenedKv, 1, 0);
+    }
+
+    /** Subtask {@code subtask} of a block operator at {@code parallelism} (max parallelism the job's). */
+    private static KeyedTwoInputStreamOperatorTestHarness<String, BlockCommand, BlockRequest, HostMessage>
+            harness(OperatorSubtaskState restoreFrom, Duration idleTtl, boolean widenedKv, int parallelism,
+                    int subtask) throws Exception {
         var h = new KeyedTwoInputStreamOperatorTestHarness<>(
-                new KeyedCoProcessOperator<>(new BlockOperator(location(), 16, GRACE, 1 << 20, widenedKv, idleTtl)),
-                (BlockCommand c) -> c.blockKey(MAX_PARALLELISM), (BlockRequest r) -> r.blockKey, Types.STRING);
+                new BlockOperatorRunner(new BlockOperator(location(), 16, GRACE, 1 << 20, widenedKv, idleTtl)),
+                (BlockCommand c) -> c.blockKey(MAX_PARALLELISM), (BlockRequest r) -> r.blockKey, Types.STRING,
+                MAX_PARALLELISM, parallelism, subtask);
         ((SerializerConfigImpl) h.getExecutionConfig().getSerializerConfig()).setGenericTypes(false);
         h.setup();
         if (restoreFrom != null) {
@@ -126,13 +136,23 @@ class BlockOperatorTest {
         }
     }
 
+    /** The host's request for one block, of a batch that went to blocks 0..block. */
     private static BlockRequest toBlock(String docId, int block, LayerRequest... batch) {
-        return new BlockRequest(BlockKeys.of(docId, 1, block, MAX_PARALLELISM), BlockKeys.documentVersion(docId, 1),
-                block, 0,
-                batch[0].layer(), PhaseTwoCodec.requestsToBytes(List.of(batch)));
+        return toBlock(docId, block, block + 1, 0, batch);
     }
 
-    private List<HostMessage> drain() {
+    private static BlockRequest toBlock(String docId, int block, int blocks, long pass, LayerRequest... batch) {
+        return new BlockRequest(BlockKeys.of(docId, 1, block, MAX_PARALLELISM), BlockKeys.documentVersion(docId, 1),
+                block, blocks, pass, batch[0].layer(), PhaseTwoCodec.requestsToBytes(List.of(batch)));
+    }
+
+    /** What went out so far, after a checkpoint barrier's flush of the bundles still gathering. */
+    private List<HostMessage> drain() throws Exception {
+        harness.prepareSnapshotPreBarrier(++barriers);
+        return drainWithoutFlush();
+    }
+
+    private List<HostMessage> drainWithoutFlush() {
         List<HostMessage> out = new ArrayList<>();
         for (Object record : harness.getOutput()) {
             out.add(((StreamRecord<HostMessage>) record).getValue());
@@ -156,7 +176,7 @@ class BlockOperatorTest {
         harness.processElement1(new StreamRecord<>(encodeBlock("d1", 1)));
         List<HostMessage> out = drain();
         assertEquals(1, out.size());
-        List<AttentionPartial> actual = PhaseTwoCodec.partialsFromBytes(out.get(0).partials);
+        List<AttentionPartial> actual = onlyBatch(out.get(0), 1);
         assertEquals(2, actual.size());
         // Each question's partial is bit for bit what it gets alone: batching changes no number.
         for (int i = 0; i < 2; i++) {
@@ -166,8 +186,99 @@ class BlockOperatorTest {
             assertArrayEquals(alone.lse(), actual.get(i).lse());
         }
         assertEquals(2, out.get(0).layer);
-        assertEquals(1, out.get(0).block);
         assertEquals(BlockKeys.documentVersion("d1", 1), out.get(0).hostKey);
+    }
+
+    /** The blocks of document {@code docId} (all of {@link #LAYOUT}'s) that subtask 0 of two holds. */
+    private static List<Integer> heldBySubtaskZeroOfTwo(String docId) {
+        List<Integer> held = new ArrayList<>();
+        for (int block = 0; block < LAYOUT.split(context).size(); block++) {
+            if (KeyGroupRangeAssignment.assignKeyToParallelOperator(BlockKeys.of(docId, 1, block, MAX_PARALLELISM),
+                    MAX_PARALLELISM, 2) == 0) {
+                held.add(block);
+            }
+        }
+        return held;
+    }
+
+    /**
+     * At parallelism 2 a subtask's blocks answer a layer together: one message, sent when the last of them has
+     * answered, with each block's own partial batch (bit for bit its answer alone) in block order, whatever order
+     * the requests came in.
+     */
+    @Test
+    void theBlocksOfOneSubtaskAnswerALayerInOneBundleInBlockOrder() throws Exception {
+        harness = harness(null, null, true, 2, 0);
+        int blocks = LAYOUT.split(context).size();
+        List<Integer> held = heldBySubtaskZeroOfTwo("d8");
+        assertTrue(held.size() >= 2 && held.size() < blocks, "placement gives this subtask some blocks: " + held);
+        for (int block : held) {
+            harness.processElement1(new StreamRecord<>(encodeBlock("d8", block)));
+        }
+        LayerRequest request = request(1);
+        for (int i = held.size() - 1; i >= 0; i--) { // the last block first
+            assertTrue(drainWithoutFlush().isEmpty(), "no bundle before the subtask's last block answered");
+            harness.processElement2(new StreamRecord<>(toBlock("d8", held.get(i), blocks, 0, request)));
+        }
+        List<HostMessage> out = drainWithoutFlush();
+        assertEquals(1, out.size());
+        assertArrayEquals(held.stream().mapToInt(Integer::intValue).toArray(),
+                PhaseTwoCodec.bundleBlocks(out.get(0).partials));
+        List<byte[]> batches = PhaseTwoCodec.bundleBatches(out.get(0).partials);
+        for (int i = 0; i < held.size(); i++) {
+            AttentionPartial alone = BlockAttention.answer(transformer.backend(), request,
+                    expected.blocks().get(held.get(i)));
+            AttentionPartial actual = PhaseTwoCodec.partialsFromBytes(batches.get(i)).get(0);
+            assertArrayEquals(alone.output(), actual.output());
+            assertArrayEquals(alone.lse(), actual.lse());
+        }
+        assertEquals(1, out.get(0).layer);
+    }
+
+    /**
+     * No answer waits in the heap across a checkpoint: a barrier sends what is gathered and the rest still
+     * completes by count; after a restore (the count is lost) a bundle that stopped growing goes out on the sweep.
+     */
+    @Test
+    void aBarrierSendsWhatIsGatheredAndARestoredBundleGoesOutWhenIdle() throws Exception {
+        harness = harness(null, null, true, 2, 0);
+        harness.setProcessingTime(0);
+        int blocks = LAYOUT.split(context).size();
+        List<Integer> held = heldBySubtaskZeroOfTwo("d9");
+        for (int block : held) {
+            harness.processElement1(new StreamRecord<>(encodeBlock("d9", block)));
+        }
+        LayerRequest request = request(0);
+        harness.processElement2(new StreamRecord<>(toBlock("d9", held.get(0), blocks, 0, request)));
+        harness.prepareSnapshotPreBarrier(1);
+        assertArrayEquals(new int[] {held.get(0)}, PhaseTwoCodec.bundleBlocks(drainWithoutFlush().get(0).partials));
+        OperatorSubtaskState snapshot = harness.snapshot(1, 1);
+        for (int i = 1; i < held.size(); i++) {
+            harness.processElement2(new StreamRecord<>(toBlock("d9", held.get(i), blocks, 0, request)));
+        }
+        List<HostMessage> rest = drainWithoutFlush();
+        assertEquals(1, rest.size(), "the rest completes the bundle by count, after the barrier");
+        assertEquals(held.subList(1, held.size()),
+                Arrays.stream(PhaseTwoCodec.bundleBlocks(rest.get(0).partials)).boxed().toList());
+
+        harness.close(); // fail over to the checkpoint: the loop replays the requests after it
+        harness = harness(snapshot, null, true, 2, 0);
+        harness.setProcessingTime(1_000);
+        for (int i = 1; i < held.size(); i++) {
+            harness.processElement2(new StreamRecord<>(toBlock("d9", held.get(i), blocks, 0, request)));
+        }
+        assertTrue(drainWithoutFlush().isEmpty(), "the restored bundle waits for a count it cannot reach");
+        harness.setProcessingTime(1_000 + 2 * BlockOperatorRunner.SWEEP_MS);
+        List<HostMessage> swept = drainWithoutFlush();
+        assertEquals(1, swept.size());
+        assertEquals(held.subList(1, held.size()),
+                Arrays.stream(PhaseTwoCodec.bundleBlocks(swept.get(0).partials)).boxed().toList());
+    }
+
+    /** The partial batch of a bundle that holds block {@code block} only. */
+    private static List<AttentionPartial> onlyBatch(HostMessage bundle, int block) {
+        assertArrayEquals(new int[] {block}, PhaseTwoCodec.bundleBlocks(bundle.partials));
+        return PhaseTwoCodec.partialsFromBytes(PhaseTwoCodec.bundleBatches(bundle.partials).get(0));
     }
 
     /** The block events the operator emitted so far, as "KIND key" in order (and forgets them). */
@@ -196,7 +307,7 @@ class BlockOperatorTest {
         harness.processElement1(new StreamRecord<>(encodeBlock("d2", 2))); // a replayed command: ignored
         LayerRequest request = request(4);
         harness.processElement2(new StreamRecord<>(toBlock("d2", 2, request)));
-        AttentionPartial actual = PhaseTwoCodec.partialsFromBytes(drain().get(0).partials).get(0);
+        AttentionPartial actual = onlyBatch(drain().get(0), 2).get(0);
         AttentionPartial expectedPartial = BlockAttention.answer(transformer.backend(), request,
                 expected.blocks().get(2));
         assertArrayEquals(expectedPartial.output(), actual.output());
@@ -289,7 +400,7 @@ class BlockOperatorTest {
         harness.processElement2(new StreamRecord<>(toBlock("d7", 1, request(2))));
         HostMessage answer = drain().get(0);
         assertNull(answer.blockGone);
-        assertEquals(1, PhaseTwoCodec.partialsFromBytes(answer.partials).size());
+        assertEquals(1, onlyBatch(answer, 1).size());
     }
 
     @Test
@@ -302,7 +413,7 @@ class BlockOperatorTest {
         harness.setProcessingTime(100_000);
         assertTrue(harness.numKeyedStateEntries() > 0, "expired 50 s after a question was admitted over it");
         harness.processElement2(new StreamRecord<>(toBlock("d6", 1, request(1))));
-        assertEquals(1, harness.extractOutputValues().size(), "the late question's request is answered");
+        assertEquals(1, drain().size(), "the late question's request is answered");
         harness.setProcessingTime(161_000);
         assertEquals(1, harness.numKeyedStateEntries(), "an idle block must expire (its tombstone stays)");
     }

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Random;
 import org.apache.flink.api.common.serialization.SerializerConfigImpl;
@@ -102,7 +103,10 @@ class QueryHostOperatorTest {
         return task;
     }
 
-    /** Moves the harness's requests to the "blocks" and their partials back, shuffled, until nothing is left. */
+    /**
+     * Moves the harness's requests to the "blocks" and their partials back until nothing is left: each layer's
+     * answers in bundles of random blocks (as subtasks holding random blocks would send them), shuffled.
+     */
     private void playBlocks(Random random, Runnable betweenLayers) throws Exception {
         while (true) {
             List<BlockRequest> requests = new ArrayList<>();
@@ -111,13 +115,16 @@ class QueryHostOperatorTest {
                 return;
             }
             requestsSeen += requests.size();
-            List<HostMessage> partials = new ArrayList<>();
-            for (BlockRequest request : requests) {
-                partials.add(answer(request));
+            Collections.shuffle(requests, random);
+            List<HostMessage> bundles = new ArrayList<>();
+            for (int from = 0; from < requests.size(); ) {
+                int to = Math.min(requests.size(), from + 1 + random.nextInt(4));
+                bundles.add(answer(requests.subList(from, to)));
+                from = to;
             }
-            Collections.shuffle(partials, random);
-            for (HostMessage partial : partials) {
-                harness.processElement(new StreamRecord<>(partial));
+            Collections.shuffle(bundles, random);
+            for (HostMessage bundle : bundles) {
+                harness.processElement(new StreamRecord<>(bundle));
             }
             betweenLayers.run();
         }
@@ -125,10 +132,21 @@ class QueryHostOperatorTest {
 
     /** What the block operator answers: each request of the batch alone, one message back. */
     private static HostMessage answer(BlockRequest request) {
-        List<AttentionPartial> partials = BlockAttention.answerEach(transformer.backend(),
-                PhaseTwoCodec.requestsFromBytes(request.requests), encoded.blocks().get(request.block));
-        return HostMessage.partials(request.hostKey, request.block, request.pass, request.layer,
-                PhaseTwoCodec.partialsToBytes(partials));
+        return answer(List.of(request));
+    }
+
+    /** What one block subtask answers for its blocks' requests (one layer): their batches in one bundle. */
+    private static HostMessage answer(List<BlockRequest> sameLayer) {
+        List<BlockRequest> inBlockOrder = new ArrayList<>(sameLayer);
+        inBlockOrder.sort(Comparator.comparingInt(r -> r.block));
+        List<byte[]> batches = new ArrayList<>();
+        for (BlockRequest request : inBlockOrder) {
+            batches.add(PhaseTwoCodec.partialsToBytes(BlockAttention.answerEach(transformer.backend(),
+                    PhaseTwoCodec.requestsFromBytes(request.requests), encoded.blocks().get(request.block))));
+        }
+        BlockRequest any = inBlockOrder.get(0);
+        return HostMessage.partials(any.hostKey, any.pass, any.layer, PhaseTwoCodec.bundleToBytes(
+                inBlockOrder.stream().mapToInt(r -> r.block).toArray(), batches));
     }
 
     /** Snapshot, throw the operator away, restore it; the requests in flight stay in flight. */
@@ -223,9 +241,9 @@ class QueryHostOperatorTest {
         BlockRequest first = requests.get(0);
         byte[] bytes = answer(first).partials;
         String host = first.hostKey;
-        harness.processElement(new StreamRecord<>(HostMessage.partials(host, first.block, 0, 3, bytes))); // stale
-        harness.processElement(new StreamRecord<>(HostMessage.partials(host, first.block, 0, 0, bytes)));
-        harness.processElement(new StreamRecord<>(HostMessage.partials(host, first.block, 0, 0, bytes))); // dup
+        harness.processElement(new StreamRecord<>(HostMessage.partials(host, 0, 3, bytes))); // stale
+        harness.processElement(new StreamRecord<>(HostMessage.partials(host, 0, 0, bytes)));
+        harness.processElement(new StreamRecord<>(HostMessage.partials(host, 0, 0, bytes))); // dup
         collectOutputs(requests);
         assertEquals(encoded.blocks().size(), requests.size(), "no layer may complete on partial or stale input");
 
