@@ -136,7 +136,9 @@ final class StackedAttention {
      * same order as two calls of {@link FewRowDense#addProducts}. Measured, not derived: in this loop nest eight
      * products per pass over y are faster than four (16 rows over 64 sealed blocks in turn 138 -> 99 us per row, one
      * row 280 -> 220; {@code bin/benchmark attention-kernel-vs}), in {@link FewRowDense#multiply} over long rows they
-     * are 3x slower (the JIT leaves the eight-term loop scalar there; {@code host-layer-vs}, docs/figures/concurrency/host-layer-vs-f9b8cb5-eight-products-rejected-*), so that keeps four.
+     * are 3x slower (the JIT leaves the eight-term loop scalar there; {@code host-layer-vs}, docs/figures/concurrency/host-layer-vs-f9b8cb5-eight-products-rejected-*), so that keeps four. Two pairs per pass (one
+     * read of w for two y's) is 2.4x slower here: the JIT does not vectorize a loop that stores into two arrays it
+     * cannot prove apart (docs/figures/concurrency/attention-kernel-vs-433a7fd-two-pairs-per-pass-rejected-*).
      */
     private static void addProducts8(float[] y, float[] a, int at, float[][] w, int row, int from, int to) {
         float a0 = a[at], a1 = a[at + 1], a2 = a[at + 2], a3 = a[at + 3];
