@@ -11,8 +11,10 @@ import org.starflink.operators.messages.BlockRequest;
 /**
  * Which blocks of a document version this subtask holds: those whose key ({@link BlockKeys#of}) falls in its key
  * groups. Decided from the key groups Flink gave the subtask, not from a parallelism the sender assumed, so it holds
- * at any parallelism and after rescaling. Memoizes the key groups of recent document versions (a key costs a
- * placement search).
+ * at any parallelism and after rescaling. The keys are made with this operator's max parallelism, which must be the
+ * one the query host made its request keys with (both are the job's {@code pipeline.max-parallelism}); were they
+ * apart, bundles would miss their count and go out on the idle sweep: slower, never wrong. Memoizes the key groups
+ * of recent document versions (a key costs a placement search).
  */
 final class HeldBlocks {
     private static final int DOCUMENTS_REMEMBERED = 256;
