@@ -29,7 +29,7 @@ final class BlockMetrics {
     private final Counter kvBytesEncoded;
     private final Counter kvLoadsFromState;
 
-    BlockMetrics(MetricGroup parent, KvCacheLru decoded) {
+    BlockMetrics(MetricGroup parent, KvCacheLru decoded, PartialBundler bundler) {
         MetricGroup group = parent.addGroup("starflink").addGroup(GROUP);
         blocksEncoded = group.counter(BLOCKS_ENCODED);
         encodesSkipped = group.counter(ENCODES_SKIPPED);
@@ -43,6 +43,8 @@ final class BlockMetrics {
         group.gauge("phase1TokensPerSecond", () -> phase1Nanos.getCount() == 0 ? 0.0
                 : phase1Tokens.getCount() * 1e9 / phase1Nanos.getCount());
         group.gauge("kvBytesCached", decoded::bytes);
+        // layers whose bundle still waits for some of this subtask's blocks (a size read: racy, never wrong for long)
+        group.gauge("bundlesGathering", bundler::open);
     }
 
     void encoded(int tokens, long nanos, long kvBytes) {

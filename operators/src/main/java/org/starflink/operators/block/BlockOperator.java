@@ -126,11 +126,11 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
                 return true;
             }
         };
-        metrics = new BlockMetrics(getRuntimeContext().getMetricGroup(), decoded);
         var task = getRuntimeContext().getTaskInfo();
         held = new HeldBlocks(task.getMaxNumberOfParallelSubtasks(), task.getNumberOfParallelSubtasks(),
                 task.getIndexOfThisSubtask());
         bundler = new PartialBundler();
+        metrics = new BlockMetrics(getRuntimeContext().getMetricGroup(), decoded, bundler);
     }
 
     @Override

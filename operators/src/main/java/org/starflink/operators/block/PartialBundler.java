@@ -95,7 +95,7 @@ final class PartialBundler {
         }
     }
 
-    /** Bundles still gathering (the operator's gauge). */
+    /** Layers still gathering ({@code bundlesGathering} gauge). */
     int open() {
         return open.size();
     }

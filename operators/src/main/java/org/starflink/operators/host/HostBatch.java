@@ -3,7 +3,7 @@ package org.starflink.operators.host;
 /**
  * The questions of one query host (one document version) that go through the layers together, and the layer in
  * flight (a Flink POJO in the host's keyed state). Every member is in the same pass and layer: one request per
- * block carries all their query rows, one message per block brings all their partials back. Questions that arrive
+ * block carries all their query rows, one bundle per block subtask brings all their partials back. Questions that arrive
  * during a pass wait for its end and then join; a lone question never waits.
  */
 public class HostBatch {

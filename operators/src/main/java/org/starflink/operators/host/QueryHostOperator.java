@@ -41,8 +41,8 @@ import org.starflink.schemas.AnswerToken;
  * The query host of Star Attention phase 2, keyed by document version ({@link BlockKeys#documentVersion}), inside
  * the per-layer loop. Its questions go through the layers together as one {@link HostBatch}: for every pass (each
  * member's question, or its next generated token) and every layer it sends ONE {@link BlockRequest} to each block
- * of the document, carrying the query rows of every member that covers that block, and gets one message back per
- * block with all their partials. Each member merges its own partials exactly with its own KV (the engine's
+ * of the document, carrying the query rows of every member that covers that block, and gets one bundle back per
+ * block subtask with all their partials from that subtask's blocks. Each member merges its own partials exactly with its own KV (the engine's
  * {@link QueryHost}, in block order whatever order they arrived in) and finishes the layer; after the last layer
  * each samples a token and emits an {@link AnswerToken}. Finished members leave (their state cleared, their key on
  * {@link #EXITS}); questions that arrived during the pass join at the next one.
