@@ -116,8 +116,11 @@ public final class PhaseTwoCodec {
         return bundleHeader(openBundle(bundle));
     }
 
-    /** A bundle's partial batches, aligned with {@link #bundleBlocks}. */
-    public static List<byte[]> bundleBatches(byte[] bundle) {
+    /** A decoded bundle: {@code batches.get(i)} is block {@code blocks[i]}'s partial batch. */
+    public record PartialBundle(int[] blocks, List<byte[]> batches) {
+    }
+
+    public static PartialBundle bundleFromBytes(byte[] bundle) {
         ByteBuffer buffer = openBundle(bundle);
         int[] blocks = bundleHeader(buffer);
         List<byte[]> batches = new ArrayList<>(blocks.length);
@@ -131,7 +134,7 @@ public final class PhaseTwoCodec {
         if (buffer.hasRemaining()) {
             throw new EngineException("corrupt partial bundle: " + buffer.remaining() + " bytes after the last batch");
         }
-        return batches;
+        return new PartialBundle(blocks, batches);
     }
 
     private static ByteBuffer openBundle(byte[] bundle) {

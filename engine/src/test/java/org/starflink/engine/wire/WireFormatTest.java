@@ -183,7 +183,9 @@ class WireFormatTest {
         byte[] second = PhaseTwoCodec.partialsToBytes(List.of(AttentionPartial.empty(1, 2, 8)));
         byte[] bundle = PhaseTwoCodec.bundleToBytes(new int[] {3, 11}, List.of(first, second));
         assertArrayEquals(new int[] {3, 11}, PhaseTwoCodec.bundleBlocks(bundle));
-        List<byte[]> batches = PhaseTwoCodec.bundleBatches(bundle);
+        PhaseTwoCodec.PartialBundle decoded = PhaseTwoCodec.bundleFromBytes(bundle);
+        assertArrayEquals(new int[] {3, 11}, decoded.blocks());
+        List<byte[]> batches = decoded.batches();
         assertArrayEquals(first, batches.get(0));
         assertArrayEquals(second, batches.get(1));
 
@@ -193,7 +195,7 @@ class WireFormatTest {
         assertEquals("not a serialized partial bundle",
                 assertThrows(EngineException.class, () -> PhaseTwoCodec.bundleBlocks(first)).getMessage());
         byte[] truncated = java.util.Arrays.copyOf(bundle, bundle.length - 1);
-        assertThrows(EngineException.class, () -> PhaseTwoCodec.bundleBatches(truncated));
+        assertThrows(EngineException.class, () -> PhaseTwoCodec.bundleFromBytes(truncated));
     }
 
     @Test

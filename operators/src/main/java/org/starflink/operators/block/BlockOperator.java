@@ -95,7 +95,6 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
     private transient KvCacheLru decoded;
     private transient Map<String, KvCache> anchors;
     private transient BlockMetrics metrics;
-    private transient HeldBlocks held;
     private transient PartialBundler bundler;
 
     public BlockOperator(ModelLocation model, int pageTokens, Duration retireGrace, long localCacheBytes,
@@ -127,9 +126,8 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
             }
         };
         var task = getRuntimeContext().getTaskInfo();
-        held = new HeldBlocks(task.getMaxNumberOfParallelSubtasks(), task.getNumberOfParallelSubtasks(),
-                task.getIndexOfThisSubtask());
-        bundler = new PartialBundler();
+        bundler = new PartialBundler(new HeldBlocks(task.getMaxNumberOfParallelSubtasks(),
+                task.getNumberOfParallelSubtasks(), task.getIndexOfThisSubtask()));
         metrics = new BlockMetrics(getRuntimeContext().getMetricGroup(), decoded, bundler);
     }
 
@@ -206,7 +204,7 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
         if (current.goneReason != null) {
             out.collect(HostMessage.blockGone(request.hostKey, request.block, request.pass, request.layer,
                     current.goneReason));
-            bundler.cannotAnswer(request, held.of(request), now, out::collect);
+            bundler.cannotAnswer(request, now, out::collect);
             return;
         }
         if (current.retiring || idleTtl != null) { // only then does the last use matter
@@ -223,7 +221,7 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
     private void answer(BlockRequest request, KvCache kv, long now, Collector<HostMessage> out) {
         List<AttentionPartial> partials = BlockAttention.answerEach(backend,
                 PhaseTwoCodec.requestsFromBytes(request.requests), kv);
-        bundler.answered(request, held.of(request), PhaseTwoCodec.partialsToBytes(partials), now, out::collect);
+        bundler.answered(request, PhaseTwoCodec.partialsToBytes(partials), now, out::collect);
         metrics.answered();
     }
 

@@ -39,26 +39,28 @@ final class PartialBundler {
         long touchedMs;
     }
 
+    private final HeldBlocks held;
     private final Map<Layer, Gathering> open = new HashMap<>();
 
-    /**
-     * Block {@code request.block} answered with {@code partialBatch}; {@code held} blocks of the request's
-     * {@code blocks} are this subtask's. Sends the bundle when it was the last of them.
-     */
-    void answered(BlockRequest request, int held, byte[] partialBatch, long nowMs, Consumer<HostMessage> out) {
-        countIn(request, held, partialBatch, nowMs, out);
+    PartialBundler(HeldBlocks held) {
+        this.held = held;
+    }
+
+    /** Block {@code request.block} answered with {@code partialBatch}; sends the bundle if it was the last. */
+    void answered(BlockRequest request, byte[] partialBatch, long nowMs, Consumer<HostMessage> out) {
+        countIn(request, partialBatch, nowMs, out);
     }
 
     /** The block cannot answer (it sent the host why): it no longer holds back the others' bundle. */
-    void cannotAnswer(BlockRequest request, int held, long nowMs, Consumer<HostMessage> out) {
-        countIn(request, held, null, nowMs, out);
+    void cannotAnswer(BlockRequest request, long nowMs, Consumer<HostMessage> out) {
+        countIn(request, null, nowMs, out);
     }
 
-    private void countIn(BlockRequest request, int held, byte[] partialBatch, long nowMs, Consumer<HostMessage> out) {
+    private void countIn(BlockRequest request, byte[] partialBatch, long nowMs, Consumer<HostMessage> out) {
         Layer layer = new Layer(request.hostKey, request.pass, request.layer);
         Gathering gathering = open.computeIfAbsent(layer, k -> {
             Gathering fresh = new Gathering();
-            fresh.missing = held;
+            fresh.missing = held.of(request); // once per layer: the first of its requests here
             return fresh;
         });
         gathering.touchedMs = nowMs;

@@ -42,10 +42,10 @@ import org.starflink.schemas.AnswerToken;
  * the per-layer loop. Its questions go through the layers together as one {@link HostBatch}: for every pass (each
  * member's question, or its next generated token) and every layer it sends ONE {@link BlockRequest} to each block
  * of the document, carrying the query rows of every member that covers that block, and gets one bundle back per
- * block subtask with all their partials from that subtask's blocks. Each member merges its own partials exactly with its own KV (the engine's
- * {@link QueryHost}, in block order whatever order they arrived in) and finishes the layer; after the last layer
- * each samples a token and emits an {@link AnswerToken}. Finished members leave (their state cleared, their key on
- * {@link #EXITS}); questions that arrived during the pass join at the next one.
+ * block subtask with all their partials from that subtask's blocks. Each member merges its own partials exactly
+ * with its own KV (the engine's {@link QueryHost}, in block order whatever order they arrived in) and finishes the
+ * layer; after the last layer each samples a token and emits an {@link AnswerToken}. Finished members leave (their
+ * state cleared, their key on {@link #EXITS}); questions that arrived during the pass join at the next one.
  *
  * <p>Batching changes no number: a member's rows are computed alone at the block ({@code BlockAttention.answerEach})
  * and at the host, so a question's tokens are the same whichever questions shared its passes (replays included).
@@ -187,10 +187,9 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
         byBlock.addAll(Collections.nCopies(current.blocks, null));
         int messages = 0;
         for (byte[] bundle : partials.values()) {
-            int[] blocks = PhaseTwoCodec.bundleBlocks(bundle);
-            List<byte[]> batches = PhaseTwoCodec.bundleBatches(bundle);
-            for (int i = 0; i < blocks.length; i++) {
-                byBlock.set(blocks[i], PhaseTwoCodec.partialsFromBytes(batches.get(i)));
+            PhaseTwoCodec.PartialBundle decoded = PhaseTwoCodec.bundleFromBytes(bundle);
+            for (int i = 0; i < decoded.blocks().length; i++) {
+                byBlock.set(decoded.blocks()[i], PhaseTwoCodec.partialsFromBytes(decoded.batches().get(i)));
             }
             messages++;
         }
