@@ -96,13 +96,12 @@ public final class CpuKernels {
                     lse[t * heads + h] = Float.NEGATIVE_INFINITY; // no visible key: zero output
                     continue;
                 }
-                float sum = 0f;
+                float sum = SoftmaxWeights.weigh(scores, keyCount, max, scratch.shifts); // masked keys weigh 0
                 for (int s = 0; s < keyCount; s++) {
                     if (keyPositions[s] > queryPosition) {
                         continue;
                     }
-                    float p = (float) Math.exp(scores[s] - max);
-                    sum += p;
+                    float p = scores[s];
                     int vBase = s * hd;
                     for (int i = 0; i < hd; i++) {
                         output[qBase + i] += p * values[vBase + i];
@@ -165,6 +164,7 @@ public final class CpuKernels {
         float[] keys = new float[0];
         float[] values = new float[0];
         float[] scores = new float[0];
+        float[] shifts = new float[0];
         double[] scoresF64 = new double[0];
 
         static Scratch get(int keyCount, int headDim) {
@@ -174,6 +174,7 @@ public final class CpuKernels {
                 scratch.keys = new float[capacity * headDim];
                 scratch.values = new float[capacity * headDim];
                 scratch.scores = new float[capacity];
+                scratch.shifts = new float[capacity];
                 scratch.scoresF64 = new double[capacity];
             }
             return scratch;

@@ -7,7 +7,7 @@ import java.util.Arrays;
  * head, e.g. a query host's batch of decode rows at a context block times the head's query group. Bit for bit what
  * {@link CpuKernels}'s per-pair loop computes for each pair alone: every score sums its products in head-dimension
  * order starting from 0, every output sums its weighted values in key order starting from 0, the softmax takes the
- * same max and the same sum in key order; only the loop nest differs. Here the innermost loops run over one
+ * same max and the same weights and sum ({@link SoftmaxWeights}); only the loop nest differs. Here the innermost loops run over one
  * contiguous array each, with the same index on every array (a run of keys of one score row; one value row), which
  * the JIT turns into SIMD, and each key and value element is read once for all the pairs instead of once per pair.
  * The per-pair loop's inner loop is a sum over the head dimension, which Java's ordered float arithmetic keeps
@@ -16,7 +16,7 @@ import java.util.Arrays;
  * <p>Measured on the project's model (hd 64, 3 query heads per KV head, 1024 keys, BF16 KV; 2-core Xeon;
  * {@code bin/benchmark attention-kernel --model synth-14m --keys 1024 --rows 1,4,16}): 366 us per decode row in the
  * per-pair loop, here 204 us for one row, 116 each for 4 and 97 each for 16 (the widening of the keys into
- * transposed form is shared, the softmax's exp is not); over a {@linkplain HostKvCache#seal sealed} cache, which
+ * transposed form is shared, the softmax's exp, then scalar, is not); over a {@linkplain HostKvCache#seal sealed} cache, which
  * keeps those forms, 97 us for one row and 92 each for 16. Every key must be visible to every pair (a remote block,
  * a decode step): {@link CpuKernels} keeps the per-pair loop for masked cases.
  */
@@ -83,16 +83,9 @@ final class StackedAttention {
                 row[s] = row[s] * scale;
                 m = Math.max(m, row[s]);
             }
-            float sum = 0f;
-            if (m != Float.NEGATIVE_INFINITY) {
-                for (int s = 0; s < keyCount; s++) {
-                    float p = (float) Math.exp(row[s] - m);
-                    sum += p;
-                    row[s] = p; // the score row now holds the weights
-                }
-            }
             max[pair] = m;
-            total[pair] = sum;
+            // the score row now holds the weights
+            total[pair] = m == Float.NEGATIVE_INFINITY ? 0f : SoftmaxWeights.weigh(row, keyCount, m, scratch.shifts);
         }
         // sums[pair][i] = sum over s in order of p[pair][s] * v[s][i]
         int s = 0;
@@ -165,6 +158,7 @@ final class StackedAttention {
         int[] qBase = new int[0];
         float[] max = new float[0];
         float[] total = new float[0];
+        float[] shifts = new float[0];
         private int keyCapacity;
 
         static Scratch get(int keyCount, int headDim, int pairs) {
@@ -174,6 +168,7 @@ final class StackedAttention {
                 scratch.keyCapacity = capacity;
                 scratch.keysT = new float[headDim][capacity];
                 scratch.values = new float[capacity][headDim];
+                scratch.shifts = new float[capacity];
                 scratch.scores = new float[0][];
             }
             if (pairs > scratch.scores.length) {
