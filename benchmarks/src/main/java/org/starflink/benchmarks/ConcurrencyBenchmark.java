@@ -34,14 +34,17 @@ import org.starflink.schemas.AnswerToken;
  * one after another over the same encoded blocks. Per (parallelism, C): time to first token (question record's
  * Kafka timestamp -> its first answer record at the consumer), tokens/s per question, aggregate tokens/s (all
  * answer tokens / first question sent -> last answer record), and whether every streamed answer equals the engine's
- * Star answer token for token. Once per job, after the lone question, the query host's
- * {@code layerRoundTripMicros} histogram (requests sent -> every block's partials back) through the REST API.
+ * Star answer token for token. Before the measured cells the job answers each level once (a warm-up: the JIT's
+ * compilations of the batched paths otherwise fall into the measured 16-question cell; {@code --warm-up
+ * one-question} keeps the older, colder warm-up of a single question). Once per job, after lone questions asked
+ * one after another until they fill its window, the query host's {@code layerRoundTripMicros} histogram (requests
+ * sent -> every block's partials back) through the REST API.
  *
  * <p>Uses only the job's and the client's public entry points, so the same harness also runs against an older
  * build of the job ({@code bin/benchmark concurrency-vs GIT_REF}): before and after in one run.
  *
  * <p>Usage: ConcurrencyBenchmark [--model DIR or llama2.c .bin] [--tokens N (16384)] [--block-size B (1024)]
- * [--concurrency 1,4,16] [--workers 1,2] [--max-new-tokens N (16)]
+ * [--concurrency 1,4,16] [--workers 1,2] [--max-new-tokens N (16)] [--warm-up levels|one-question]
  */
 public final class ConcurrencyBenchmark {
     private static final String[] PROMPTS = {"Once upon a time", "Lily said", "The ball was", "Her mom said",
@@ -51,8 +54,11 @@ public final class ConcurrencyBenchmark {
     }
 
     private record Settings(Path model, int tokens, int blockSize, List<Integer> concurrency, List<Integer> workers,
-                            int maxNewTokens) {
+                            int maxNewTokens, boolean warmUp) {
     }
+
+    /** The query host's histograms keep their last this many samples (HostMetrics). */
+    private static final int ROUND_TRIP_WINDOW = 1000;
 
     private record Cell(String side, int workers, int questions, List<Answer> answers, double wallSeconds,
                         boolean exact) {
@@ -98,7 +104,7 @@ public final class ConcurrencyBenchmark {
         try (EmbeddedKafka kafka = EmbeddedKafka.builder().brokerProperty("group.initial.rebalance.delay.ms", "0")
                 .start()) {
             for (int workers : settings.workers()) {
-                cells.addAll(runJob(kafka, location, settings, workers, text, prompts, expected, roundTrips));
+                cells.addAll(runJob(kafka, location, model, settings, workers, text, prompts, expected, roundTrips));
             }
         }
 
@@ -130,7 +136,7 @@ public final class ConcurrencyBenchmark {
                     aggregate / lone.getOrDefault(sideKey, Double.NaN), cell.exact() ? "yes" : "NO");
         }
         System.out.println();
-        System.out.println("| parallelism | layerRoundTripMicros p50 | p95 | mean (lone question + warm-up) "
+        System.out.println("| parallelism | layerRoundTripMicros p50 | p95 | mean (lone questions) "
                 + "| messages back per layer (mean) |");
         System.out.println("|---:|---:|---:|---:|---:|");
         for (int workers : settings.workers()) {
@@ -140,7 +146,9 @@ public final class ConcurrencyBenchmark {
         }
         System.out.println();
         System.out.println("# engine: one process, phase 1 once, the questions one after another; TTFT = its"
-                + " question's pass after the previous question's answer. job: all C questions sent at once.");
+                + " question's pass after the previous question's answer. job: all C questions sent at once, after "
+                + (settings.warmUp() ? "a warm-up that asked each level once" : "one warm-up question")
+                + "; round trip over the last " + ROUND_TRIP_WINDOW + " layers, of lone questions one after another.");
         System.exit(0); // DJL and Flink leave non-daemon threads behind
     }
 
@@ -174,7 +182,8 @@ public final class ConcurrencyBenchmark {
     }
 
     /** One job at {@code workers} parallelism: the document, a warm-up question, then each concurrency level. */
-    private static List<Cell> runJob(EmbeddedKafka kafka, ModelLocation location, Settings settings, int workers,
+    private static List<Cell> runJob(EmbeddedKafka kafka, ModelLocation location, Model model, Settings settings,
+                                     int workers,
                                      String text, List<String> prompts, Map<String, List<Integer>> expected,
                                      Map<Integer, StreamingBenchmark.RoundTrip> roundTrips) throws Exception {
         String suffix = UUID.randomUUID().toString().substring(0, 8);
@@ -191,7 +200,13 @@ public final class ConcurrencyBenchmark {
             if (probe.getError() != null) {
                 throw new IllegalStateException("the document probe failed: " + probe.getError());
             }
-            asker.askAll(docId, List.of(prompts.get(0)), "warm"); // warm-up on the encoded document
+            int finished = 0;
+            // warm-up on the encoded document: each level once, unmeasured, so that the measured cells run on the
+            // JIT's final code (cold, C2 compiled for about 3.7 s of one core during the first 16-question cell)
+            for (int questions : settings.warmUp() ? settings.concurrency() : List.of(1)) {
+                asker.askAll(docId, prompts.subList(0, questions), "warm" + questions);
+                finished += questions;
+            }
             for (int questions : settings.concurrency()) {
                 List<String> asked = prompts.subList(0, questions);
                 long start = System.nanoTime();
@@ -201,11 +216,16 @@ public final class ConcurrencyBenchmark {
                 cells.add(new Cell("job", workers, questions, answers, wall, exact));
                 System.err.printf("# parallelism %d, %d questions: %.1f s, equal to engine: %s%n", workers,
                         questions, wall, exact);
-                if (questions == 1) { // the warm-up and this one have finished: 2 questions, samples not counted
-                    roundTrips.put(workers, StreamingBenchmark.readRoundTrip(restPort, job.getJobID(), workers, 2,
-                            0));
-                }
+                finished += questions;
             }
+            // the round trip of a lone question: enough of them, one after another, to fill the host's histogram
+            // window (the last 1000 layers) with their layers only
+            int lone = ROUND_TRIP_WINDOW / (settings.maxNewTokens() * model.config().layers()) + 1;
+            for (int q = 0; q < lone; q++) {
+                asker.askAll(docId, prompts.subList(0, 1), "lone" + q);
+            }
+            roundTrips.put(workers, StreamingBenchmark.readRoundTrip(restPort, job.getJobID(), workers,
+                    finished + lone, 0));
         } finally {
             job.cancel().get(60, TimeUnit.SECONDS);
         }
@@ -219,6 +239,11 @@ public final class ConcurrencyBenchmark {
                 Integer.parseInt(BenchArgs.option(args, "--block-size", "1024")),
                 BenchArgs.ints(BenchArgs.option(args, "--concurrency", "1,4,16")),
                 BenchArgs.ints(BenchArgs.option(args, "--workers", "1,2")),
-                Integer.parseInt(BenchArgs.option(args, "--max-new-tokens", "16")));
+                Integer.parseInt(BenchArgs.option(args, "--max-new-tokens", "16")),
+                switch (BenchArgs.option(args, "--warm-up", "levels")) {
+                    case "levels" -> true;
+                    case "one-question" -> false;
+                    default -> throw new IllegalArgumentException("--warm-up must be levels or one-question");
+                });
     }
 }
