@@ -87,7 +87,7 @@ public final class CpuKernels {
                     int kBase = s * hd;
                     float dot = 0f;
                     for (int i = 0; i < hd; i++) {
-                        dot += q[qBase + i] * keys[kBase + i];
+                        dot = Math.fma(q[qBase + i], keys[kBase + i], dot);
                     }
                     scores[s] = dot * scale;
                     max = Math.max(max, scores[s]);
@@ -104,7 +104,7 @@ public final class CpuKernels {
                     float p = scores[s];
                     int vBase = s * hd;
                     for (int i = 0; i < hd; i++) {
-                        output[qBase + i] += p * values[vBase + i];
+                        output[qBase + i] = Math.fma(p, values[vBase + i], output[qBase + i]);
                     }
                 }
                 float inverse = 1f / sum;

@@ -6,19 +6,20 @@ import java.util.Arrays;
  * The few-row attention of many query rows over one KV head at once: every (row, query head) pair that reads the
  * head, e.g. a query host's batch of decode rows at a context block times the head's query group. Bit for bit what
  * {@link CpuKernels}'s per-pair loop computes for each pair alone: every score sums its products in head-dimension
- * order starting from 0, every output sums its weighted values in key order starting from 0, the softmax takes the
- * same max and the same weights and sum ({@link SoftmaxWeights}); only the loop nest differs. Here the innermost loops run over one
- * contiguous array each, with the same index on every array (a run of keys of one score row; one value row), which
- * the JIT turns into SIMD, and each key and value element is read once for all the pairs instead of once per pair.
- * The per-pair loop's inner loop is a sum over the head dimension, which Java's ordered float arithmetic keeps
- * scalar.
+ * order starting from 0, every output sums its weighted values in key order starting from 0, each product fused into
+ * its sum ({@link Math#fma}: one rounding, and one instruction where the CPU has FMA), and the softmax takes the same
+ * max and the same weights and sum ({@link SoftmaxWeights}); only the loop nest differs. Here the innermost loops run
+ * over one contiguous array each, with the same index on every array (a run of keys of one score row; one value
+ * row), which the JIT turns into SIMD, and each key and value element is read once for all the pairs instead of once
+ * per pair. The per-pair loop's inner loop is a sum over the head dimension, which Java's ordered float arithmetic
+ * keeps scalar.
  *
- * <p>Measured on the project's model (hd 64, 3 query heads per KV head, 1024 keys, BF16 KV; 2-core Xeon;
- * {@code bin/benchmark attention-kernel --model synth-14m --keys 1024 --rows 1,4,16}): 366 us per decode row in the
- * per-pair loop, here 204 us for one row, 116 each for 4 and 97 each for 16 (the widening of the keys into
- * transposed form is shared, the softmax's exp, then scalar, is not); over a {@linkplain HostKvCache#seal sealed} cache, which
- * keeps those forms, 97 us for one row and 92 each for 16. Every key must be visible to every pair (a remote block,
- * a decode step): {@link CpuKernels} keeps the per-pair loop for masked cases.
+ * <p>Measured on the project's model (hd 64, 3 query heads per KV head, 1024 keys, BF16 KV; 2-core AMD EPYC, Java 17;
+ * {@code bin/benchmark attention-kernel --model synth-14m --keys 1024 --rows 1,16 --blocks 64}): over a
+ * {@linkplain HostKvCache#seal sealed} cache, which keeps the widened forms, 52-59 us for one row and 44-48 us each
+ * for 16; over 64 sealed caches in turn (a block subtask's blocks, out of the CPU's caches) 149-188 and 51-56. The
+ * per-pair loop of 4cbe055 took about 500 us per row. Every key must be visible to every pair (a remote block, a
+ * decode step): {@link CpuKernels} keeps the per-pair loop for masked cases.
  */
 final class StackedAttention {
     /** Keys per pass of the score loop: bounds the slice of the transposed keys and scores the pairs revisit. */
@@ -61,16 +62,9 @@ final class StackedAttention {
                     addProducts8(scores[pair], q, qBase[pair] + i, keysT, i, from, to);
                 }
             }
-            for (; i + 4 <= hd; i += 4) {
-                for (int pair = 0; pair < pairs; pair++) {
-                    int at = qBase[pair] + i;
-                    FewRowDense.addProducts(scores[pair], q[at], keysT[i], q[at + 1], keysT[i + 1], q[at + 2],
-                            keysT[i + 2], q[at + 3], keysT[i + 3], from, to);
-                }
-            }
             for (; i < hd; i++) {
                 for (int pair = 0; pair < pairs; pair++) {
-                    FewRowDense.addProducts(scores[pair], q[qBase[pair] + i], keysT[i], from, to);
+                    addProducts(scores[pair], q[qBase[pair] + i], keysT[i], from, to);
                 }
             }
         }
@@ -95,16 +89,9 @@ final class StackedAttention {
                 addProducts8(sums[pair], p, s, values, s, 0, hd);
             }
         }
-        for (; s + 4 <= keyCount; s += 4) {
-            for (int pair = 0; pair < pairs; pair++) {
-                float[] p = scores[pair];
-                FewRowDense.addProducts(sums[pair], p[s], values[s], p[s + 1], values[s + 1], p[s + 2],
-                        values[s + 2], p[s + 3], values[s + 3], 0, hd);
-            }
-        }
         for (; s < keyCount; s++) {
             for (int pair = 0; pair < pairs; pair++) {
-                FewRowDense.addProducts(sums[pair], scores[pair][s], values[s], 0, hd);
+                addProducts(sums[pair], scores[pair][s], values[s], 0, hd);
             }
         }
         for (int pair = 0; pair < pairs; pair++) {
@@ -125,13 +112,14 @@ final class StackedAttention {
     }
 
     /**
-     * y[j] += a[at] w[row][j] + ... + a[at + 7] w[row + 7][j], added one product at a time, for j in [from, to): the
-     * same order as two calls of {@link FewRowDense#addProducts}. Measured, not derived: in this loop nest eight
-     * products per pass over y are faster than four (16 rows over 64 sealed blocks in turn 138 -> 99 us per row, one
-     * row 280 -> 220; {@code bin/benchmark attention-kernel-vs}), in {@link FewRowDense#multiply} over long rows they
-     * are 3x slower (the JIT leaves the eight-term loop scalar there; {@code host-layer-vs}, docs/figures/concurrency/host-layer-vs-f9b8cb5-eight-products-rejected-*), so that keeps four. Two pairs per pass (one
+     * y[j] = fma(a[at + 7], w[row + 7][j], ... fma(a[at], w[row][j], y[j])), for j in [from, to): eight products
+     * added one at a time, each fused (one rounding), the same order as eight calls of {@link #addProducts}.
+     * Measured, not derived: in this loop nest eight products per pass over y are faster than four (16 rows over 64
+     * sealed blocks in turn 138 -> 99 us per row, one row 280 -> 220; {@code bin/benchmark attention-kernel-vs}),
+     * and fused products faster than a multiply and an add (docs/performance.md, session 12). Two pairs per pass (one
      * read of w for two y's) is 2.4x slower here: the JIT does not vectorize a loop that stores into two arrays it
-     * cannot prove apart (docs/figures/concurrency/attention-kernel-vs-433a7fd-two-pairs-per-pass-rejected-*).
+     * cannot prove apart (docs/figures/concurrency/attention-kernel-vs-433a7fd-two-pairs-per-pass-rejected-*); nor
+     * does it vectorize sixteen products per pass (3x slower).
      */
     private static void addProducts8(float[] y, float[] a, int at, float[][] w, int row, int from, int to) {
         float a0 = a[at], a1 = a[at + 1], a2 = a[at + 2], a3 = a[at + 3];
@@ -139,8 +127,15 @@ final class StackedAttention {
         float[] w0 = w[row], w1 = w[row + 1], w2 = w[row + 2], w3 = w[row + 3];
         float[] w4 = w[row + 4], w5 = w[row + 5], w6 = w[row + 6], w7 = w[row + 7];
         for (int j = from; j < to; j++) {
-            y[j] = (((((((y[j] + a0 * w0[j]) + a1 * w1[j]) + a2 * w2[j]) + a3 * w3[j]) + a4 * w4[j]) + a5 * w5[j])
-                    + a6 * w6[j]) + a7 * w7[j];
+            float v = Math.fma(a3, w3[j], Math.fma(a2, w2[j], Math.fma(a1, w1[j], Math.fma(a0, w0[j], y[j]))));
+            y[j] = Math.fma(a7, w7[j], Math.fma(a6, w6[j], Math.fma(a5, w5[j], Math.fma(a4, w4[j], v))));
+        }
+    }
+
+    /** y[j] = fma(a, w[j], y[j]) for j in [from, to): one fused product (the tails of the eight-product passes). */
+    static void addProducts(float[] y, float a, float[] w, int from, int to) {
+        for (int j = from; j < to; j++) {
+            y[j] = Math.fma(a, w[j], y[j]);
         }
     }
 
