@@ -3,12 +3,18 @@ package org.starflink.benchmarks;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Random;
+import java.util.Set;
 import org.starflink.engine.attention.AttentionPartial;
+import org.starflink.engine.backend.Arena;
+import org.starflink.engine.backend.Backend;
 import org.starflink.engine.backend.CpuKernels;
 import org.starflink.engine.backend.HandleLedger;
 import org.starflink.engine.backend.HostKvCache;
 import org.starflink.engine.backend.HostTensor;
+import org.starflink.engine.backend.KvCache;
 import org.starflink.engine.backend.KvPrecision;
+import org.starflink.engine.backend.Tensor;
+import org.starflink.engine.backend.djl.DjlBackend;
 import org.starflink.engine.checkpoint.HfConfig;
 import org.starflink.engine.model.ModelConfig;
 
@@ -25,18 +31,25 @@ import org.starflink.engine.model.ModelConfig;
  * subtask serves its blocks one after another: their keys and values are out of the CPU's caches on every call,
  * which the job sees and a single cache read again and again hides.
  *
+ * <p>With {@code --libtorch} (synth-14m only) the sealed case also runs through the CPU backend's {@code attend}
+ * for every row count above its Java limit (16 rows that see every key), where it hands the rows to libtorch: the
+ * numbers that set that limit, on this machine.
+ *
  * <p>Usage: bin/benchmark attention-kernel [--keys S (320)] [--model stories260K|synth-14m] [--rows 1,4,16]
- * [--blocks N (0: off)]
+ * [--blocks N (0: off)] [--libtorch]
  */
 public final class AttentionKernelBenchmark {
     /** About this many key-row products per measured loop, whatever S and R. */
     private static final long WORK = 2_000_000_000L;
 
     public static void main(String[] args) {
-        ModelConfig c = BenchArgs.option(args, "--model", "stories260K").equals("synth-14m")
-                ? HfConfig.read(Path.of(System.getProperty("starflink.project.dir", "."),
-                        "models/starflink-synth-14m"))
-                : Stories260K.load().config();
+        boolean synth = BenchArgs.option(args, "--model", "stories260K").equals("synth-14m");
+        Path synthPath = Path.of(System.getProperty("starflink.project.dir", "."), "models/starflink-synth-14m");
+        ModelConfig c = synth ? HfConfig.read(synthPath) : Stories260K.load().config();
+        boolean libtorch = List.of(args).contains("--libtorch");
+        if (libtorch && !synth) {
+            throw new IllegalArgumentException("--libtorch needs --model synth-14m (its backend's weights)");
+        }
         int keyCount = Integer.parseInt(BenchArgs.option(args, "--keys", "320"));
         List<Integer> rowCounts = BenchArgs.ints(BenchArgs.option(args, "--rows", "1"));
         int width = c.kvWidth();
@@ -82,6 +95,17 @@ public final class AttentionKernelBenchmark {
                     new HostTensor(ledger, blockValues, keyCount, c.kvHeads(), hd));
             blocks[b].seal();
         }
+        // the CPU backend of the model and a sealed BF16 cache of its own, for --libtorch
+        Backend backend = libtorch ? LocalJobs.cpuModel(synthPath).backend(Set.of()) : null;
+        KvCache backendCache = null;
+        if (libtorch) {
+            backendCache = backend.newKvCache(keyCount);
+            try (Arena arena = new Arena()) {
+                backendCache.append(0, positions, backend.upload(arena, keys, keyCount, c.kvHeads(), hd),
+                        backend.upload(arena, values, keyCount, c.kvHeads(), hd));
+            }
+            backendCache.seal();
+        }
         double sink = 0;
         System.out.println("| round | rows | loop | KV | us per call | us per row |");
         System.out.println("|---:|---:|---|---|---:|---:|");
@@ -109,6 +133,19 @@ public final class AttentionKernelBenchmark {
                     }
                     print(round, rows, "CpuKernels.attend (stacked)", "BF16, sealed, " + blockCount
                             + " caches in turn", start, calls);
+                }
+                if (libtorch && rows > DjlBackend.JAVA_VISIBLE_ATTENTION_MAX_ROWS) { // the backend's path for these rows: libtorch
+                    long start = System.nanoTime();
+                    try (Arena arena = new Arena()) {
+                        Tensor qTensor = backend.upload(arena, q, rows, c.heads(), hd);
+                        for (long i = 0; i < calls; i++) {
+                            try (Arena call = new Arena()) {
+                                sink += backend.download(backend.attend(call, qTensor, queryPositions, backendCache,
+                                        0).lse())[0];
+                            }
+                        }
+                    }
+                    print(round, rows, "CPU backend's attend (libtorch)", "BF16, sealed", start, calls);
                 }
                 long start = System.nanoTime();
                 for (long i = 0; i < calls; i++) {

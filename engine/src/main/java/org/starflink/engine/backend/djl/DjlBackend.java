@@ -59,10 +59,13 @@ public final class DjlBackend implements Backend {
     private static final int JAVA_ATTENTION_MAX_ROWS = 4;
     /**
      * Up to this many rows over keys that every row sees (a question's prompt at a remote block), attention runs in
-     * Java too, in {@link CpuKernels}'s stacked loop nest: measured on the project's model over 1024 keys, 0.6 ms
-     * against libtorch's 1.8 ms at 5 rows, 1.6 against 1.7 at 16, 3.0 against 2.1 at 32.
+     * Java too, in {@link CpuKernels}'s stacked loop nest: measured on the project's model over 1024 sealed keys
+     * ({@code bin/benchmark attention-kernel --model synth-14m --keys 1024 --rows 16,24,32,48,64 --libtorch}, 2-core
+     * AMD EPYC, libtorch on both cores), 1.15 ms against libtorch's 1.75 at 24 rows, 1.5 against 1.9 at 32, 2.3
+     * against 2.7 at 48, 3.0-3.2 against 3.1-3.5 at 64 (docs/figures/concurrency/attention-kernel-libtorch-limit-*).
+     * Above it libtorch's threads may win; the job gives libtorch one thread per task slot, which favors Java more.
      */
-    private static final int JAVA_VISIBLE_ATTENTION_MAX_ROWS = 16;
+    public static final int JAVA_VISIBLE_ATTENTION_MAX_ROWS = 64;
     /**
      * Up to this many rows, a layer's projections, MLP and the output head run in Java ({@link FewRowDense}, rows
      * independent of each other), so that a query host's batch stacks its members' rows into one pass over each
