@@ -10,8 +10,8 @@ import java.util.List;
  * rows (libtorch's product does not promise that; docs/design.md). That lets a query host stack its batch's decode
  * rows into one pass over each weight matrix (read once for all of them) without changing any question's numbers.
  *
- * <p>Every output element of {@link #multiply} sums its products in input order starting from 0, one rounding per
- * product and per addition (Java does not fuse them); the loop nest only decides how often a weight row is read:
+ * <p>Every output element of {@link #multiply} sums its products in input order starting from 0, each product fused
+ * into the sum ({@link Math#fma}, one rounding); the loop nest only decides how often a weight row is read:
  * once per call for all the rows, with the rows' partial outputs of one column range kept in cache. The innermost
  * loop runs over a contiguous slice of a weight row and of an output row, which the JIT vectorizes.
  */
@@ -55,19 +55,19 @@ public final class FewRowDense {
     }
 
     /**
-     * y[j] += a0 w0[j] + a1 w1[j] + a2 w2[j] + a3 w3[j], added one product at a time, for j in [from, to): the
-     * ordered inner loop of this product and of {@link StackedAttention}'s.
+     * y[j] = fma(a3, w3[j], fma(a2, w2[j], fma(a1, w1[j], fma(a0, w0[j], y[j])))) for j in [from, to): four products
+     * added one at a time, each fused into the sum (one rounding), the ordered inner loop of this product.
      */
     static void addProducts(float[] y, float a0, float[] w0, float a1, float[] w1, float a2, float[] w2,
                                     float a3, float[] w3, int from, int to) {
         for (int j = from; j < to; j++) {
-            y[j] = (((y[j] + a0 * w0[j]) + a1 * w1[j]) + a2 * w2[j]) + a3 * w3[j];
+            y[j] = Math.fma(a3, w3[j], Math.fma(a2, w2[j], Math.fma(a1, w1[j], Math.fma(a0, w0[j], y[j]))));
         }
     }
 
     static void addProducts(float[] y, float a, float[] w, int from, int to) {
         for (int j = from; j < to; j++) {
-            y[j] += a * w[j];
+            y[j] = Math.fma(a, w[j], y[j]);
         }
     }
 
