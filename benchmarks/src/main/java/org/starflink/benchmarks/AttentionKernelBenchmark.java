@@ -32,8 +32,9 @@ import org.starflink.engine.model.ModelConfig;
  * which the job sees and a single cache read again and again hides.
  *
  * <p>With {@code --libtorch} (synth-14m only) the sealed case also runs through the CPU backend's {@code attend}
- * for every row count above its Java limit (16 rows that see every key), where it hands the rows to libtorch: the
- * numbers that set that limit, on this machine.
+ * for every row count above its Java limit ({@link DjlBackend#JAVA_VISIBLE_ATTENTION_MAX_ROWS} rows that see every
+ * key), where it hands the rows to libtorch: the numbers that set that limit, on this machine (run it with that
+ * limit lowered to compare the row counts below it).
  *
  * <p>Usage: bin/benchmark attention-kernel [--keys S (320)] [--model stories260K|synth-14m] [--rows 1,4,16]
  * [--blocks N (0: off)] [--libtorch]
@@ -134,7 +135,8 @@ public final class AttentionKernelBenchmark {
                     print(round, rows, "CpuKernels.attend (stacked)", "BF16, sealed, " + blockCount
                             + " caches in turn", start, calls);
                 }
-                if (libtorch && rows > DjlBackend.JAVA_VISIBLE_ATTENTION_MAX_ROWS) { // the backend's path for these rows: libtorch
+                // above the Java limit, the backend's path for these rows is libtorch
+                if (libtorch && rows > DjlBackend.JAVA_VISIBLE_ATTENTION_MAX_ROWS) {
                     long start = System.nanoTime();
                     try (Arena arena = new Arena()) {
                         Tensor qTensor = backend.upload(arena, q, rows, c.heads(), hd);

@@ -63,14 +63,16 @@ class SoftmaxWeightsTest {
             for (int s = 0; s < full; s++) {
                 lanes[s % 8] += expected[s];
             }
-            float sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+            float sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3]))
+                    + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
             for (int s = full; s < count; s++) {
                 sum += expected[s];
             }
             float[] weights = scores.clone();
             float total = SoftmaxWeights.weigh(weights, count, max, new float[count]);
             for (int s = 0; s < count; s++) {
-                assertEquals(Float.floatToRawIntBits(expected[s]), Float.floatToRawIntBits(weights[s]), count + " keys, key " + s);
+                assertEquals(Float.floatToRawIntBits(expected[s]), Float.floatToRawIntBits(weights[s]),
+                        count + " keys, key " + s);
             }
             assertEquals(Float.floatToRawIntBits(sum), Float.floatToRawIntBits(total), count + " keys");
             double exactSum = 0;

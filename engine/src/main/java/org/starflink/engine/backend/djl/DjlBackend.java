@@ -62,7 +62,8 @@ public final class DjlBackend implements Backend {
      * Java too, in {@link CpuKernels}'s stacked loop nest: measured on the project's model over 1024 sealed keys
      * ({@code bin/benchmark attention-kernel --model synth-14m --keys 1024 --rows 16,24,32,48,64 --libtorch}, 2-core
      * AMD EPYC, libtorch on both cores), 1.15 ms against libtorch's 1.75 at 24 rows, 1.5 against 1.9 at 32, 2.3
-     * against 2.7 at 48, 3.0-3.2 against 3.1-3.5 at 64 (docs/figures/concurrency/attention-kernel-libtorch-limit-*).
+     * against 2.7 at 48, 3.0-3.2 against 3.1-3.5 at 64 (docs/figures/concurrency/attention-kernel-libtorch-limit-*;
+     * measured while this limit was 16: the harness times libtorch only above it).
      * Above it libtorch's threads may win; the job gives libtorch one thread per task slot, which favors Java more.
      */
     public static final int JAVA_VISIBLE_ATTENTION_MAX_ROWS = 64;
