@@ -24,6 +24,7 @@ import org.starflink.engine.star.EncodedContext;
 import org.starflink.engine.star.LongContextGenerator;
 import org.starflink.engine.star.StarSession;
 import org.starflink.kafka.EmbeddedKafka;
+import org.starflink.operators.host.HostMetrics;
 import org.starflink.operators.model.ModelLocation;
 import org.starflink.pipeline.client.StarflinkClient;
 import org.starflink.schemas.AnswerToken;
@@ -56,9 +57,6 @@ public final class ConcurrencyBenchmark {
     private record Settings(Path model, int tokens, int blockSize, List<Integer> concurrency, List<Integer> workers,
                             int maxNewTokens, boolean warmUp) {
     }
-
-    /** The query host's histograms keep their last this many samples (HostMetrics). */
-    private static final int ROUND_TRIP_WINDOW = 1000;
 
     private record Cell(String side, int workers, int questions, List<Answer> answers, double wallSeconds,
                         boolean exact) {
@@ -148,7 +146,8 @@ public final class ConcurrencyBenchmark {
         System.out.println("# engine: one process, phase 1 once, the questions one after another; TTFT = its"
                 + " question's pass after the previous question's answer. job: all C questions sent at once, after "
                 + (settings.warmUp() ? "a warm-up that asked each level once" : "one warm-up question")
-                + "; round trip over the last " + ROUND_TRIP_WINDOW + " layers, of lone questions one after another.");
+                + "; round trip over the last " + HostMetrics.HISTOGRAM_WINDOW
+                + " layers, of lone questions one after another.");
         System.exit(0); // DJL and Flink leave non-daemon threads behind
     }
 
@@ -219,8 +218,8 @@ public final class ConcurrencyBenchmark {
                 finished += questions;
             }
             // the round trip of a lone question: enough of them, one after another, to fill the host's histogram
-            // window (the last 1000 layers) with their layers only
-            int lone = ROUND_TRIP_WINDOW / (settings.maxNewTokens() * model.config().layers()) + 1;
+            // window with their layers only
+            int lone = HostMetrics.HISTOGRAM_WINDOW / (settings.maxNewTokens() * model.config().layers()) + 1;
             for (int q = 0; q < lone; q++) {
                 asker.askAll(docId, prompts.subList(0, 1), "lone" + q);
             }

@@ -65,6 +65,7 @@ public final class FewRowDense {
         }
     }
 
+    /** y[j] = fma(a, w[j], y[j]) for j in [from, to): one fused product (also {@link StackedAttention}'s tails). */
     static void addProducts(float[] y, float a, float[] w, int from, int to) {
         for (int j = from; j < to; j++) {
             y[j] = Math.fma(a, w[j], y[j]);

@@ -5,17 +5,17 @@ package org.starflink.engine.backend;
  * loop and {@link StackedAttention}) compute the same bits: a score row becomes its unnormalized weights
  * {@code exp(score - max)}, and their sum is taken in one fixed order.
  *
- * <p>Why not {@code (float) Math.exp}: it is a scalar call per key, about 5 ns, and was most of the attention's time
- * once the products ran in SIMD. {@link #exp} is written from float additions, multiplications and bit moves only,
- * which the JIT turns into SIMD (measured on a 2-core AMD EPYC, Java 17: 0.9 ns per key against 5.2). It is within
- * one ulp of the exact value over the whole normal range (every 7th float of [-87.33, 0] checked against the double
- * {@code Math.exp}: at most 0.98 ulp, and equal to the rounded {@code Math.exp} for 99.2% of them); a result below
- * 2^-126.5 is 0, where a weight is nothing next to the row's largest, which is 1.
+ * <p>Why not {@code (float) Math.exp}: it is a scalar call per key, and was most of the attention's time once the
+ * products ran in SIMD. The exp here is written from float additions, multiplications and bit moves only, which the
+ * JIT turns into SIMD ({@code bin/benchmark attention-kernel-vs}, docs/performance.md, session 12). Each weight is
+ * within one ulp of the exact value over the whole normal range ({@code SoftmaxWeightsTest} checks about 1.1 million
+ * gaps and prints the worst error); a weight below 2^-126.5 is 0, where it is nothing next to the row's largest,
+ * which is 1.
  *
  * <p>The sum runs in eight interleaved lanes (key s into lane s mod 8, each lane in key order) over the keys up to the
  * last multiple of 8, the lanes combined pairwise, then the rest in key order: eight independent chains of additions
- * instead of one, five times faster, and a fixed order all the same, so a row's sum does not depend on the rows it is
- * stacked with. A masked key's weight is exactly 0 and adds nothing.
+ * instead of one, and a fixed order all the same, so a row's sum does not depend on the rows it is stacked with. A
+ * masked key's weight is exactly 0 and adds nothing.
  */
 final class SoftmaxWeights {
     private static final float LOG2_E = 1.44269504088896341f;
@@ -36,7 +36,7 @@ final class SoftmaxWeights {
      * {@code scratch} holds at least {@code count} floats; {@code max} is finite and no score exceeds it.
      */
     static float weigh(float[] scores, int count, float max, float[] scratch) {
-        // two loops, not one: the JIT vectorizes each on its own but not their fusion (measured: 3.4 ns per key fused)
+        // two loops, not one: the JIT vectorizes each on its own but not their fusion (found by hand, not committed)
         for (int s = 0; s < count; s++) {
             float x = Math.max(scores[s] - max, LOWEST);
             float shifted = x * LOG2_E + ROUNDER;
@@ -47,13 +47,6 @@ final class SoftmaxWeights {
             scores[s] = scores[s] * powerOfTwo(scratch[s]);
         }
         return laneSum(scores, count);
-    }
-
-    /** e^x for x in [-inf, 88]: the same numbers as {@link #weigh}, one at a time (tests and small callers). */
-    static float exp(float x) {
-        float clamped = Math.max(x, LOWEST);
-        float shifted = clamped * LOG2_E + ROUNDER;
-        return expReduced(clamped, shifted - ROUNDER) * powerOfTwo(shifted);
     }
 
     /**

@@ -16,8 +16,9 @@ import java.util.Arrays;
  *
  * <p>Measured on the project's model (hd 64, 3 query heads per KV head, 1024 keys, BF16 KV; 2-core AMD EPYC, Java 17;
  * {@code bin/benchmark attention-kernel --model synth-14m --keys 1024 --rows 1,16 --blocks 64}): over a
- * {@linkplain HostKvCache#seal sealed} cache, which keeps the widened forms, 52-59 us for one row and 44-48 us each
- * for 16; over 64 sealed caches in turn (a block subtask's blocks, out of the CPU's caches) 149-188 and 51-56. The
+ * {@linkplain HostKvCache#seal sealed} cache, which keeps the widened forms, 52-54 us for one row and 44-47 us each
+ * for 16; over 64 sealed caches in turn (a block subtask's blocks, out of the CPU's caches) 151-166 and 51-56
+ * (docs/figures/concurrency/attention-kernel-vs-72c548c-fma-softmax-*). The
  * per-pair loop of 4cbe055 took about 500 us per row. Every key must be visible to every pair (a remote block, a
  * decode step): {@link CpuKernels} keeps the per-pair loop for masked cases.
  */
@@ -64,7 +65,7 @@ final class StackedAttention {
             }
             for (; i < hd; i++) {
                 for (int pair = 0; pair < pairs; pair++) {
-                    addProducts(scores[pair], q[qBase[pair] + i], keysT[i], from, to);
+                    FewRowDense.addProducts(scores[pair], q[qBase[pair] + i], keysT[i], from, to);
                 }
             }
         }
@@ -91,7 +92,7 @@ final class StackedAttention {
         }
         for (; s < keyCount; s++) {
             for (int pair = 0; pair < pairs; pair++) {
-                addProducts(sums[pair], scores[pair][s], values[s], 0, hd);
+                FewRowDense.addProducts(sums[pair], scores[pair][s], values[s], 0, hd);
             }
         }
         for (int pair = 0; pair < pairs; pair++) {
@@ -113,13 +114,14 @@ final class StackedAttention {
 
     /**
      * y[j] = fma(a[at + 7], w[row + 7][j], ... fma(a[at], w[row][j], y[j])), for j in [from, to): eight products
-     * added one at a time, each fused (one rounding), the same order as eight calls of {@link #addProducts}.
+     * added one at a time, each fused (one rounding), the same order as eight calls of {@link FewRowDense#addProducts}.
      * Measured, not derived: in this loop nest eight products per pass over y are faster than four (16 rows over 64
      * sealed blocks in turn 138 -> 99 us per row, one row 280 -> 220; {@code bin/benchmark attention-kernel-vs}),
      * and fused products faster than a multiply and an add (docs/performance.md, session 12). Two pairs per pass (one
      * read of w for two y's) is 2.4x slower here: the JIT does not vectorize a loop that stores into two arrays it
      * cannot prove apart (docs/figures/concurrency/attention-kernel-vs-433a7fd-two-pairs-per-pass-rejected-*); nor
-     * does it vectorize sixteen products per pass (3x slower).
+     * does it vectorize sixteen products per pass (3x slower in the value loop:
+     * docs/figures/concurrency/attention-kernel-sixteen-products-rejected-*).
      */
     private static void addProducts8(float[] y, float[] a, int at, float[][] w, int row, int from, int to) {
         float a0 = a[at], a1 = a[at + 1], a2 = a[at + 2], a3 = a[at + 3];
@@ -129,13 +131,6 @@ final class StackedAttention {
         for (int j = from; j < to; j++) {
             float v = Math.fma(a3, w3[j], Math.fma(a2, w2[j], Math.fma(a1, w1[j], Math.fma(a0, w0[j], y[j]))));
             y[j] = Math.fma(a7, w7[j], Math.fma(a6, w6[j], Math.fma(a5, w5[j], Math.fma(a4, w4[j], v))));
-        }
-    }
-
-    /** y[j] = fma(a, w[j], y[j]) for j in [from, to): one fused product (the tails of the eight-product passes). */
-    static void addProducts(float[] y, float a, float[] w, int from, int to) {
-        for (int j = from; j < to; j++) {
-            y[j] = Math.fma(a, w[j], y[j]);
         }
     }
 

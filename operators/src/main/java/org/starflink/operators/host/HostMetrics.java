@@ -7,8 +7,9 @@ import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram;
 
 /** The query host's metrics, in the group starflink.host. Times in milliseconds, the layer round trip in microseconds. */
-final class HostMetrics {
-    private static final int WINDOW = 1000;
+public final class HostMetrics {
+    /** Every histogram of the group describes its last this many samples. */
+    public static final int HISTOGRAM_WINDOW = 1000;
     private final AtomicLong inFlight = new AtomicLong();
     private final Counter questionsFinished;
     private final Counter stalePartials;
@@ -24,12 +25,12 @@ final class HostMetrics {
         group.gauge("questionsInFlight", inFlight::get);
         questionsFinished = group.counter("questionsFinished");
         stalePartials = group.counter("stalePartials");
-        timeToFirstTokenMs = group.histogram("timeToFirstTokenMs", new DescriptiveStatisticsHistogram(WINDOW));
-        timePerOutputTokenMs = group.histogram("timePerOutputTokenMs", new DescriptiveStatisticsHistogram(WINDOW));
-        layerRoundTripMicros = group.histogram("layerRoundTripMicros", new DescriptiveStatisticsHistogram(WINDOW));
-        stateBytesPerToken = group.histogram("stateBytesPerToken", new DescriptiveStatisticsHistogram(WINDOW));
-        batchQuestions = group.histogram("batchQuestions", new DescriptiveStatisticsHistogram(WINDOW));
-        layerMessages = group.histogram("layerMessages", new DescriptiveStatisticsHistogram(WINDOW));
+        timeToFirstTokenMs = windowed(group, "timeToFirstTokenMs");
+        timePerOutputTokenMs = windowed(group, "timePerOutputTokenMs");
+        layerRoundTripMicros = windowed(group, "layerRoundTripMicros");
+        stateBytesPerToken = windowed(group, "stateBytesPerToken");
+        batchQuestions = windowed(group, "batchQuestions");
+        layerMessages = windowed(group, "layerMessages");
     }
 
     void questionStarted() {
@@ -70,5 +71,9 @@ final class HostMetrics {
 
     void layerRoundTrip(long nanos) {
         layerRoundTripMicros.update(nanos / 1_000);
+    }
+
+    private static Histogram windowed(MetricGroup group, String name) {
+        return group.histogram(name, new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW));
     }
 }
