@@ -20,6 +20,7 @@ import org.starflink.operators.block.BlockOperator;
 import org.starflink.operators.block.BlockOperatorRunner;
 import org.starflink.operators.document.DocumentOperator;
 import org.starflink.operators.host.QueryHostOperator;
+import org.starflink.operators.host.QueryHostOperatorRunner;
 import org.starflink.operators.kafka.AvroKafka;
 import org.starflink.operators.kafka.DecodeOrReject;
 import org.starflink.operators.kafka.KafkaClientProperties;
@@ -99,7 +100,8 @@ public final class StarflinkJob {
         // feedback to the key's subtask): no second shuffle, the host is chained to the head.
         SingleOutputStreamOperator<BlockRequest> requests = DataStreamUtils.reinterpretAsKeyedStream(loop.head(),
                         byHost, Types.STRING)
-                .process(new QueryHostOperator(model, blockMaxParallelism))
+                .transform("Query host: per-layer merge, sampling", TypeInformation.of(BlockRequest.class),
+                        new QueryHostOperatorRunner(new QueryHostOperator(model, blockMaxParallelism)))
                 .uid("query-host").name("Query host: per-layer merge, sampling");
 
         SingleOutputStreamOperator<HostMessage> partials = blockCommands

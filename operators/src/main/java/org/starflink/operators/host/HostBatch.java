@@ -17,8 +17,6 @@ public class HostBatch {
     public String[] waiting;
     /** Blocks that answer this layer: the largest block count among the members. */
     public int blocks;
-    /** Blocks that answered the layer in flight so far (bundles bring several). */
-    public int partialsReceived;
     /** Processing time the layer's requests went out (layer round trip). */
     public long layerSentNanos;
 

@@ -6,6 +6,7 @@ import java.util.Collections;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Consumer;
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.state.MapState;
 import org.apache.flink.api.common.state.MapStateDescriptor;
@@ -74,7 +75,10 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
             Types.STRING, PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO);
     public static final ValueStateDescriptor<HostBatch> BATCH = new ValueStateDescriptor<>("batch",
             HostBatch.class);
-    /** The layer in flight's bundles of partial batches ({@code PhaseTwoCodec.bundleToBytes}), by first block. */
+    /**
+     * The layer in flight's bundles of partial batches ({@code PhaseTwoCodec.bundleToBytes}), by first block: those
+     * gathered when a checkpoint was taken ({@link GatheredPartials}).
+     */
     public static final MapStateDescriptor<Integer, byte[]> PARTIALS = new MapStateDescriptor<>("batch-partials",
             Types.INT, PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO);
     /**
@@ -91,7 +95,7 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
     private transient MapState<String, byte[]> passState;
     private transient MapState<String, byte[]> ownKv;
     private transient ValueState<HostBatch> batch;
-    private transient MapState<Integer, byte[]> partials;
+    private transient GatheredPartials gathered;
     private transient Model model;
     private transient Transformer transformer;
     /** The running questions' live objects per host key and question id: rebuilt from state only after a restore. */
@@ -116,7 +120,7 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
         passState = getRuntimeContext().getMapState(PASS_STATE);
         ownKv = getRuntimeContext().getMapState(OWN_KV);
         batch = getRuntimeContext().getState(BATCH);
-        partials = getRuntimeContext().getMapState(PARTIALS);
+        gathered = new GatheredPartials(getRuntimeContext().getMapState(PARTIALS));
         model = modelLocation.load();
         transformer = new Transformer(modelLocation.backend(getRuntimeContext()));
         live = new HashMap<>();
@@ -170,23 +174,17 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
                     + message.blockGone + "; ask again");
             return;
         }
-        int[] covered = PhaseTwoCodec.bundleBlocks(message.partials);
-        // A bundle whose first block already answered is a duplicate: one subtask's bundles never overlap.
-        if (!partials.contains(covered[0])) {
-            partials.put(covered[0], message.partials);
-            current.partialsReceived += covered.length;
-        }
-        if (current.partialsReceived < current.blocks) {
-            batch.update(current);
+        String hostKey = ctx.getCurrentKey();
+        int received = gathered.add(hostKey, message.partials);
+        if (received < current.blocks) {
             return;
         }
         metrics.layerRoundTrip(System.nanoTime() - current.layerSentNanos);
-        String hostKey = ctx.getCurrentKey();
         List<LiveQuestion> members = live(hostKey, current.members);
         List<List<AttentionPartial>> byBlock = new ArrayList<>(current.blocks);
         byBlock.addAll(Collections.nCopies(current.blocks, null));
         int messages = 0;
-        for (byte[] bundle : partials.values()) {
+        for (byte[] bundle : gathered.take(hostKey)) {
             PhaseTwoCodec.PartialBundle decoded = PhaseTwoCodec.bundleFromBytes(bundle);
             for (int i = 0; i < decoded.blocks().length; i++) {
                 byBlock.set(decoded.blocks()[i], PhaseTwoCodec.partialsFromBytes(decoded.batches().get(i)));
@@ -195,10 +193,9 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
         }
         if (byBlock.contains(null)) { // counted complete, yet a block is missing: a bundle came twice, split anew
             throw new IllegalStateException("layer " + current.layer + " of " + hostKey + " has no partials of block "
-                    + byBlock.indexOf(null) + " though " + current.partialsReceived + " arrived");
+                    + byBlock.indexOf(null) + " though " + received + " arrived");
         }
         metrics.layerMessages(messages);
-        partials.clear();
         List<QueryHost> hosts = new ArrayList<>(members.size());
         List<List<AttentionPartial>> orderedPartials = new ArrayList<>(members.size());
         for (int member = 0; member < members.size(); member++) {
@@ -237,7 +234,7 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
                 ctx.output(EXITS, hostKey);
             }
         }
-        partials.clear();
+        gathered.forget(hostKey);
         batch.clear();
         live.remove(hostKey);
         blockKeys.remove(hostKey);
@@ -331,9 +328,9 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
             blocks = Math.max(blocks, member.task.blockCount);
         }
         current.blocks = blocks;
-        current.partialsReceived = 0;
         current.layerSentNanos = System.nanoTime();
         batch.update(current);
+        gathered.layerSent(hostKey);
         metrics.batchQuestions(members.size());
         String[] keys = blockKeys(hostKey, members.get(0).task, blocks);
         // Members cover a prefix of the blocks each: the body changes only where some member's coverage ends.
@@ -352,6 +349,11 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
             }
             out.collect(new BlockRequest(keys[block], hostKey, block, blocks, current.pass, current.layer, body));
         }
+    }
+
+    /** Before a checkpoint barrier: the partials gathered in the heap go into keyed state ({@link GatheredPartials}). */
+    void storeGatheredPartials(Consumer<String> selectKey) throws Exception {
+        gathered.store(selectKey);
     }
 
     private String[] blockKeys(String hostKey, QuestionTask any, int blocks) {

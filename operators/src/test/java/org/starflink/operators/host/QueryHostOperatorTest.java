@@ -12,7 +12,6 @@ import java.util.Random;
 import org.apache.flink.api.common.serialization.SerializerConfigImpl;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
-import org.apache.flink.streaming.api.operators.KeyedProcessOperator;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
 import org.junit.jupiter.api.AfterEach;
@@ -76,7 +75,7 @@ class QueryHostOperatorTest {
         ModelLocation location = new ModelLocation(
                 SharedModels.stories260KDir().resolve("stories260K.bin").toString(), null, "djl");
         var h = new KeyedOneInputStreamOperatorTestHarness<>(
-                new KeyedProcessOperator<>(new QueryHostOperator(location, 128)), (HostMessage m) -> m.hostKey,
+                new QueryHostOperatorRunner(new QueryHostOperator(location, 128)), (HostMessage m) -> m.hostKey,
                 Types.STRING);
         ((SerializerConfigImpl) h.getExecutionConfig().getSerializerConfig()).setGenericTypes(false);
         h.setup();
@@ -108,6 +107,11 @@ class QueryHostOperatorTest {
      * answers in bundles of random blocks (as subtasks holding random blocks would send them), shuffled.
      */
     private void playBlocks(Random random, Runnable betweenLayers) throws Exception {
+        playBlocks(random, betweenLayers, () -> { });
+    }
+
+    /** As above, running {@code midLayer} after every bundle but a layer's last. */
+    private void playBlocks(Random random, Runnable betweenLayers, Runnable midLayer) throws Exception {
         while (true) {
             List<BlockRequest> requests = new ArrayList<>();
             collectOutputs(requests);
@@ -123,8 +127,11 @@ class QueryHostOperatorTest {
                 from = to;
             }
             Collections.shuffle(bundles, random);
-            for (HostMessage bundle : bundles) {
-                harness.processElement(new StreamRecord<>(bundle));
+            for (int i = 0; i < bundles.size(); i++) {
+                harness.processElement(new StreamRecord<>(bundles.get(i)));
+                if (i < bundles.size() - 1) {
+                    midLayer.run();
+                }
             }
             betweenLayers.run();
         }
@@ -154,6 +161,7 @@ class QueryHostOperatorTest {
         try {
             List<BlockRequest> pending = new ArrayList<>();
             collectOutputs(pending);
+            harness.prepareSnapshotPreBarrier(checkpointId); // as the task does before a barrier goes out
             OperatorSubtaskState snapshot = harness.snapshot(checkpointId, checkpointId);
             harness.close();
             harness = harness(snapshot);
@@ -229,6 +237,22 @@ class QueryHostOperatorTest {
         });
         collectOutputs(new ArrayList<>());
         assertEquals(expectedTokens("The dog"), answers.stream().map(AnswerToken::getTokenId).toList());
+        assertEquals(0, harness.numKeyedStateEntries());
+    }
+
+    /**
+     * Restored between two bundles of one layer: the bundles the host had gathered (in its heap) went into the
+     * checkpoint before the barrier, so the layer completes with the ones that arrive after the restore.
+     */
+    @Test
+    void aHostRestoredMidLayerKeepsWhatTheLayerHadGathered() throws Exception {
+        harness = harness(null);
+        harness.processElement(new StreamRecord<>(HostMessage.question(task("q4", "The dog"))));
+        int[] restarts = {0};
+        playBlocks(new Random(4), () -> { }, () -> restartFromASnapshot(++restarts[0]));
+        collectOutputs(new ArrayList<>());
+        assertEquals(expectedTokens("The dog"), answers.stream().map(AnswerToken::getTokenId).toList());
+        assertTrue(restarts[0] >= 5, "few layers came in more than one bundle: " + restarts[0]);
         assertEquals(0, harness.numKeyedStateEntries());
     }
 
