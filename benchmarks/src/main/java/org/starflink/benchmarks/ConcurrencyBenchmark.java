@@ -1,5 +1,6 @@
 package org.starflink.benchmarks;
 
+import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -35,9 +36,11 @@ import org.starflink.schemas.AnswerToken;
  * one after another over the same encoded blocks. Per (parallelism, C): time to first token (question record's
  * Kafka timestamp -> its first answer record at the consumer), tokens/s per question, aggregate tokens/s (all
  * answer tokens / first question sent -> last answer record), and whether every streamed answer equals the engine's
- * Star answer token for token. Before the measured cells the job answers each level once (a warm-up: the JIT's
- * compilations of the batched paths otherwise fall into the measured 16-question cell; {@code --warm-up
- * one-question} keeps the older, colder warm-up of a single question). Once per job, after lone questions asked
+ * Star answer token for token. Before the measured cells the job answers each level once, or {@code
+ * --warm-up-rounds} times (a warm-up: the JIT's compilations of the batched paths otherwise fall into the measured
+ * 16-question cell; {@code --warm-up one-question} keeps the older, colder warm-up of a single question); each
+ * cell reports the JIT's compile time while it ran (the JVM's {@code CompilationMXBean}, all compiler threads), the
+ * share of the cores the measurement did not get. Once per job, after lone questions asked
  * one after another until they fill its window, the query host's {@code layerRoundTripMicros} histogram (requests
  * sent -> every block's partials back) through the REST API.
  *
@@ -46,6 +49,7 @@ import org.starflink.schemas.AnswerToken;
  *
  * <p>Usage: ConcurrencyBenchmark [--model DIR or llama2.c .bin] [--tokens N (16384)] [--block-size B (1024)]
  * [--concurrency 1,4,16] [--workers 1,2] [--max-new-tokens N (16)] [--warm-up levels|one-question]
+ * [--warm-up-rounds N (1)]
  */
 public final class ConcurrencyBenchmark {
     private static final String[] PROMPTS = {"Once upon a time", "Lily said", "The ball was", "Her mom said",
@@ -55,11 +59,11 @@ public final class ConcurrencyBenchmark {
     }
 
     private record Settings(Path model, int tokens, int blockSize, List<Integer> concurrency, List<Integer> workers,
-                            int maxNewTokens, boolean warmUp) {
+                            int maxNewTokens, boolean warmUp, int warmUpRounds) {
     }
 
     private record Cell(String side, int workers, int questions, List<Answer> answers, double wallSeconds,
-                        boolean exact) {
+                        boolean exact, double jitSeconds) {
         int tokens() {
             return answers.stream().mapToInt(a -> a.tokens().size()).sum();
         }
@@ -108,8 +112,9 @@ public final class ConcurrencyBenchmark {
 
         System.out.println();
         System.out.println("| answered by | parallelism | concurrent questions | tokens | TTFT ms p50 / max "
-                + "| tok/s per question (p50) | aggregate tok/s | aggregate / one question's | equal to engine |");
-        System.out.println("|---|---:|---:|---:|---:|---:|---:|---:|---|");
+                + "| tok/s per question (p50) | aggregate tok/s | aggregate / one question's | equal to engine "
+                + "| JIT compiling, s |");
+        System.out.println("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|");
         Map<String, Double> lone = new HashMap<>();
         for (Cell cell : cells) {
             double aggregate = cell.tokens() / cell.wallSeconds();
@@ -127,11 +132,11 @@ public final class ConcurrencyBenchmark {
             }
             Collections.sort(ttft);
             Collections.sort(perQuestion);
-            System.out.printf("| %s | %s | %d | %d | %d / %d | %.1f | %.1f | %.2f | %s |%n", cell.side(),
+            System.out.printf("| %s | %s | %d | %d | %d / %d | %.1f | %.1f | %.2f | %s | %.2f |%n", cell.side(),
                     cell.workers() == 0 ? "-" : String.valueOf(cell.workers()), cell.questions(), cell.tokens(),
                     ttft.get(ttft.size() / 2), ttft.get(ttft.size() - 1),
                     perQuestion.isEmpty() ? Double.NaN : perQuestion.get(perQuestion.size() / 2), aggregate,
-                    aggregate / lone.getOrDefault(sideKey, Double.NaN), cell.exact() ? "yes" : "NO");
+                    aggregate / lone.getOrDefault(sideKey, Double.NaN), cell.exact() ? "yes" : "NO", cell.jitSeconds());
         }
         System.out.println();
         System.out.println("| parallelism | layerRoundTripMicros p50 | p95 | mean (lone questions) "
@@ -145,7 +150,8 @@ public final class ConcurrencyBenchmark {
         System.out.println();
         System.out.println("# engine: one process, phase 1 once, the questions one after another; TTFT = its"
                 + " question's pass after the previous question's answer. job: all C questions sent at once, after "
-                + (settings.warmUp() ? "a warm-up that asked each level once" : "one warm-up question")
+                + (settings.warmUp() ? "a warm-up that asked each level " + settings.warmUpRounds() + " time(s)"
+                        : "one warm-up question")
                 + "; round trip over the last " + HostMetrics.HISTOGRAM_WINDOW
                 + " layers, of lone questions one after another.");
         System.exit(0); // DJL and Flink leave non-daemon threads behind
@@ -157,6 +163,7 @@ public final class ConcurrencyBenchmark {
         List<Answer> answers = new ArrayList<>();
         Generator sampler = new Generator(model.tokenizer(), model.config().eosIds());
         long start = System.nanoTime();
+        long jitStart = jitMillis();
         for (String prompt : prompts) {
             int[] question = generator.questionTokens(prompt);
             long asked = System.nanoTime();
@@ -177,7 +184,8 @@ public final class ConcurrencyBenchmark {
             expected.put(prompt, tokens);
             answers.add(new Answer(prompt, (first[0] - asked) / 1_000_000, tokens, first[0], System.nanoTime()));
         }
-        return new Cell("engine", 0, prompts.size(), answers, (System.nanoTime() - start) / 1e9, true);
+        return new Cell("engine", 0, prompts.size(), answers, (System.nanoTime() - start) / 1e9, true,
+                (jitMillis() - jitStart) / 1e3);
     }
 
     /** One job at {@code workers} parallelism: the document, a warm-up question, then each concurrency level. */
@@ -202,17 +210,20 @@ public final class ConcurrencyBenchmark {
             int finished = 0;
             // warm-up on the encoded document: each level once, unmeasured, so that the measured cells run on the
             // JIT's final code (cold, C2 compiled for about 3.7 s of one core during the first 16-question cell)
-            for (int questions : settings.warmUp() ? settings.concurrency() : List.of(1)) {
-                asker.askAll(docId, prompts.subList(0, questions), "warm" + questions);
-                finished += questions;
+            for (int round = 0; round < (settings.warmUp() ? settings.warmUpRounds() : 1); round++) {
+                for (int questions : settings.warmUp() ? settings.concurrency() : List.of(1)) {
+                    asker.askAll(docId, prompts.subList(0, questions), "warm" + round + "-" + questions);
+                    finished += questions;
+                }
             }
             for (int questions : settings.concurrency()) {
                 List<String> asked = prompts.subList(0, questions);
                 long start = System.nanoTime();
+                long jitStart = jitMillis();
                 List<Answer> answers = asker.askAll(docId, asked, "c" + questions);
                 double wall = (System.nanoTime() - start) / 1e9;
                 boolean exact = answers.stream().allMatch(a -> a.tokens().equals(expected.get(a.id())));
-                cells.add(new Cell("job", workers, questions, answers, wall, exact));
+                cells.add(new Cell("job", workers, questions, answers, wall, exact, (jitMillis() - jitStart) / 1e3));
                 System.err.printf("# parallelism %d, %d questions: %.1f s, equal to engine: %s%n", workers,
                         questions, wall, exact);
                 finished += questions;
@@ -243,6 +254,20 @@ public final class ConcurrencyBenchmark {
                     case "levels" -> true;
                     case "one-question" -> false;
                     default -> throw new IllegalArgumentException("--warm-up must be levels or one-question");
-                });
+                },
+                warmUpRounds(BenchArgs.option(args, "--warm-up-rounds", "1")));
+    }
+
+    private static int warmUpRounds(String value) {
+        int rounds = Integer.parseInt(value);
+        if (rounds < 1) {
+            throw new IllegalArgumentException("--warm-up-rounds must be at least 1, is " + value);
+        }
+        return rounds;
+    }
+
+    /** Milliseconds this JVM's JIT compilers have spent so far, summed over their threads. */
+    private static long jitMillis() {
+        return ManagementFactory.getCompilationMXBean().getTotalCompilationTime();
     }
 }
