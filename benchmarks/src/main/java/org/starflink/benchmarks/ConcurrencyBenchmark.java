@@ -36,9 +36,11 @@ import org.starflink.schemas.AnswerToken;
  * one after another over the same encoded blocks. Per (parallelism, C): time to first token (question record's
  * Kafka timestamp -> its first answer record at the consumer), tokens/s per question, aggregate tokens/s (all
  * answer tokens / first question sent -> last answer record), and whether every streamed answer equals the engine's
- * Star answer token for token. Before the measured cells the job answers each level once, or {@code
- * --warm-up-rounds} times (a warm-up: the JIT's compilations of the batched paths otherwise fall into the measured
- * 16-question cell; {@code --warm-up one-question} keeps the older, colder warm-up of a single question); each
+ * Star answer token for token. Before the measured cells the job answers every level {@code --warm-up-rounds}
+ * times, unmeasured (the JIT's compilations of the batched paths otherwise fall into the measured cells: after one
+ * round C2 still compiled for 1.0 s during the 4-question cell and 1.7 s during the 16-question one, after eight
+ * 0.24 and 0.39, docs/performance.md; {@code --warm-up one-question} keeps the older, colder warm-up of a single
+ * question); each
  * cell reports the JIT's compile time while it ran (the JVM's {@code CompilationMXBean}, all compiler threads), the
  * share of the cores the measurement did not get. Once per job, after lone questions asked
  * one after another until they fill its window, the query host's {@code layerRoundTripMicros} histogram (requests
@@ -49,7 +51,7 @@ import org.starflink.schemas.AnswerToken;
  *
  * <p>Usage: ConcurrencyBenchmark [--model DIR or llama2.c .bin] [--tokens N (16384)] [--block-size B (1024)]
  * [--concurrency 1,4,16] [--workers 1,2] [--max-new-tokens N (16)] [--warm-up levels|one-question]
- * [--warm-up-rounds N (1)]
+ * [--warm-up-rounds N (8)]
  */
 public final class ConcurrencyBenchmark {
     private static final String[] PROMPTS = {"Once upon a time", "Lily said", "The ball was", "Her mom said",
@@ -208,8 +210,8 @@ public final class ConcurrencyBenchmark {
                 throw new IllegalStateException("the document probe failed: " + probe.getError());
             }
             int finished = 0;
-            // warm-up on the encoded document: each level once, unmeasured, so that the measured cells run on the
-            // JIT's final code (cold, C2 compiled for about 3.7 s of one core during the first 16-question cell)
+            // warm-up on the encoded document, unmeasured: the measured cells then run on code closer to what a
+            // long-running job runs
             for (int round = 0; round < (settings.warmUp() ? settings.warmUpRounds() : 1); round++) {
                 for (int questions : settings.warmUp() ? settings.concurrency() : List.of(1)) {
                     asker.askAll(docId, prompts.subList(0, questions), "warm" + round + "-" + questions);
@@ -255,7 +257,7 @@ public final class ConcurrencyBenchmark {
                     case "one-question" -> false;
                     default -> throw new IllegalArgumentException("--warm-up must be levels or one-question");
                 },
-                warmUpRounds(BenchArgs.option(args, "--warm-up-rounds", "1")));
+                warmUpRounds(BenchArgs.option(args, "--warm-up-rounds", "8")));
     }
 
     private static int warmUpRounds(String value) {

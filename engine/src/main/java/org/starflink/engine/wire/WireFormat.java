@@ -22,8 +22,12 @@ final class WireFormat {
 
     /** Checks tag and version (one of {@code versions}) and returns the buffer positioned after them. */
     static ByteBuffer open(byte[] bytes, byte tag, String what, byte... versions) {
-        ByteBuffer buffer = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
-        if (bytes.length < 2 || buffer.get() != tag) {
+        return open(ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN), tag, what, versions);
+    }
+
+    /** {@link #open(byte[], byte, String, byte...)} of a value that starts at the buffer's position. */
+    static ByteBuffer open(ByteBuffer buffer, byte tag, String what, byte... versions) {
+        if (buffer.remaining() < 2 || buffer.get() != tag) {
             throw new EngineException("not a serialized " + what);
         }
         byte version = buffer.get();
@@ -82,6 +86,20 @@ final class WireFormat {
         if (values != null) {
             buffer.put(values);
         }
+    }
+
+    /**
+     * A value written by {@link #putBytes}, as a little-endian view of its bytes (no copy; null for a null value);
+     * the buffer moves past it.
+     */
+    static ByteBuffer slice(ByteBuffer buffer) {
+        int n = length(buffer, 1);
+        if (n < 0) {
+            return null;
+        }
+        ByteBuffer value = buffer.slice(buffer.position(), n).order(ByteOrder.LITTLE_ENDIAN);
+        buffer.position(buffer.position() + n);
+        return value;
     }
 
     static byte[] getBytes(ByteBuffer buffer) {

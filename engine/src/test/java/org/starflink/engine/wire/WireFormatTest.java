@@ -163,37 +163,49 @@ class WireFormatTest {
         }
         List<AttentionPartial> partials = List.of(AttentionPartial.empty(1, 2, 8),
                 new AttentionPartial(3, 2, RandomModels.vector(random, 3 * 2 * 8), RandomModels.vector(random, 6)));
-        List<AttentionPartial> decoded = PhaseTwoCodec.partialsFromBytes(PhaseTwoCodec.partialsToBytes(partials));
+        byte[] bundle = PhaseTwoCodec.bundleToBytes(new int[] {5}, List.of(partials));
+        List<AttentionPartial> decoded = PhaseTwoCodec.bundleFromBytes(bundle).partials().get(0);
         assertArrayEquals(partials.get(1).output(), decoded.get(1).output());
         assertArrayEquals(partials.get(0).lse(), decoded.get(0).lse());
 
-        byte[] corrupt = PhaseTwoCodec.partialsToBytes(partials);
-        ByteBuffer.wrap(corrupt).order(ByteOrder.LITTLE_ENDIAN).putInt(2, 1_000_000_000); // the item count
+        // the batch's item count: after the bundle's tag, version and block list (4 + 4 bytes), the batch's length
+        // prefix (4), its tag and version
+        byte[] corrupt = bundle.clone();
+        ByteBuffer.wrap(corrupt).order(ByteOrder.LITTLE_ENDIAN).putInt(2 + 8 + 4 + 2, 1_000_000_000);
         assertEquals("corrupt attention partial batch: 1000000000 items",
-                assertThrows(EngineException.class, () -> PhaseTwoCodec.partialsFromBytes(corrupt)).getMessage());
+                assertThrows(EngineException.class, () -> PhaseTwoCodec.bundleFromBytes(corrupt)).getMessage());
         assertEquals("not a serialized layer request batch", assertThrows(EngineException.class,
-                () -> PhaseTwoCodec.requestsFromBytes(PhaseTwoCodec.partialsToBytes(partials))).getMessage());
+                () -> PhaseTwoCodec.requestsFromBytes(bundle)).getMessage());
     }
 
     @Test
     void aBundleKeepsEachBlocksBatchAndRefusesDisorder() {
         Random random = new Random(7);
-        byte[] first = PhaseTwoCodec.partialsToBytes(List.of(
-                new AttentionPartial(1, 2, RandomModels.vector(random, 16), RandomModels.vector(random, 2))));
-        byte[] second = PhaseTwoCodec.partialsToBytes(List.of(AttentionPartial.empty(1, 2, 8)));
+        List<AttentionPartial> first = List.of(
+                new AttentionPartial(1, 2, RandomModels.vector(random, 16), RandomModels.vector(random, 2)));
+        List<AttentionPartial> second = List.of(AttentionPartial.empty(1, 2, 8));
         byte[] bundle = PhaseTwoCodec.bundleToBytes(new int[] {3, 11}, List.of(first, second));
         assertArrayEquals(new int[] {3, 11}, PhaseTwoCodec.bundleBlocks(bundle));
         PhaseTwoCodec.PartialBundle decoded = PhaseTwoCodec.bundleFromBytes(bundle);
         assertArrayEquals(new int[] {3, 11}, decoded.blocks());
-        List<byte[]> batches = decoded.batches();
-        assertArrayEquals(first, batches.get(0));
-        assertArrayEquals(second, batches.get(1));
+        assertArrayEquals(first.get(0).output(), decoded.partials().get(0).get(0).output());
+        assertArrayEquals(first.get(0).lse(), decoded.partials().get(0).get(0).lse());
+        assertArrayEquals(second.get(0).lse(), decoded.partials().get(1).get(0).lse());
+
+        // the same bytes as the nested form written value by value: each partial, each batch, the bundle
+        ByteBuffer nested = ByteBuffer.allocate(bundle.length).order(ByteOrder.LITTLE_ENDIAN);
+        nested.put((byte) 'U').put((byte) 1).putInt(2).putInt(3).putInt(11);
+        for (List<AttentionPartial> batch : List.of(first, second)) {
+            byte[] one = PhaseTwoCodec.toBytes(batch.get(0));
+            nested.putInt(2 + 4 + 4 + one.length).put((byte) 'B').put((byte) 1).putInt(1).putInt(one.length).put(one);
+        }
+        assertArrayEquals(nested.array(), bundle);
 
         assertThrows(IllegalArgumentException.class,
                 () -> PhaseTwoCodec.bundleToBytes(new int[] {11, 3}, List.of(first, second)));
         assertThrows(IllegalArgumentException.class, () -> PhaseTwoCodec.bundleToBytes(new int[] {3}, List.of()));
-        assertEquals("not a serialized partial bundle",
-                assertThrows(EngineException.class, () -> PhaseTwoCodec.bundleBlocks(first)).getMessage());
+        assertEquals("not a serialized partial bundle", assertThrows(EngineException.class,
+                () -> PhaseTwoCodec.bundleBlocks(PhaseTwoCodec.toBytes(first.get(0)))).getMessage());
         byte[] truncated = java.util.Arrays.copyOf(bundle, bundle.length - 1);
         assertThrows(EngineException.class, () -> PhaseTwoCodec.bundleFromBytes(truncated));
     }

@@ -221,7 +221,7 @@ public class BlockOperator extends KeyedCoProcessFunction<String, BlockCommand, 
     private void answer(BlockRequest request, KvCache kv, long now, Collector<HostMessage> out) {
         List<AttentionPartial> partials = BlockAttention.answerEach(backend,
                 PhaseTwoCodec.requestsFromBytes(request.requests), kv);
-        bundler.answered(request, PhaseTwoCodec.partialsToBytes(partials), now, out::collect);
+        bundler.answered(request, partials, now, out::collect);
         metrics.answered();
     }
 

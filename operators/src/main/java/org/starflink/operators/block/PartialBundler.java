@@ -3,9 +3,11 @@ package org.starflink.operators.block;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.Iterator;
+import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.function.Consumer;
+import org.starflink.engine.attention.AttentionPartial;
 import org.starflink.engine.wire.PhaseTwoCodec;
 import org.starflink.operators.messages.BlockRequest;
 import org.starflink.operators.messages.HostMessage;
@@ -35,7 +37,7 @@ final class PartialBundler {
         /** Held blocks that have not answered yet. */
         int missing;
         /** Answers not sent yet, by block: sent in block order. */
-        final TreeMap<Integer, byte[]> batches = new TreeMap<>();
+        final TreeMap<Integer, List<AttentionPartial>> batches = new TreeMap<>();
         long touchedMs;
     }
 
@@ -47,7 +49,7 @@ final class PartialBundler {
     }
 
     /** Block {@code request.block} answered with {@code partialBatch}; sends the bundle if it was the last. */
-    void answered(BlockRequest request, byte[] partialBatch, long nowMs, Consumer<HostMessage> out) {
+    void answered(BlockRequest request, List<AttentionPartial> partialBatch, long nowMs, Consumer<HostMessage> out) {
         countIn(request, partialBatch, nowMs, out);
     }
 
@@ -56,7 +58,8 @@ final class PartialBundler {
         countIn(request, null, nowMs, out);
     }
 
-    private void countIn(BlockRequest request, byte[] partialBatch, long nowMs, Consumer<HostMessage> out) {
+    private void countIn(BlockRequest request, List<AttentionPartial> partialBatch, long nowMs,
+                         Consumer<HostMessage> out) {
         Layer layer = new Layer(request.hostKey, request.pass, request.layer);
         Gathering gathering = open.computeIfAbsent(layer, k -> {
             Gathering fresh = new Gathering();

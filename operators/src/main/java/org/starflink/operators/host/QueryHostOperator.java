@@ -187,7 +187,7 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
         for (byte[] bundle : gathered.take(hostKey)) {
             PhaseTwoCodec.PartialBundle decoded = PhaseTwoCodec.bundleFromBytes(bundle);
             for (int i = 0; i < decoded.blocks().length; i++) {
-                byBlock.set(decoded.blocks()[i], PhaseTwoCodec.partialsFromBytes(decoded.batches().get(i)));
+                byBlock.set(decoded.blocks()[i], decoded.partials().get(i));
             }
             messages++;
         }
@@ -351,7 +351,7 @@ public class QueryHostOperator extends KeyedProcessFunction<String, HostMessage,
         }
     }
 
-    /** Before a checkpoint barrier: the partials gathered in the heap go into keyed state ({@link GatheredPartials}). */
+    /** Before a checkpoint barrier: the partials gathered in the heap go to keyed state ({@link GatheredPartials}). */
     void storeGatheredPartials(Consumer<String> selectKey) throws Exception {
         gathered.store(selectKey);
     }

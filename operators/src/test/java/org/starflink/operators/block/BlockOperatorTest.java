@@ -224,11 +224,11 @@ class BlockOperatorTest {
         assertEquals(1, out.size());
         assertArrayEquals(held.stream().mapToInt(Integer::intValue).toArray(),
                 PhaseTwoCodec.bundleBlocks(out.get(0).partials));
-        List<byte[]> batches = PhaseTwoCodec.bundleFromBytes(out.get(0).partials).batches();
+        List<List<AttentionPartial>> batches = PhaseTwoCodec.bundleFromBytes(out.get(0).partials).partials();
         for (int i = 0; i < held.size(); i++) {
             AttentionPartial alone = BlockAttention.answer(transformer.backend(), request,
                     expected.blocks().get(held.get(i)));
-            AttentionPartial actual = PhaseTwoCodec.partialsFromBytes(batches.get(i)).get(0);
+            AttentionPartial actual = batches.get(i).get(0);
             assertArrayEquals(alone.output(), actual.output());
             assertArrayEquals(alone.lse(), actual.lse());
         }
@@ -278,7 +278,7 @@ class BlockOperatorTest {
     /** The partial batch of a bundle that holds block {@code block} only. */
     private static List<AttentionPartial> onlyBatch(HostMessage bundle, int block) {
         assertArrayEquals(new int[] {block}, PhaseTwoCodec.bundleBlocks(bundle.partials));
-        return PhaseTwoCodec.partialsFromBytes(PhaseTwoCodec.bundleFromBytes(bundle.partials).batches().get(0));
+        return PhaseTwoCodec.bundleFromBytes(bundle.partials).partials().get(0);
     }
 
     /** The block events the operator emitted so far, as "KIND key" in order (and forgets them). */

@@ -146,10 +146,10 @@ class QueryHostOperatorTest {
     private static HostMessage answer(List<BlockRequest> sameLayer) {
         List<BlockRequest> inBlockOrder = new ArrayList<>(sameLayer);
         inBlockOrder.sort(Comparator.comparingInt(r -> r.block));
-        List<byte[]> batches = new ArrayList<>();
+        List<List<AttentionPartial>> batches = new ArrayList<>();
         for (BlockRequest request : inBlockOrder) {
-            batches.add(PhaseTwoCodec.partialsToBytes(BlockAttention.answerEach(transformer.backend(),
-                    PhaseTwoCodec.requestsFromBytes(request.requests), encoded.blocks().get(request.block))));
+            batches.add(BlockAttention.answerEach(transformer.backend(),
+                    PhaseTwoCodec.requestsFromBytes(request.requests), encoded.blocks().get(request.block)));
         }
         BlockRequest any = inBlockOrder.get(0);
         return HostMessage.partials(any.hostKey, any.pass, any.layer, PhaseTwoCodec.bundleToBytes(
