@@ -15,7 +15,7 @@ import org.starflink.engine.wire.PhaseTwoCodec;
  * <p>A layer's bundles (at 16 questions, hundreds of KB each) live for one round trip: writing each into RocksDB and
  * reading it back when the last arrived cost a state put, a get and the memtable churn per bundle, for nothing a
  * failure would need except what is gathered when a checkpoint is taken. So they go into keyed state ({@code
- * partials}, per host key, by first block) only then: {@link #store} runs before every checkpoint barrier ({@link
+ * batch-partials}, per host key, by first block) only then: {@link #store} runs before every checkpoint barrier ({@link
  * QueryHostOperatorRunner}), and after a restore a host's first bundle brings back what its layer had gathered.
  * Invariant: keyed state holds bundles of the host batch's current layer only (cleared when the layer completes
  * or the batch ends).
