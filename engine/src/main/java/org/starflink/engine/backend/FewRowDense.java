@@ -58,8 +58,8 @@ public final class FewRowDense {
      * y[j] = fma(a3, w3[j], fma(a2, w2[j], fma(a1, w1[j], fma(a0, w0[j], y[j])))) for j in [from, to): four products
      * added one at a time, each fused into the sum (one rounding), the ordered inner loop of this product. Eight
      * products per pass, faster in {@link StackedAttention}'s loop nest, is about 3x slower here: the JIT leaves this
-     * call site's loop scalar (measured twice, on a Xeon and on a Zen 4: docs/figures/concurrency/host-layer-vs-*-
-     * eight-products-rejected-*).
+     * call site's loop scalar (measured twice, on a Xeon and on a Zen 4, {@code bin/benchmark host-layer-vs}: the
+     * files docs/figures/concurrency/host-layer-vs-*-eight-products-rejected-*).
      */
     static void addProducts(float[] y, float a0, float[] w0, float a1, float[] w1, float a2, float[] w2,
                                     float a3, float[] w3, int from, int to) {
