@@ -118,12 +118,7 @@ public final class CpuKernels {
 
     /** True when every key of the layer is at or before every row's position: no key is masked for any row. */
     public static boolean seesEveryKey(int[] queryPositions, HostKvCache kv, int layer) {
-        int[] keyPositions = kv.positionsView(layer);
-        int keyCount = kv.length(layer);
-        int latestKey = Integer.MIN_VALUE;
-        for (int s = 0; s < keyCount; s++) {
-            latestKey = Math.max(latestKey, keyPositions[s]);
-        }
+        int latestKey = kv.latestPosition(layer);
         for (int position : queryPositions) {
             if (position < latestKey) {
                 return false;

@@ -80,6 +80,12 @@ public final class HostKvCache implements KvCache {
         return positions.copy(layer, from, to);
     }
 
+    /** The largest position id one layer holds ({@link KvPositions#latest}). */
+    int latestPosition(int layer) {
+        checkOpen();
+        return positions.latest(layer);
+    }
+
     /** Position ids of one layer; the array may be longer than {@link #length(int)} (backends only, no copy). */
     int[] positionsView(int layer) {
         checkOpen();

@@ -10,11 +10,15 @@ import java.util.Arrays;
 public final class KvPositions {
     private final int[][] positions;
     private final int[] lengths;
+    /** Per layer, the largest position id held (Integer.MIN_VALUE while empty): kept, not scanned for per call. */
+    private final int[] latest;
 
     public KvPositions(int layers, int initialCapacity) {
         int capacity = Math.max(1, initialCapacity);
         this.positions = new int[layers][capacity];
         this.lengths = new int[layers];
+        this.latest = new int[layers];
+        Arrays.fill(latest, Integer.MIN_VALUE);
     }
 
     public int layers() {
@@ -23,6 +27,11 @@ public final class KvPositions {
 
     public int length(int layer) {
         return lengths[layer];
+    }
+
+    /** The largest position id one layer holds; {@link Integer#MIN_VALUE} while it holds none. */
+    public int latest(int layer) {
+        return latest[layer];
     }
 
     /** Tokens one layer's storage must have room for. */
@@ -49,6 +58,9 @@ public final class KvPositions {
             positions[layer] = Arrays.copyOf(positions[layer], Math.max(needed, positions[layer].length * 2));
         }
         System.arraycopy(tokenPositions, 0, positions[layer], start, tokenPositions.length);
+        for (int position : tokenPositions) {
+            latest[layer] = Math.max(latest[layer], position);
+        }
         lengths[layer] = needed;
         return start;
     }
