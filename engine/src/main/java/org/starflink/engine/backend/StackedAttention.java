@@ -50,50 +50,26 @@ final class StackedAttention {
                 qBase[t * group + g] = (t * heads + firstHead + g) * hd;
             }
         }
-        for (int pair = 0; pair < pairs; pair++) {
-            Arrays.fill(scores[pair], 0, keyCount, 0f);
-            Arrays.fill(sums[pair], 0, hd, 0f);
-        }
-        // scores[pair][s] = sum over i in order of q[pair][i] * k[s][i]
-        for (int from = 0; from < keyCount; from += KEY_CHUNK) {
-            int to = Math.min(keyCount, from + KEY_CHUNK);
-            int i = 0;
-            for (; i + 8 <= hd; i += 8) {
-                for (int pair = 0; pair < pairs; pair++) {
-                    addProducts8(scores[pair], q, qBase[pair] + i, keysT, i, from, to);
-                }
-            }
-            for (; i < hd; i++) {
-                for (int pair = 0; pair < pairs; pair++) {
-                    FewRowDense.addProducts(scores[pair], q[qBase[pair] + i], keysT[i], from, to);
-                }
-            }
-        }
         float[] max = scratch.max;
         float[] total = scratch.total;
+        // scores[pair][s] = (sum over i in order of q[pair][i] * k[s][i]) * scale; max[pair] = their largest
+        if (VectorApi.PRESENT) {
+            VectorAttention.scaledScores(q, qBase, pairs, keysT, hd, keyCount, scale, scores, max);
+        } else {
+            scalarScaledScores(q, qBase, pairs, keysT, hd, keyCount, scale, scores, max);
+        }
         for (int pair = 0; pair < pairs; pair++) {
-            float[] row = scores[pair];
-            float m = Float.NEGATIVE_INFINITY;
-            for (int s = 0; s < keyCount; s++) {
-                row[s] = row[s] * scale;
-                m = Math.max(m, row[s]);
-            }
-            max[pair] = m;
+            float m = max[pair];
             // the score row now holds the weights
-            total[pair] = m == Float.NEGATIVE_INFINITY ? 0f : SoftmaxWeights.weigh(row, keyCount, m, scratch.shifts);
+            total[pair] = m == Float.NEGATIVE_INFINITY ? 0f
+                    : VectorApi.PRESENT ? VectorAttention.weigh(scores[pair], keyCount, m)
+                    : SoftmaxWeights.weigh(scores[pair], keyCount, m, scratch.shifts);
         }
         // sums[pair][i] = sum over s in order of p[pair][s] * v[s][i]
-        int s = 0;
-        for (; s + 8 <= keyCount; s += 8) {
-            for (int pair = 0; pair < pairs; pair++) {
-                float[] p = scores[pair];
-                addProducts8(sums[pair], p, s, values, s, 0, hd);
-            }
-        }
-        for (; s < keyCount; s++) {
-            for (int pair = 0; pair < pairs; pair++) {
-                FewRowDense.addProducts(sums[pair], scores[pair][s], values[s], 0, hd);
-            }
+        if (VectorApi.PRESENT) {
+            VectorAttention.weightedValues(scores, pairs, values, hd, keyCount, sums);
+        } else {
+            scalarWeightedValues(scores, pairs, values, hd, keyCount, sums);
         }
         for (int pair = 0; pair < pairs; pair++) {
             int t = pair / group;
@@ -109,6 +85,59 @@ final class StackedAttention {
                 output[base + i] = sum[i] * inverse;
             }
             lse[t * heads + h] = max[pair] + (float) Math.log(total[pair]);
+        }
+    }
+
+    /**
+     * {@link VectorAttention#scaledScores}'s numbers in loops the JIT auto-vectorizes: per chunk of keys, eight
+     * products at a time added into each pair's score row; then each row scaled and its largest score taken.
+     */
+    static void scalarScaledScores(float[] q, int[] qBase, int pairs, float[][] keysT, int hd, int keyCount,
+                                   float scale, float[][] scores, float[] max) {
+        for (int pair = 0; pair < pairs; pair++) {
+            Arrays.fill(scores[pair], 0, keyCount, 0f);
+        }
+        for (int from = 0; from < keyCount; from += KEY_CHUNK) {
+            int to = Math.min(keyCount, from + KEY_CHUNK);
+            int i = 0;
+            for (; i + 8 <= hd; i += 8) {
+                for (int pair = 0; pair < pairs; pair++) {
+                    addProducts8(scores[pair], q, qBase[pair] + i, keysT, i, from, to);
+                }
+            }
+            for (; i < hd; i++) {
+                for (int pair = 0; pair < pairs; pair++) {
+                    FewRowDense.addProducts(scores[pair], q[qBase[pair] + i], keysT[i], from, to);
+                }
+            }
+        }
+        for (int pair = 0; pair < pairs; pair++) {
+            float[] row = scores[pair];
+            float m = Float.NEGATIVE_INFINITY;
+            for (int s = 0; s < keyCount; s++) {
+                row[s] = row[s] * scale;
+                m = Math.max(m, row[s]);
+            }
+            max[pair] = m;
+        }
+    }
+
+    /** {@link VectorAttention#weightedValues}'s numbers in loops the JIT auto-vectorizes, eight keys at a time. */
+    static void scalarWeightedValues(float[][] weights, int pairs, float[][] values, int hd, int keyCount,
+                                     float[][] sums) {
+        for (int pair = 0; pair < pairs; pair++) {
+            Arrays.fill(sums[pair], 0, hd, 0f);
+        }
+        int s = 0;
+        for (; s + 8 <= keyCount; s += 8) {
+            for (int pair = 0; pair < pairs; pair++) {
+                addProducts8(sums[pair], weights[pair], s, values, s, 0, hd);
+            }
+        }
+        for (; s < keyCount; s++) {
+            for (int pair = 0; pair < pairs; pair++) {
+                FewRowDense.addProducts(sums[pair], weights[pair][s], values[s], 0, hd);
+            }
         }
     }
 

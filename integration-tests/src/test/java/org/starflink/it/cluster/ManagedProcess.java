@@ -50,7 +50,7 @@ public final class ManagedProcess implements AutoCloseable {
         List<String> command = new ArrayList<>();
         command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         for (String flag : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
-            if (flag.startsWith("--add-opens") || flag.startsWith("--add-exports")
+            if (flag.startsWith("--add-opens") || flag.startsWith("--add-exports") || flag.startsWith("--add-modules")
                     || flag.startsWith("--enable-native-access") || flag.startsWith("-Dai.djl")) {
                 command.add(flag);
             }
