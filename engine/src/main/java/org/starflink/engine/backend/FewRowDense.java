@@ -31,23 +31,6 @@ public final class FewRowDense {
      */
     public static float[] multiply(float[] x, int rows, int in, float[][] w, int out) {
         float[][] y = new float[rows][out];
-        if (VectorApi.PRESENT) {
-            VectorDense.multiply(x, rows, in, w, out, y);
-        } else {
-            scalarMultiply(x, rows, in, w, out, y);
-        }
-        float[] flat = new float[rows * out];
-        for (int r = 0; r < rows; r++) {
-            System.arraycopy(y[r], 0, flat, r * out, out);
-        }
-        return flat;
-    }
-
-    /**
-     * {@link VectorDense#multiply}'s numbers in loops the JIT auto-vectorizes: four products at a time added into each
-     * row's slice of outputs. {@code y} [rows][out] starts at 0.
-     */
-    static void scalarMultiply(float[] x, int rows, int in, float[][] w, int out, float[][] y) {
         for (int from = 0; from < out; from += COLUMNS_PER_PASS) {
             int to = Math.min(out, from + COLUMNS_PER_PASS);
             int i = 0;
@@ -64,6 +47,11 @@ public final class FewRowDense {
                 }
             }
         }
+        float[] flat = new float[rows * out];
+        for (int r = 0; r < rows; r++) {
+            System.arraycopy(y[r], 0, flat, r * out, out);
+        }
+        return flat;
     }
 
     /**

@@ -18,22 +18,15 @@ package org.starflink.engine.backend;
  * masked key's weight is exactly 0 and adds nothing.
  */
 final class SoftmaxWeights {
-    static final float LOG2_E = 1.44269504088896341f;
+    private static final float LOG2_E = 1.44269504088896341f;
     /** 1.5 * 2^23: adding it rounds |t| < 2^22 to an integer, which then sits in the low bits of the sum's mantissa. */
-    static final float ROUNDER = 0x1.8p23f;
-    static final int ROUNDER_BITS = Float.floatToRawIntBits(ROUNDER);
+    private static final float ROUNDER = 0x1.8p23f;
+    private static final int ROUNDER_BITS = Float.floatToRawIntBits(ROUNDER);
     /** ln 2 split in two (Cody and Waite): n * LN2_HIGH is exact for the n here, so x - n ln 2 loses nothing. */
-    static final float LN2_HIGH = 0.693359375f;
-    static final float LN2_LOW = -2.12194440e-4f;
+    private static final float LN2_HIGH = 0.693359375f;
+    private static final float LN2_LOW = -2.12194440e-4f;
     /** e^-104 is far below float's smallest normal; clamping there keeps n in [-150, 0] (x <= 0) and -inf finite. */
-    static final float LOWEST = -104f;
-    /** Cephes' expf polynomial, highest degree first (its Vector API twin, {@link VectorAttention#weigh}, reads them). */
-    static final float P0 = 1.9875691500E-4f;
-    static final float P1 = 1.3981999507E-3f;
-    static final float P2 = 8.3334519073E-3f;
-    static final float P3 = 4.1665795894E-2f;
-    static final float P4 = 1.6666665459E-1f;
-    static final float P5 = 5.0000001201E-1f;
+    private static final float LOWEST = -104f;
 
     private SoftmaxWeights() {
     }
@@ -56,25 +49,18 @@ final class SoftmaxWeights {
         return laneSum(scores, count);
     }
 
-    /** One weight of {@link #weigh}: the same operations, for a tail too short for a vector. */
-    static float weight(float score, float max) {
-        float x = Math.max(score - max, LOWEST);
-        float shifted = x * LOG2_E + ROUNDER;
-        return expReduced(x, shifted - ROUNDER) * powerOfTwo(shifted);
-    }
-
     /**
      * e^(x - n ln 2) for the integer n nearest x / ln 2, so the argument r is in [-ln 2 / 2, ln 2 / 2]: Cephes'
      * degree-6 polynomial for expf, 1 + r + r^2 P(r).
      */
     private static float expReduced(float x, float n) {
         float r = (x - n * LN2_HIGH) - n * LN2_LOW;
-        float p = P0;
-        p = p * r + P1;
-        p = p * r + P2;
-        p = p * r + P3;
-        p = p * r + P4;
-        p = p * r + P5;
+        float p = 1.9875691500E-4f;
+        p = p * r + 1.3981999507E-3f;
+        p = p * r + 8.3334519073E-3f;
+        p = p * r + 4.1665795894E-2f;
+        p = p * r + 1.6666665459E-1f;
+        p = p * r + 5.0000001201E-1f;
         return (p * (r * r) + r) + 1f;
     }
 

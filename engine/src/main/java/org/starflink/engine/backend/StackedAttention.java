@@ -53,17 +53,12 @@ final class StackedAttention {
         float[] max = scratch.max;
         float[] total = scratch.total;
         // scores[pair][s] = (sum over i in order of q[pair][i] * k[s][i]) * scale; max[pair] = their largest
-        if (VectorApi.PRESENT) {
-            VectorAttention.scaledScores(q, qBase, pairs, keysT, hd, keyCount, scale, scores, max);
-        } else {
-            scalarScaledScores(q, qBase, pairs, keysT, hd, keyCount, scale, scores, max);
-        }
+        scaledScores(q, qBase, pairs, keysT, hd, keyCount, scale, scores, max);
         for (int pair = 0; pair < pairs; pair++) {
             float m = max[pair];
             // the score row now holds the weights
-            total[pair] = m == Float.NEGATIVE_INFINITY ? 0f
-                    : VectorApi.PRESENT ? VectorAttention.weigh(scores[pair], keyCount, m)
-                    : SoftmaxWeights.weigh(scores[pair], keyCount, m, scratch.shifts);
+            total[pair] = m == Float.NEGATIVE_INFINITY ? 0f : SoftmaxWeights.weigh(scores[pair], keyCount, m,
+                    scratch.shifts);
         }
         // sums[pair][i] = sum over s in order of p[pair][s] * v[s][i]
         if (VectorApi.PRESENT) {
@@ -89,10 +84,14 @@ final class StackedAttention {
     }
 
     /**
-     * {@link VectorAttention#scaledScores}'s numbers in loops the JIT auto-vectorizes: per chunk of keys, eight
-     * products at a time added into each pair's score row; then each row scaled and its largest score taken.
+     * Per chunk of keys, eight products at a time added into each pair's score row, in loops the JIT
+     * auto-vectorizes; then each row scaled and its largest score taken. Register-blocked with the Vector API (a
+     * tile of pairs x keys summed over the head dimension in registers) this loop was slower, 4x over keys out of
+     * the CPU's caches: the tile reads a cache line from each of the hd transposed key rows in turn, more streams
+     * than the hardware prefetcher follows, where this loop streams through eight rows at a time
+     * (docs/performance.md, session 15).
      */
-    static void scalarScaledScores(float[] q, int[] qBase, int pairs, float[][] keysT, int hd, int keyCount,
+    static void scaledScores(float[] q, int[] qBase, int pairs, float[][] keysT, int hd, int keyCount,
                                    float scale, float[][] scores, float[] max) {
         for (int pair = 0; pair < pairs; pair++) {
             Arrays.fill(scores[pair], 0, keyCount, 0f);

@@ -5,19 +5,19 @@ import org.slf4j.LoggerFactory;
 /**
  * Whether this JVM resolved JDK 17's incubating Vector API ({@code --add-modules=jdk.incubator.vector}, which the
  * project's JVMs carry: the parent pom's {@code jvm.module.args}, bin/starflink, the deployments' env.java.opts.all).
- * With it the CPU loops of the stacked attention and the host's dense pass run in {@link VectorAttention} and
- * {@link VectorDense}; without it the same numbers, bit for bit, come from scalar loops the JIT auto-vectorizes, more
- * slowly. So a job whose TaskManagers differ in this flag still answers the same.
+ * With it the stacked attention's value loop runs in {@link VectorAttention}; without it the same numbers, bit for
+ * bit, come from a scalar loop the JIT auto-vectorizes, more slowly. So a job whose TaskManagers differ in this flag
+ * still answers the same.
  */
 final class VectorApi {
     static final boolean PRESENT = ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent();
 
     static {
         if (PRESENT) {
-            LoggerFactory.getLogger(VectorApi.class).info("CPU attention and dense loops: Vector API, {} float lanes",
+            LoggerFactory.getLogger(VectorApi.class).info("CPU attention value loop: Vector API, {} float lanes",
                     VectorAttention.lanes());
         } else {
-            LoggerFactory.getLogger(VectorApi.class).info("CPU attention and dense loops: scalar (the same numbers, "
+            LoggerFactory.getLogger(VectorApi.class).info("CPU attention value loop: scalar (the same numbers, "
                     + "slower; --add-modules=jdk.incubator.vector on the JVM runs them in SIMD)");
         }
     }

@@ -104,63 +104,34 @@ class CpuKernelsTest {
     }
 
     /**
-     * The Vector API's steps ({@link VectorAttention}) return the scalar loops' bits, through every tail: pairs that
-     * do not fill a tile of 4, key counts around a tile of two vectors and not multiples of 8 (the softmax's sum
-     * lanes), head sizes below a vector, between one and four vectors, and past four. The build's JVMs carry the
-     * module, so the stacked loop nest above runs them.
+     * The Vector API's value loop ({@link VectorAttention}) returns the scalar loop's bits, through every tail: pairs
+     * that do not fill a tile of 4, key counts not multiples of the scalar loop's 8, head sizes below a vector,
+     * between one and four vectors, and past four. The build's JVMs carry the module, so the stacked loop nest above
+     * runs it.
      */
     @Test
-    void vectorAttentionStepsGiveTheScalarLoopsBitsForEveryTail() {
+    void vectorValueLoopGivesTheScalarLoopsBitsForEveryTail() {
         assertTrue(VectorApi.PRESENT, "this JVM lacks --add-modules=jdk.incubator.vector");
         Random random = new Random(13);
         int lanes = VectorAttention.lanes();
         for (int hd : new int[] {6, lanes, 3 * lanes + 5, 4 * lanes, 5 * lanes, 8 * lanes + 3}) {
-            float scale = (float) (1.0 / Math.sqrt(hd));
-            for (int keyCount : new int[] {1, 2 * lanes - 1, 2 * lanes, 6 * lanes + 1, 1030}) {
-                float[][] keysT = new float[hd][];
-                for (int i = 0; i < hd; i++) {
-                    keysT[i] = RandomModels.vector(random, keyCount);
-                }
+            for (int keyCount : new int[] {1, 7, 2 * lanes, 6 * lanes + 1, 1030}) {
                 float[][] values = new float[keyCount][];
                 for (int k = 0; k < keyCount; k++) {
                     values[k] = RandomModels.vector(random, hd);
                 }
                 for (int pairs : new int[] {1, 3, 4, 5, 48}) {
-                    float[] q = RandomModels.vector(random, pairs * hd + 7);
-                    int[] qBase = new int[pairs];
                     float[][] weights = new float[pairs][];
                     for (int pair = 0; pair < pairs; pair++) {
-                        qBase[pair] = 7 + (pairs - 1 - pair) * hd; // rows not in pair order
                         weights[pair] = RandomModels.vector(random, keyCount);
                     }
-                    String shape = "hd " + hd + ", " + keyCount + " keys, " + pairs + " pairs";
-                    float[][] vectorScores = new float[pairs][keyCount];
-                    float[][] scalarScores = new float[pairs][keyCount];
-                    float[] vectorMax = new float[pairs];
-                    float[] scalarMax = new float[pairs];
-                    VectorAttention.scaledScores(q, qBase, pairs, keysT, hd, keyCount, scale, vectorScores, vectorMax);
-                    StackedAttention.scalarScaledScores(q, qBase, pairs, keysT, hd, keyCount, scale, scalarScores,
-                            scalarMax);
-                    assertArrayEquals(scalarMax, vectorMax, shape + ": max");
                     float[][] vectorSums = new float[pairs][hd];
                     float[][] scalarSums = new float[pairs][hd];
                     VectorAttention.weightedValues(weights, pairs, values, hd, keyCount, vectorSums);
                     StackedAttention.scalarWeightedValues(weights, pairs, values, hd, keyCount, scalarSums);
-                    float[] shifts = new float[keyCount];
                     for (int pair = 0; pair < pairs; pair++) {
-                        assertArrayEquals(scalarScores[pair], vectorScores[pair], shape + ": scores of " + pair);
-                        assertArrayEquals(scalarSums[pair], vectorSums[pair], shape + ": sums of " + pair);
-                        // the softmax, over scores ten times as wide (weights from 1 down to below float's normals)
-                        float[] scalarWeights = new float[keyCount];
-                        float[] vectorWeights = new float[keyCount];
-                        for (int k = 0; k < keyCount; k++) {
-                            scalarWeights[k] = 10 * scalarScores[pair][k];
-                            vectorWeights[k] = scalarWeights[k];
-                        }
-                        float max = 10 * scalarMax[pair];
-                        assertEquals(SoftmaxWeights.weigh(scalarWeights, keyCount, max, shifts),
-                                VectorAttention.weigh(vectorWeights, keyCount, max), shape + ": weights' sum");
-                        assertArrayEquals(scalarWeights, vectorWeights, shape + ": weights of " + pair);
+                        assertArrayEquals(scalarSums[pair], vectorSums[pair],
+                                "hd " + hd + ", " + keyCount + " keys, " + pairs + " pairs: sums of " + pair);
                     }
                 }
             }

@@ -41,34 +41,6 @@ class FewRowDenseTest {
         }
     }
 
-    /**
-     * The Vector API's product ({@link VectorDense}) returns the scalar loops' bits, through every tail: rows that do
-     * not fill a tile of 4, output columns below a vector, between one and four vectors, and past a multiple of four.
-     */
-    @Test
-    void vectorProductGivesTheScalarLoopsBitsForEveryTail() {
-        assertTrue(VectorApi.PRESENT, "this JVM lacks --add-modules=jdk.incubator.vector");
-        Random random = new Random(17);
-        for (int out : new int[] {1, 15, 16, 63, 64, 65, 200, 1152}) {
-            for (int in : new int[] {1, 7, 384}) {
-                float[][] w = new float[in][];
-                for (int i = 0; i < in; i++) {
-                    w[i] = RandomModels.vector(random, out);
-                }
-                for (int rows : new int[] {1, 3, 4, 5, 16}) {
-                    float[] x = RandomModels.vector(random, rows * in);
-                    float[][] vector = new float[rows][out];
-                    float[][] scalar = new float[rows][out];
-                    VectorDense.multiply(x, rows, in, w, out, vector);
-                    FewRowDense.scalarMultiply(x, rows, in, w, out, scalar);
-                    for (int r = 0; r < rows; r++) {
-                        assertArrayEquals(scalar[r], vector[r], rows + " x " + in + " x " + out + ", row " + r);
-                    }
-                }
-            }
-        }
-    }
-
     @Test
     void rmsNormAndTheGateAreRowWiseAndMatchTheirDefinitions() {
         Random random = new Random(4);
