@@ -2,7 +2,6 @@ package org.starflink.it;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -10,6 +9,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Predicate;
+import org.starflink.it.cluster.ManagedProcess;
 
 /**
  * The {@code starflink} command as a separate process, started the way {@code bin/starflink} starts it: the
@@ -31,12 +31,7 @@ final class CliProcess {
         Path target = Path.of(System.getProperty("starflink.project.dir", ".."), "pipeline", "target");
         List<String> command = new ArrayList<>();
         command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        for (String flag : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
-            if (flag.startsWith("--add-opens") || flag.startsWith("--add-exports") || flag.startsWith("--add-modules")
-                    || flag.startsWith("--enable-native-access") || flag.startsWith("-Dai.djl")) {
-                command.add(flag);
-            }
-        }
+        command.addAll(ManagedProcess.inheritedJvmFlags());
         command.add("-Xmx1g");
         command.add("-cp");
         command.add(target.resolve("classes") + ":" + read(target.resolve("classpath-runtime.txt")) + ":"

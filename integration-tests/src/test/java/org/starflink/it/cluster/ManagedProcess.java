@@ -41,20 +41,31 @@ public final class ManagedProcess implements AutoCloseable {
     }
 
     /**
-     * Starts {@code mainClass} in a JVM of its own with this JVM's module flags ({@code --add-opens}, ...) and
-     * {@code -Dai.djl.*} settings, the given JVM options, classpath and arguments; stdout and stderr go to
-     * {@code log} (appended: a restarted process continues its predecessor's log).
+     * This JVM's module flags ({@code --add-opens}, {@code --add-exports}, {@code --add-modules},
+     * {@code --enable-native-access}) and {@code -Dai.djl.*} settings: what a JVM the tests start needs to run the
+     * engine as the tests' own JVM does.
+     */
+    public static List<String> inheritedJvmFlags() {
+        List<String> flags = new ArrayList<>();
+        for (String flag : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
+            if (flag.startsWith("--add-opens") || flag.startsWith("--add-exports") || flag.startsWith("--add-modules")
+                    || flag.startsWith("--enable-native-access") || flag.startsWith("-Dai.djl")) {
+                flags.add(flag);
+            }
+        }
+        return flags;
+    }
+
+    /**
+     * Starts {@code mainClass} in a JVM of its own with {@link #inheritedJvmFlags}, the given JVM options, classpath
+     * and arguments; stdout and stderr go to {@code log} (appended: a restarted process continues its predecessor's
+     * log).
      */
     public static ManagedProcess start(String name, List<Path> classpath, String mainClass, List<String> jvmOptions,
                                        List<String> args, Map<String, String> environment, Path log) {
         List<String> command = new ArrayList<>();
         command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        for (String flag : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
-            if (flag.startsWith("--add-opens") || flag.startsWith("--add-exports") || flag.startsWith("--add-modules")
-                    || flag.startsWith("--enable-native-access") || flag.startsWith("-Dai.djl")) {
-                command.add(flag);
-            }
-        }
+        command.addAll(inheritedJvmFlags());
         command.addAll(jvmOptions);
         command.add("-cp");
         StringBuilder cp = new StringBuilder(guardDirectory(log.getParent()).toString());
