@@ -14,13 +14,15 @@ import java.util.Arrays;
  * per pair. The per-pair loop's inner loop is a sum over the head dimension, which Java's ordered float arithmetic
  * keeps scalar.
  *
- * <p>Measured on the project's model (hd 64, 3 query heads per KV head, 1024 keys, BF16 KV; 2-core AMD EPYC, Java 17;
- * {@code bin/benchmark attention-kernel --model synth-14m --keys 1024 --rows 1,16 --blocks 64}): over a
+ * <p>Measured on the project's model (hd 64, 3 query heads per KV head, 1024 keys, BF16 KV; 2-core AMD EPYC Zen 4,
+ * Java 17; {@code bin/benchmark attention-kernel --model synth-14m --keys 1024 --rows 1,16 --blocks 64}): over a
  * {@linkplain HostKvCache#seal sealed} cache, which keeps the widened forms, 52-54 us for one row and 44-47 us each
  * for 16; over 64 sealed caches in turn (a block subtask's blocks, out of the CPU's caches) 151-166 and 51-56
- * (docs/figures/concurrency/attention-kernel-vs-72c548c-fma-softmax-*). The
- * per-pair loop of 4cbe055 took about 500 us per row. Every key must be visible to every pair (a remote block, a
- * decode step): {@link CpuKernels} keeps the per-pair loop for masked cases.
+ * (docs/figures/concurrency/attention-kernel-vs-72c548c-fma-softmax-*). On a 2-core Zen 3 (AVX2), with the value
+ * loop through the Vector API ({@link VectorAttention}): 73-94 and 55-75 us, over 64 caches 161-201 and 64-86
+ * (docs/figures/concurrency/attention-kernel-vs-dd54589-vector-api-value-loop-*). The per-pair loop of 4cbe055 took
+ * about 500 us per row (Zen 4). Every key must be visible to every pair (a remote block, a decode step):
+ * {@link CpuKernels} keeps the per-pair loop for masked cases.
  */
 final class StackedAttention {
     /** Keys per pass of the score loop: bounds the slice of the transposed keys and scores the pairs revisit. */
