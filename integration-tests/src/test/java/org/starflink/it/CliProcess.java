@@ -31,7 +31,12 @@ final class CliProcess {
         Path target = Path.of(System.getProperty("starflink.project.dir", ".."), "pipeline", "target");
         List<String> command = new ArrayList<>();
         command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        command.addAll(ManagedProcess.inheritedJvmFlags());
+        for (String flag : ManagedProcess.inheritedJvmFlags()) {
+            // as bin/starflink: the incubating Vector API only for `run` (the JVM warns of it in a line of its own)
+            if (!flag.startsWith("--add-modules") || (args.length > 0 && args[0].equals("run"))) {
+                command.add(flag);
+            }
+        }
         command.add("-Xmx1g");
         command.add("-cp");
         command.add(target.resolve("classes") + ":" + read(target.resolve("classpath-runtime.txt")) + ":"
