@@ -88,10 +88,11 @@ final class StackedAttention {
     /**
      * Per chunk of keys, eight products at a time added into each pair's score row, in loops the JIT
      * auto-vectorizes; then each row scaled and its largest score taken. Register-blocked with the Vector API (a
-     * tile of pairs x keys summed over the head dimension in registers) this loop was slower, 4x over keys out of
-     * the CPU's caches: the tile reads a cache line from each of the hd transposed key rows in turn, more streams
-     * than the hardware prefetcher follows, where this loop streams through eight rows at a time
-     * (docs/performance.md, session 15).
+     * tile of pairs x keys summed over the head dimension in registers), one row over 64 sealed caches in turn took
+     * 303-449 us instead of 173-238 on an AVX2 machine
+     * (docs/figures/concurrency/attention-kernel-vs-dd54589-vector-api-all-loops-rejected-*): the tile reads a cache
+     * line from each of the hd transposed key rows in turn, more streams than the hardware prefetcher follows, where
+     * this loop streams through eight rows at a time.
      */
     static void scaledScores(float[] q, int[] qBase, int pairs, float[][] keysT, int hd, int keyCount,
                                    float scale, float[][] scores, float[] max) {

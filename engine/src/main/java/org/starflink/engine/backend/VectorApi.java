@@ -19,7 +19,7 @@ final class VectorApi {
                     VectorAttention.lanes());
         } else {
             LoggerFactory.getLogger(VectorApi.class).info("CPU attention value loop: scalar (the same numbers, "
-                    + "slower; --add-modules=jdk.incubator.vector on the JVM runs them in SIMD)");
+                    + "slower; --add-modules=jdk.incubator.vector on the JVM runs it in SIMD)");
         }
     }
 
